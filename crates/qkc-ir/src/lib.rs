@@ -1,0 +1,1 @@
+//! qkc graph IR.

@@ -1,0 +1,23 @@
+//! The crate's one error type.
+
+/// Errors from packing, quantizing, dequantizing or loading quantized tensors.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The scheme (or an option of it) is not implemented yet; a gap a user can hit.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A tensor has the wrong shape, dtype or size; the message names the tensor.
+    #[error("tensor `{tensor}`: {reason}")]
+    BadTensor {
+        /// Name of the tensor (or part) at fault.
+        tensor: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor needed by the scheme is absent from the checkpoint.
+    #[error("tensor `{0}` is missing")]
+    Missing(String),
+    /// Bad input values (NaN/Inf weights, out-of-range parameters).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}

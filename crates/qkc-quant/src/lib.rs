@@ -1,0 +1,22 @@
+//! qkc-quant: the single source of truth for every quantization scheme qkc supports.
+//!
+//! - [`scheme`]: descriptors ([`Scheme`]) with a serde form and a short spelling (`int4:g128`).
+//! - [`tensor`]: [`QuantTensor`], a quantized weight in qkc's own storage layout (named parts,
+//!   one safetensors tensor each), with exact scalar reference dequantization.
+//! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse.
+//! - [`hadamard`]: FWHT and the `had_K` tables of QuaRot/SpinQuant.
+//!
+//! The reference interpreter in `qkc-ir` and every backend rely on these functions.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod hadamard;
+pub mod scheme;
+pub mod sparse;
+pub mod tensor;
+pub mod uniform;
+
+pub use error::QuantError;
+pub use scheme::{Scheme, SchemeParseError};
+pub use sparse::Csr;
+pub use tensor::{Part, PartDtype, QuantTensor};

@@ -1,0 +1,231 @@
+//! [`QuantTensor`]: one quantized weight `[n, k]` (HF orientation: n output rows, k inputs) in
+//! qkc's own storage layout.
+//!
+//! A quantized weight is a scheme plus a few named *parts* (packed codes, scales, zeros, tables,
+//! codebooks, ...). Each part is one plain little-endian array, so the layout maps 1:1 onto a
+//! safetensors file: part `scales` of weight `layers.0.down` is the tensor
+//! `layers.0.down.scales`, and the scheme spelling is stored in the header metadata under
+//! `layers.0.down.scheme`. Which parts a scheme has is documented by each scheme's module.
+
+use std::collections::BTreeMap;
+
+use half::f16;
+
+use crate::error::QuantError;
+use crate::scheme::Scheme;
+
+/// Element type of a [`Part`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartDtype {
+    /// unsigned 8-bit
+    U8,
+    /// signed 8-bit
+    I8,
+    /// signed 16-bit
+    I16,
+    /// signed 32-bit
+    I32,
+    /// unsigned 32-bit
+    U32,
+    /// IEEE half
+    F16,
+    /// IEEE single
+    F32,
+}
+
+impl PartDtype {
+    /// Size of one element in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            PartDtype::U8 | PartDtype::I8 => 1,
+            PartDtype::I16 | PartDtype::F16 => 2,
+            PartDtype::I32 | PartDtype::U32 | PartDtype::F32 => 4,
+        }
+    }
+}
+
+/// One stored array of a quantized weight: dtype, shape and little-endian bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// Element type.
+    pub dtype: PartDtype,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Raw little-endian bytes, `shape.product() * dtype.size()` long.
+    pub bytes: Vec<u8>,
+}
+
+impl Part {
+    /// A part from u32 words.
+    pub fn from_u32(shape: Vec<usize>, data: &[u32]) -> Self {
+        Part { dtype: PartDtype::U32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+    }
+    /// A part from i32 values.
+    pub fn from_i32(shape: Vec<usize>, data: &[i32]) -> Self {
+        Part { dtype: PartDtype::I32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+    }
+    /// A part from f16 values.
+    pub fn from_f16(shape: Vec<usize>, data: &[f16]) -> Self {
+        Part { dtype: PartDtype::F16, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+    }
+    /// A part from f32 values.
+    pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Self {
+        Part { dtype: PartDtype::F32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+    }
+    /// A part from u8 values.
+    pub fn from_u8(shape: Vec<usize>, data: &[u8]) -> Self {
+        Part { dtype: PartDtype::U8, shape, bytes: data.to_vec() }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values widened to f64, whatever the dtype.
+    pub fn to_f64(&self) -> Vec<f64> {
+        let b = &self.bytes;
+        match self.dtype {
+            PartDtype::U8 => b.iter().map(|&v| f64::from(v)).collect(),
+            PartDtype::I8 => b.iter().map(|&v| f64::from(v as i8)).collect(),
+            PartDtype::I16 => b.chunks_exact(2).map(|c| f64::from(i16::from_le_bytes([c[0], c[1]]))).collect(),
+            PartDtype::I32 => {
+                b.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+            }
+            PartDtype::U32 => {
+                b.chunks_exact(4).map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+            }
+            PartDtype::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+            PartDtype::F32 => {
+                b.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+            }
+        }
+    }
+
+    /// The values as u32 words (only for U32 parts).
+    pub fn to_u32(&self) -> Vec<u32> {
+        self.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+}
+
+/// A quantized weight `[n, k]` in qkc's storage layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantTensor {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Output rows.
+    pub n: usize,
+    /// Inputs (the reduction dimension).
+    pub k: usize,
+    /// Named parts (`qweight`, `scales`, `zeros`, `g_idx`, ...), see the scheme modules.
+    pub parts: BTreeMap<String, Part>,
+}
+
+impl QuantTensor {
+    /// Quantize dense row-major weights `w` (`n·k` values) into `scheme` with round-to-nearest
+    /// style quantizers. Rejects NaN/Inf and shapes the scheme cannot hold.
+    pub fn quantize(scheme: Scheme, w: &[f32], n: usize, k: usize) -> Result<Self, QuantError> {
+        if w.len() != n * k {
+            return Err(QuantError::Invalid(format!("{} weights given for a [{n}, {k}] tensor", w.len())));
+        }
+        if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+            return Err(QuantError::Invalid(format!(
+                "weight [{}, {}] is {} (NaN/Inf weights cannot be quantized)",
+                i / k.max(1),
+                i % k.max(1),
+                w[i]
+            )));
+        }
+        scheme.check_shape(n, k).map_err(QuantError::Invalid)?;
+        match scheme {
+            Scheme::Uniform(u) => crate::uniform::quantize(u, w, n, k),
+            other => Err(QuantError::Unsupported(format!("quantizing scheme `{other}` is not implemented yet"))),
+        }
+    }
+
+    /// Synthesize a quantized weight from a seed: random Gaussian weights with standard
+    /// deviation `1/sqrt(k)` (so a linear layer keeps activations O(1)), quantized to `scheme`.
+    /// Used by demos and tests, so quantized graphs run with no checkpoint at hand.
+    pub fn synthesize(scheme: Scheme, n: usize, k: usize, seed: u64) -> Result<Self, QuantError> {
+        let w = crate::uniform::gaussian(n * k, 1.0 / (k.max(1) as f32).sqrt(), seed);
+        Self::quantize(scheme, &w, n, k)
+    }
+
+    /// Exact scalar reference dequantization to row-major `[n, k]` f32.
+    pub fn dequant(&self) -> Result<Vec<f32>, QuantError> {
+        match self.scheme {
+            Scheme::Uniform(u) => crate::uniform::dequant(u, self),
+            other => Err(QuantError::Unsupported(format!("dequantizing scheme `{other}` is not implemented yet"))),
+        }
+    }
+
+    /// A named part, or a `Missing` error naming `prefix.part`.
+    pub fn part(&self, name: &str) -> Result<&Part, QuantError> {
+        self.parts.get(name).ok_or_else(|| QuantError::Missing(name.to_string()))
+    }
+
+    /// Check that part `name` has the given dtype and shape.
+    pub fn expect_part(&self, name: &str, dtype: PartDtype, shape: &[usize]) -> Result<&Part, QuantError> {
+        let p = self.part(name)?;
+        if p.dtype != dtype || p.shape != shape {
+            return Err(QuantError::BadTensor {
+                tensor: name.to_string(),
+                reason: format!(
+                    "expected {dtype:?} {shape:?} for scheme `{}` on a [{}, {}] weight, found {:?} {:?}",
+                    self.scheme, self.n, self.k, p.dtype, p.shape
+                ),
+            });
+        }
+        if p.bytes.len() != p.numel() * p.dtype.size() {
+            return Err(QuantError::BadTensor {
+                tensor: name.to_string(),
+                reason: format!("holds {} bytes, shape needs {}", p.bytes.len(), p.numel() * p.dtype.size()),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Load weight `name` from a safetensors file in qkc's layout (`name.part` tensors).
+    pub fn from_safetensors(
+        st: &safetensors::SafeTensors<'_>,
+        name: &str,
+        scheme: Scheme,
+        n: usize,
+        k: usize,
+    ) -> Result<Self, QuantError> {
+        let prefix = format!("{name}.");
+        let mut parts = BTreeMap::new();
+        for (tname, view) in st.tensors() {
+            let Some(part) = tname.strip_prefix(&prefix) else { continue };
+            let dtype = match view.dtype() {
+                safetensors::Dtype::U8 => PartDtype::U8,
+                safetensors::Dtype::I8 => PartDtype::I8,
+                safetensors::Dtype::I16 => PartDtype::I16,
+                safetensors::Dtype::I32 => PartDtype::I32,
+                safetensors::Dtype::U32 => PartDtype::U32,
+                safetensors::Dtype::F16 => PartDtype::F16,
+                safetensors::Dtype::F32 => PartDtype::F32,
+                other => {
+                    return Err(QuantError::BadTensor {
+                        tensor: tname.clone(),
+                        reason: format!("dtype {other:?} is not used by any qkc scheme"),
+                    })
+                }
+            };
+            parts.insert(
+                part.to_string(),
+                Part { dtype, shape: view.shape().to_vec(), bytes: view.data().to_vec() },
+            );
+        }
+        if parts.is_empty() {
+            return Err(QuantError::Missing(format!("{name}.* (no parts of quantized weight `{name}`)")));
+        }
+        let q = QuantTensor { scheme, n, k, parts };
+        q.dequant().map_err(|e| match e {
+            QuantError::BadTensor { tensor, reason } => QuantError::BadTensor { tensor: format!("{name}.{tensor}"), reason },
+            QuantError::Missing(t) => QuantError::Missing(format!("{name}.{t}")),
+            other => other,
+        })?;
+        Ok(q)
+    }
+}
