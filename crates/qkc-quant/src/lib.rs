@@ -5,12 +5,16 @@
 //!   one safetensors tensor each), with exact scalar reference dequantization.
 //! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse.
 //! - [`hadamard`]: FWHT and the `had_K` tables of QuaRot/SpinQuant.
+//! - [`rotation`]: Hadamard, randomized Hadamard and dense rotations, and the offline fold `W·Rᵀ`.
+//! - [`par`]: deterministic row-parallelism for big quantize jobs.
 //!
 //! The reference interpreter in `qkc-ir` and every backend rely on these functions.
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod hadamard;
+pub mod par;
+pub mod rotation;
 pub mod scheme;
 pub mod sparse;
 pub mod tensor;
