@@ -3,7 +3,9 @@
 //! - [`scheme`]: descriptors ([`Scheme`]) with a serde form and a short spelling (`int4:g128`).
 //! - [`tensor`]: [`QuantTensor`], a quantized weight in qkc's own storage layout (named parts,
 //!   one safetensors tensor each), with exact scalar reference dequantization.
-//! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse.
+//! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse; [`outliers`]:
+//!   extracting them from a dense weight.
+//! - [`io`]: safetensors reading and writing of qkc's layout ([`io::SafetensorsWriter`]).
 //! - [`hadamard`]: FWHT and the `had_K` tables of QuaRot/SpinQuant.
 //! - [`rotation`]: Hadamard, randomized Hadamard and dense rotations, and the offline fold `W·Rᵀ`.
 //! - [`par`]: deterministic row-parallelism for big quantize jobs.
@@ -13,6 +15,8 @@
 
 pub mod error;
 pub mod hadamard;
+pub mod io;
+pub mod outliers;
 pub mod par;
 pub mod rotation;
 pub mod scheme;

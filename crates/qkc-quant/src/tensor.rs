@@ -185,6 +185,13 @@ impl QuantTensor {
         Ok(p)
     }
 
+    /// The parts as safetensors tensors named `name.part` (the inverse of
+    /// [`QuantTensor::from_safetensors`]; the scheme spelling goes in the metadata, see
+    /// [`crate::io::SafetensorsWriter`]).
+    pub fn to_safetensors_parts(&self, name: &str) -> Vec<(String, Part)> {
+        self.parts.iter().map(|(p, part)| (format!("{name}.{p}"), part.clone())).collect()
+    }
+
     /// Load weight `name` from a safetensors file in qkc's layout (`name.part` tensors).
     pub fn from_safetensors(
         st: &safetensors::SafeTensors<'_>,
@@ -195,27 +202,10 @@ impl QuantTensor {
     ) -> Result<Self, QuantError> {
         let prefix = format!("{name}.");
         let mut parts = BTreeMap::new();
-        for (tname, view) in st.tensors() {
-            let Some(part) = tname.strip_prefix(&prefix) else { continue };
-            let dtype = match view.dtype() {
-                safetensors::Dtype::U8 => PartDtype::U8,
-                safetensors::Dtype::I8 => PartDtype::I8,
-                safetensors::Dtype::I16 => PartDtype::I16,
-                safetensors::Dtype::I32 => PartDtype::I32,
-                safetensors::Dtype::U32 => PartDtype::U32,
-                safetensors::Dtype::F16 => PartDtype::F16,
-                safetensors::Dtype::F32 => PartDtype::F32,
-                other => {
-                    return Err(QuantError::BadTensor {
-                        tensor: tname.clone(),
-                        reason: format!("dtype {other:?} is not used by any qkc scheme"),
-                    })
-                }
-            };
-            parts.insert(
-                part.to_string(),
-                Part { dtype, shape: view.shape().to_vec(), bytes: view.data().to_vec() },
-            );
+        for (tname, view) in st.iter() {
+            // `name.part` only: `name.outliers.col` belongs to the outliers, not to this weight.
+            let Some(part) = tname.strip_prefix(&prefix).filter(|p| !p.contains('.')) else { continue };
+            parts.insert(part.to_string(), crate::io::part_from_view(tname, &view)?);
         }
         if parts.is_empty() {
             return Err(QuantError::Missing(format!("{name}.* (no parts of quantized weight `{name}`)")));
