@@ -1,9 +1,10 @@
 //! The JSON form of a graph (serde), for tools. `from_json(to_json(g)) == g`.
 //!
 //! ```json
-//! {"name": "mlp", "nodes": [{"name": "x", "op": "input", "name_": ...}], "outputs": ["y"]}
+//! {"name": "mlp", "nodes": [{"result": "x", "op": "input", "name": "x", "type": "f32[T, 576]"}, ...],
+//!  "outputs": ["y"]}
 //! ```
-//! Each node is `{"value": NAME, "op": OPNAME, ...typed attributes, "operands": {ROLE: VALUE},
+//! Each node is `{"result": NAME, "op": OPNAME, ...typed attributes, "operands": {ROLE: VALUE},
 //! "type": TYPE}`; types use their text spelling (`"q<int4:g128>[1536, 576]"`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +30,7 @@ struct GraphJson {
 
 #[derive(Serialize, Deserialize)]
 struct NodeJson {
-    value: String,
+    result: String,
     #[serde(flatten)]
     op: Op,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -52,7 +53,7 @@ pub fn to_json(g: &Graph) -> String {
                 .into_iter()
                 .map(|(r, v)| (roles.get(r).map_or("?", |r| r.name).to_string(), g.node(v).name.clone()))
                 .collect();
-            NodeJson { value: n.name.clone(), op: n.op.clone(), operands, ty: n.ty.clone(), doc: n.doc.clone() }
+            NodeJson { result: n.name.clone(), op: n.op.clone(), operands, ty: n.ty.clone(), doc: n.doc.clone() }
         })
         .collect();
     let gj = GraphJson {
@@ -80,11 +81,11 @@ pub fn from_json(src: &str) -> Result<Graph, Diag> {
     let mut ids: HashMap<String, NodeId> = HashMap::new();
     let mut pending: Vec<(NodeId, BTreeMap<String, String>)> = Vec::new();
     for n in gj.nodes {
-        if ids.contains_key(&n.value) {
-            return Err(Diag::error(format!("value `%{}` is defined twice", n.value)).value(n.value));
+        if ids.contains_key(&n.result) {
+            return Err(Diag::error(format!("value `%{}` is defined twice", n.result)).value(n.result));
         }
-        let id = g.add_node(Node { name: n.value.clone(), op: n.op, ty: n.ty, span: None, doc: n.doc }, &[]);
-        ids.insert(n.value, id);
+        let id = g.add_node(Node { name: n.result.clone(), op: n.op, ty: n.ty, span: None, doc: n.doc }, &[]);
+        ids.insert(n.result, id);
         pending.push((id, n.operands));
     }
     for (id, operands) in pending {

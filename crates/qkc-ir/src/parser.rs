@@ -111,7 +111,8 @@ impl<'a> Parser<'a> {
                 b'/' if self.src[self.pos..].starts_with("//") => {
                     let end = self.src[self.pos..].find('\n').map_or(self.src.len(), |e| self.pos + e);
                     doc.push(self.src[self.pos..end].trim_end().to_string());
-                    newlines_since_code = 0;
+                    // the comment's own line ends with its newline
+                    newlines_since_code = 1;
                     self.pos = end;
                     // the newline ending a comment does not count towards a blank line
                     if self.peek() == Some(b'\n') {
@@ -362,7 +363,10 @@ impl<'a> Parser<'a> {
     }
 
     fn file(&mut self) -> PResult<Graph> {
-        let doc = self.trivia();
+        let mut doc = self.trivia();
+        while doc.first().is_some_and(String::is_empty) {
+            doc.remove(0);
+        }
         if self.pos >= self.src.len() {
             return Err(Diag::error("empty file: expected `graph @name { ... }`")
                 .at(Span::new(0, 0))
