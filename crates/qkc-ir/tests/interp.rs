@@ -187,3 +187,58 @@ fn verifier_reports_every_problem() {
     assert!(msgs[3].contains("integer"), "{msgs:#?}");
     assert!(errs.iter().all(|e| e.span.is_some()));
 }
+
+/// Quantized weights and CSR outliers bound from a qkc safetensors checkpoint give
+/// `y = (dequant(W) + S)·x`, recomputed here from the stored parts.
+#[test]
+fn quantized_weights_and_outliers_from_a_checkpoint() {
+    use qkc_quant::{io::SafetensorsWriter, Csr, QuantTensor};
+    let (n, k) = (48usize, 128usize);
+    let seed = fresh_seed();
+    let q = QuantTensor::synthesize("int3:g32:asym".parse().expect("scheme"), n, k, seed).expect("quantize");
+    let csr = Csr::synthesize(n, k, 0.02, 0.5, seed ^ 1);
+    let mut w = SafetensorsWriter::new();
+    w.add_quant("layer.w", &q).expect("add");
+    for (name, part) in csr.to_parts("layer.s") {
+        w.add_part(&name, part).expect("add");
+    }
+    let file = w.to_bytes().expect("bytes");
+    let g = parse(
+        r#"graph @ck {
+  %x = input "x" : f32[T, 128]
+  %w = weight "layer.w" : q<int3:g32:asym>[48, 128]
+  %s = weight "layer.s" : csr<f16, u16>[48, 128]
+  %wf = dequant(%w) : f32[48, 128]
+  %y0 = linear(%x, %wf) : f32[T, 48]
+  %ys = spmm(%s, %x) : f32[T, 48]
+  %y = add(%y0, %ys) : f32[T, 48]
+  return %y
+}
+"#,
+    );
+    let inputs = synth_inputs(&g, 2, seed, 0);
+    let y = Interpreter::new(&g, &Weights::Checkpoint(file)).expect("bind").run(&inputs).expect("run")[0].1.clone();
+    let (wd, sd) = (q.dequant().expect("dequant"), csr.to_dense());
+    let x = &inputs["x"].data;
+    let want: Vec<f64> = (0..2)
+        .flat_map(|t| {
+            let (wd, sd) = (&wd, &sd);
+            (0..n).map(move |o| (0..k).map(|j| x[t * k + j] * (f64::from(wd[o * k + j]) + f64::from(sd[o * k + j]))).sum())
+        })
+        .collect();
+    assert!(max_rel_err(&y.data, &want) < 1e-12);
+}
+
+/// A checkpoint whose tensor disagrees with the graph is rejected with the tensor's name.
+#[test]
+fn checkpoint_shape_mismatch_names_the_tensor() {
+    use qkc_quant::{io::SafetensorsWriter, Part};
+    let mut w = SafetensorsWriter::new();
+    w.add_part("norm", Part::from_f32(vec![3], &[1.0, 2.0, 3.0])).expect("add");
+    let g = parse("graph @g {\n  %x = input \"x\" : f32[T, 4]\n  %n = weight \"norm\" : f32[4]\n  %y = rmsnorm(%x, %n) {eps = 1e-5} : f32[T, 4]\n  return %y\n}\n");
+    let e = Interpreter::new(&g, &Weights::Checkpoint(w.to_bytes().expect("bytes"))).err().expect("must fail");
+    let msg = e.to_string();
+    assert!(msg.contains("norm") && msg.contains("[3]"), "{msg}");
+    let e = Interpreter::new(&g, &Weights::Checkpoint(b"garbage".to_vec())).err().expect("must fail");
+    assert!(e.to_string().contains("cannot read the checkpoint"), "{e}");
+}

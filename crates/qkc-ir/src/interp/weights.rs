@@ -129,8 +129,8 @@ fn load_checkpoint(st: &safetensors::SafeTensors<'_>, name: &str, ty: &Type) -> 
         }
         Type::Sparse { shape, .. } => {
             let d = shape.resolve(1);
-            let _ = (st, d);
-            Err("loading sparse outliers from a checkpoint is not supported yet (PENDING-CSR-IO)".into())
+            let csr = Csr::from_safetensors(st, name, d[0], d[1]).map_err(|e| e.to_string())?;
+            Ok(sparse_value(csr))
         }
     }
 }
