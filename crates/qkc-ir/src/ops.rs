@@ -142,6 +142,26 @@ pub struct AttentionAttrs {
     pub cache: Option<String>,
     /// Capacity of the cache in tokens.
     pub max_seq: u32,
+    /// RoPE applied to q and k inside the op (prologue), with positions from the `pos` operand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope: Option<RopeAttrs>,
+}
+
+/// RoPE parameters when fused into attention (`head_dim` is the attention's).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RopeAttrs {
+    /// base
+    pub theta: f64,
+    /// pairing
+    pub style: RopeStyle,
+}
+
+impl Eq for RopeAttrs {}
+impl std::hash::Hash for RopeAttrs {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.theta.to_bits().hash(h);
+        self.style.hash(h);
+    }
 }
 
 /// An operation. Operands live on the graph's edges; see [`Op::roles`].
@@ -160,6 +180,10 @@ pub enum Op {
         /// For sparse weights synthesized from a seed: fraction of non-zeros.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         density: Option<f64>,
+        /// An offline fold: the value is `W·R` (or `W·Rᵀ`) for the bound tensor `W` of a float
+        /// `[N, K]` weight, recorded when a pass folds an online rotation into the weight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fold: Option<Rotation>,
     },
     /// A constant; one value is splatted over the shape.
     Const {
@@ -223,7 +247,7 @@ static ROTATE: [Role; 2] = [req("x"), opt("r")];
 static SPMM: [Role; 2] = [req("s"), req("x")];
 static NORM: [Role; 2] = [req("x"), req("w")];
 static ROPE: [Role; 2] = [req("x"), req("pos")];
-static ATTN: [Role; 3] = [req("q"), req("k"), req("v")];
+static ATTN: [Role; 4] = [req("q"), req("k"), req("v"), opt("pos")];
 static EMBED: [Role; 2] = [req("ids"), req("table")];
 static QLINEAR: [Role; 8] = [
     req("x"),
@@ -333,7 +357,14 @@ impl Op {
             }
         };
         match self {
-            Op::Weight { density: Some(d), .. } => v.push(("density", Attr::Float(*d))),
+            Op::Weight { density, fold, .. } => {
+                if let Some(d) = density {
+                    v.push(("density", Attr::Float(*d)));
+                }
+                if let Some(r) = fold {
+                    push_rotation(&mut v, "fold", r);
+                }
+            }
             Op::Const { value } => {
                 let attr = if value.len() == 1 {
                     Attr::Float(value[0])
@@ -359,6 +390,12 @@ impl Op {
                 if let Some(c) = &a.cache {
                     v.push(("cache", Attr::Str(c.clone())));
                     v.push(("max_seq", Attr::Int(i64::from(a.max_seq))));
+                }
+                if let Some(r) = &a.rope {
+                    v.push(("rope_theta", Attr::Float(r.theta)));
+                    if r.style == RopeStyle::Interleaved {
+                        v.push(("rope_style", Attr::Ident("interleaved".into())));
+                    }
                 }
             }
             Op::Qlinear(q) => {
@@ -389,7 +426,9 @@ impl Op {
             "input" => Op::Input { name: a.symbol(symbol)? },
             "weight" => {
                 let name = a.symbol(symbol)?;
-                Op::Weight { name, density: a.opt_float("density")? }
+                let density = a.opt_float("density")?;
+                let fold = a.rotation("fold")?;
+                Op::Weight { name, density, fold }
             }
             "const" => Op::Const { value: a.floats("value")? },
             "linear" => Op::Linear,
@@ -408,11 +447,7 @@ impl Op {
             "rope" => Op::Rope {
                 theta: a.float("theta")?,
                 head_dim: a.u32("head_dim")?,
-                style: match a.opt_ident("style")?.as_deref() {
-                    None | Some("half") => RopeStyle::Half,
-                    Some("interleaved") => RopeStyle::Interleaved,
-                    Some(o) => return Err(("style".into(), format!("unknown RoPE style `{o}` (expected half or interleaved)"))),
-                },
+                style: a.rope_style("style")?,
             },
             "silu" => Op::Silu,
             "softmax" => Op::Softmax,
@@ -425,7 +460,16 @@ impl Op {
                     Some(_) => a.u32("max_seq")?,
                     None => 0,
                 };
-                Op::Attention(AttentionAttrs { heads, kv_heads, head_dim, cache, max_seq })
+                let rope = match a.opt_float("rope_theta")? {
+                    None => {
+                        if a.map.contains_key("rope_style") {
+                            return Err(("rope_style".into(), "`rope_style` needs `rope_theta`".into()));
+                        }
+                        None
+                    }
+                    Some(theta) => Some(RopeAttrs { theta, style: a.rope_style("rope_style")? }),
+                };
+                Op::Attention(AttentionAttrs { heads, kv_heads, head_dim, cache, max_seq, rope })
             }
             "embedding" => Op::Embedding,
             "qlinear" => {
@@ -458,7 +502,16 @@ fn push_rotation(v: &mut Vec<(&'static str, Attr)>, key: &'static str, r: &Rotat
     };
     v.push((key, Attr::Ident(kind.into())));
     if r.transpose {
-        v.push(("transpose", Attr::Bool(true)));
+        v.push((transpose_key(key), Attr::Bool(true)));
+    }
+}
+
+/// The attribute holding a rotation's transpose flag.
+fn transpose_key(key: &str) -> &'static str {
+    if key == "fold" {
+        "fold_transpose"
+    } else {
+        "transpose"
     }
 }
 
@@ -542,11 +595,19 @@ impl Attrs<'_> {
             Some(o) => Err(Self::wrong(key, "a quoted string", &o)),
         }
     }
+    fn rope_style(&mut self, key: &str) -> AResult<RopeStyle> {
+        match self.opt_ident(key)?.as_deref() {
+            None | Some("half") => Ok(RopeStyle::Half),
+            Some("interleaved") => Ok(RopeStyle::Interleaved),
+            Some(o) => Err((key.into(), format!("unknown RoPE style `{o}` (expected half or interleaved)"))),
+        }
+    }
     fn rotation(&mut self, key: &str) -> AResult<Option<Rotation>> {
         let kind = match self.opt_ident(key)?.as_deref() {
             None => {
-                if self.map.contains_key("transpose") {
-                    return Err(("transpose".into(), format!("`transpose` needs `{key}`")));
+                let tk = transpose_key(key);
+                if self.map.contains_key(tk) {
+                    return Err((tk.into(), format!("`{tk}` needs `{key}`")));
                 }
                 return Ok(None);
             }
@@ -554,7 +615,7 @@ impl Attrs<'_> {
             Some("dense") => RotKind::Dense,
             Some(o) => return Err((key.into(), format!("unknown rotation `{o}` (expected hadamard or dense)"))),
         };
-        let transpose = self.opt_bool("transpose")?.unwrap_or(false);
+        let transpose = self.opt_bool(transpose_key(key))?.unwrap_or(false);
         Ok(Some(Rotation { kind, transpose }))
     }
     fn act(&mut self, bits_key: &str, sym_key: &str) -> AResult<Option<ActQuant>> {

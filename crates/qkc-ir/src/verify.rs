@@ -228,9 +228,18 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             }
             Ok(declared)
         }
-        Op::Weight { density, .. } => {
+        Op::Weight { density, fold, .. } => {
             if node.ty.shape().0.contains(&Dim::Tokens) {
                 return Err(format!("weights have static shapes; {} uses `T`", node.ty));
+            }
+            if let Some(r) = fold {
+                let k = match (&node.ty, static2(node.ty.shape())) {
+                    (Type::Tensor { dtype, .. }, Some((_, k))) if dtype.is_float() => k,
+                    _ => return Err(format!("`fold` applies to float [N, K] weights, not {}", node.ty)),
+                };
+                if r.kind != RotKind::Hadamard || !qkc_quant::hadamard::supported(k as usize) {
+                    return Err(format!("`fold` supports a Hadamard of size K; K = {k} has none"));
+                }
             }
             match &node.ty {
                 Type::Quant { scheme, shape } => {
@@ -380,6 +389,20 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             }
             if a.cache.is_some() && a.max_seq == 0 {
                 return Err("a KV cache needs max_seq > 0".into());
+            }
+            match (a.rope.is_some(), o.get("pos").is_some()) {
+                (true, true) => {
+                    let ps = o.int("pos")?;
+                    if ps.0 != qs.prefix() {
+                        return Err(format!("`pos` must have shape {}, found {ps}", Shape(qs.prefix().to_vec())));
+                    }
+                    if a.head_dim % 2 != 0 {
+                        return Err(format!("RoPE needs an even head_dim, found {}", a.head_dim));
+                    }
+                }
+                (true, false) => return Err("`rope_theta` needs the `pos` operand".into()),
+                (false, true) => return Err("a `pos` operand needs `rope_theta`".into()),
+                (false, false) => {}
             }
             Ok(Expected::exact(dt, qs.clone()))
         }

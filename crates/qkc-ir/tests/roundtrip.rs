@@ -3,7 +3,7 @@
 //! round-tripping is a property of the syntax.
 
 use proptest::prelude::*;
-use qkc_ir::ops::{ActQuant, AttentionAttrs, QLinearAttrs, RopeStyle, RotKind, Rotation};
+use qkc_ir::ops::{ActQuant, AttentionAttrs, QLinearAttrs, RopeAttrs, RopeStyle, RotKind, Rotation};
 use qkc_ir::{DType, Dim, Graph, Op, Shape, Type};
 
 const SCHEMES: [&str; 10] =
@@ -45,7 +45,8 @@ fn name() -> impl Strategy<Value = String> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         "[ -~]{0,16}".prop_map(|name| Op::Input { name }),
-        ("[ -~]{0,16}", prop::option::of(0.0f64..1.0)).prop_map(|(name, density)| Op::Weight { name, density }),
+        ("[ -~]{0,16}", prop::option::of(0.0f64..1.0), prop::option::of(rotation()))
+            .prop_map(|(name, density, fold)| Op::Weight { name, density, fold }),
         prop::collection::vec(finite(), 1..5).prop_map(|value| Op::Const { value }),
         Just(Op::Linear),
         Just(Op::Matmul),
@@ -63,15 +64,18 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         Just(Op::Silu),
         Just(Op::Softmax),
-        (1u32..64, 1u32..64, 1u32..256, prop::option::of("[ -~]{0,8}"), 1u32..4096).prop_map(
-            |(heads, kv_heads, head_dim, cache, max_seq)| Op::Attention(AttentionAttrs {
+        (1u32..64, 1u32..64, 1u32..256, prop::option::of("[ -~]{0,8}"), 1u32..4096, prop::option::of((finite(), any::<bool>())))
+            .prop_map(|(heads, kv_heads, head_dim, cache, max_seq, rope)| Op::Attention(AttentionAttrs {
                 heads,
                 kv_heads,
                 head_dim,
                 max_seq: if cache.is_some() { max_seq } else { 0 },
                 cache,
-            })
-        ),
+                rope: rope.map(|(theta, i)| RopeAttrs {
+                    theta,
+                    style: if i { RopeStyle::Interleaved } else { RopeStyle::Half }
+                }),
+            })),
         Just(Op::Embedding),
         (prop::option::of(rotation()), prop::option::of(act()), any::<bool>(), prop::option::of(act())).prop_map(
             |(rotate, act, silu_gate, out_act)| Op::Qlinear(QLinearAttrs { rotate, act, silu_gate, out_act })

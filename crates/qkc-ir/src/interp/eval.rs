@@ -61,7 +61,15 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Rope { theta, head_dim, style } => rope(d("x")?, d("pos")?, *theta, *head_dim as usize, *style),
         Op::Silu => map(d("x")?, silu),
         Op::Softmax => softmax(d("x")?),
-        Op::Attention(a) => attention(d("q")?, d("k")?, d("v")?, a, ctx.caches)?,
+        Op::Attention(a) => match (&a.rope, get("pos")) {
+            (Some(r), Some(pos)) => {
+                let hd = a.head_dim as usize;
+                let q = rope(d("q")?, pos.dense(), r.theta, hd, r.style);
+                let k = rope(d("k")?, pos.dense(), r.theta, hd, r.style);
+                attention(&q, &k, d("v")?, a, ctx.caches)?
+            }
+            _ => attention(d("q")?, d("k")?, d("v")?, a, ctx.caches)?,
+        },
         Op::Embedding => embedding(d("ids")?, d("table")?)?,
         Op::Qlinear(q) => {
             let mut x = d("x")?.clone();

@@ -104,8 +104,17 @@ impl<'g> Interpreter<'g> {
         let order = g.topo_order().map_err(|_| InterpError::Invalid("cycle".into()))?;
         let mut bound = HashMap::new();
         for &id in &order {
-            if let Op::Weight { name, density } = &g.node(id).op {
-                bound.insert(id, weights.load(name, &g.node(id).ty, *density)?);
+            if let Op::Weight { name, density, fold } = &g.node(id).op {
+                let mut v = weights.load(name, &g.node(id).ty, *density)?;
+                if let (Some(r), Value::Dense(t)) = (fold, &mut v) {
+                    // value = W·R: row w ↦ (Rᵀ wᵀ)ᵀ, i.e. rotate each row by the transpose.
+                    let k = t.last();
+                    for row in t.data.chunks_mut(k) {
+                        qkc_quant::hadamard::apply(row, !r.transpose)
+                            .map_err(|e| InterpError::Weight { name: name.clone(), reason: e.to_string() })?;
+                    }
+                }
+                bound.insert(id, v);
             }
         }
         Ok(Interpreter { g, order, weights: bound, caches: HashMap::new() })
