@@ -46,6 +46,38 @@ enum Cmd {
         #[arg(long)]
         to: Form,
     },
+    /// Run the pass pipeline; print the fused graph or its kernels.
+    Compile {
+        /// A .qir or .json graph (`-` for stdin).
+        file: PathBuf,
+        /// What to print.
+        #[arg(long, value_enum, default_value_t = Emit::Graph)]
+        emit: Emit,
+        /// With `--emit kernels`: JSON for tools instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Dump the IR after this pass (repeatable).
+        #[arg(long = "print-after", value_name = "PASS")]
+        print_after: Vec<String>,
+        /// Dump the IR after every pass.
+        #[arg(long)]
+        print_after_all: bool,
+        /// Only dump after passes that changed the graph.
+        #[arg(long)]
+        print_changed: bool,
+        /// Write each dump to DIR/NN-PASS.qir instead of stderr.
+        #[arg(long, value_name = "DIR")]
+        dump_dir: Option<PathBuf>,
+        /// Print per-pass timing.
+        #[arg(long)]
+        time_passes: bool,
+        /// Explain each fusion that did not fire.
+        #[arg(long)]
+        explain_fusion: bool,
+        /// Verify after every pass (always on in debug builds).
+        #[arg(long)]
+        verify_each: bool,
+    },
     /// Run a graph and print each output's shape and statistics.
     Run {
         /// A .qir or .json graph (`-` for stdin).
@@ -69,6 +101,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         steps: usize,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// The fused graph, in canonical text.
+    Graph,
+    /// The kernels with their specialization keys.
+    Kernels,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +136,27 @@ fn main() -> ExitCode {
         Cmd::Check { file } => check(&file),
         Cmd::Fmt { file, check, write } => fmt(&file, check, write),
         Cmd::Convert { file, to } => convert(&file, to),
+        Cmd::Compile {
+            file,
+            emit,
+            json,
+            print_after,
+            print_after_all,
+            print_changed,
+            dump_dir,
+            time_passes,
+            explain_fusion,
+            verify_each,
+        } => {
+            let opts = qkc_passes::Options {
+                print_after,
+                print_after_all,
+                print_changed,
+                verify_each: verify_each || cfg!(debug_assertions),
+            };
+            let show = Show { emit, json, dump_dir, time_passes, explain_fusion };
+            compile(&file, opts, &show)
+        }
         Cmd::Run { file, target, weights, seed, batch, input_seed, steps } => {
             run(&file, target, weights.as_deref(), seed, batch, input_seed, steps)
         }
@@ -226,6 +287,57 @@ fn convert(path: &Path, to: Form) -> Result<(), Reported> {
     let text = match to {
         Form::Json => qkc_ir::json::to_json(&g),
         Form::Qir => g.to_string(),
+    };
+    print_out(&text)
+}
+
+/// What `compile` shows.
+struct Show {
+    emit: Emit,
+    json: bool,
+    dump_dir: Option<PathBuf>,
+    time_passes: bool,
+    explain_fusion: bool,
+}
+
+fn compile(path: &Path, opts: qkc_passes::Options, show: &Show) -> Result<(), Reported> {
+    let mut g = load_verified(path)?;
+    let pm = qkc_passes::default_pipeline(opts);
+    let report = pm.run(&mut g).map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    if let Some(dir) = &show.dump_dir {
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: cannot create: {e}", dir.display())))?;
+        for (i, (pass, text)) in report.dumps.iter().enumerate() {
+            let p = dir.join(format!("{:02}-{pass}.qir", i + 1));
+            std::fs::write(&p, text).map_err(|e| fail(format!("{}: cannot write: {e}", p.display())))?;
+        }
+    } else {
+        for (_, text) in &report.dumps {
+            eprint!("{text}");
+        }
+    }
+    if show.explain_fusion {
+        if report.remarks.is_empty() {
+            eprintln!("fusion: every candidate pattern fused");
+        }
+        for r in &report.remarks {
+            eprintln!("fusion: {r}");
+        }
+    }
+    if show.time_passes {
+        eprint!("{}", report.timing_table());
+    }
+    let text = match show.emit {
+        Emit::Graph => g.to_string(),
+        Emit::Kernels => {
+            let plan = qkc_passes::partition(&g);
+            if show.json {
+                let mut s = serde_json::to_string_pretty(&plan).map_err(|e| fail(format!("json: {e}")))?;
+                s.push('\n');
+                s
+            } else {
+                plan.table()
+            }
+        }
     };
     print_out(&text)
 }

@@ -111,6 +111,40 @@ impl Graph {
         self.g.add_edge(src.ix(), dst.ix(), role as u8);
     }
 
+    /// Set operand `role` of `id` to `value`, or remove it with `None`.
+    pub fn set_operand(&mut self, id: NodeId, role: usize, value: Option<NodeId>) {
+        let old: Vec<_> = self
+            .g
+            .edges_directed(id.ix(), Direction::Incoming)
+            .filter(|e| *e.weight() as usize == role)
+            .map(|e| e.id())
+            .collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        if let Some(v) = value {
+            self.g.add_edge(v.ix(), id.ix(), role as u8);
+        }
+    }
+
+    /// Replace the op of `id` and all its operands (`(role index, value)`, values defined before
+    /// `id` in program order), keeping its name, type and position.
+    pub fn rewrite(&mut self, id: NodeId, op: Op, operands: &[(usize, NodeId)]) {
+        let old: Vec<_> = self.g.edges_directed(id.ix(), Direction::Incoming).map(|e| e.id()).collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        self.node_mut(id).op = op;
+        for &(role, v) in operands {
+            self.g.add_edge(v.ix(), id.ix(), role as u8);
+        }
+    }
+
+    /// Number of uses of `id`: operand slots plus appearances among the outputs.
+    pub fn use_count(&self, id: NodeId) -> usize {
+        self.g.edges_directed(id.ix(), Direction::Outgoing).count() + self.outputs.iter().filter(|&&o| o == id).count()
+    }
+
     /// Append a node without source info.
     pub fn add(&mut self, name: impl Into<String>, op: Op, ty: Type, operands: &[(usize, NodeId)]) -> NodeId {
         self.add_node(Node { name: name.into(), op, ty, span: None, doc: Vec::new() }, operands)
