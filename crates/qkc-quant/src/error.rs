@@ -21,3 +21,16 @@ pub enum QuantError {
     #[error("invalid input: {0}")]
     Invalid(String),
 }
+
+impl QuantError {
+    /// Attribute the error to weight `name`: part names become `name.part`, and input errors
+    /// name the weight.
+    pub fn in_tensor(self, name: &str) -> Self {
+        match self {
+            QuantError::BadTensor { tensor, reason } => QuantError::BadTensor { tensor: format!("{name}.{tensor}"), reason },
+            QuantError::Missing(t) => QuantError::Missing(format!("{name}.{t}")),
+            QuantError::Invalid(reason) => QuantError::BadTensor { tensor: name.to_string(), reason },
+            other @ QuantError::Unsupported(_) => other,
+        }
+    }
+}

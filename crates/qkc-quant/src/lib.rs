@@ -6,25 +6,37 @@
 //! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse; [`outliers`]:
 //!   extracting them from a dense weight.
 //! - [`io`]: safetensors reading and writing of qkc's layout ([`io::SafetensorsWriter`]).
+//! - One module per scheme family, each with its layout, reference dequant, quantizer and a
+//!   link to what it reproduces: [`uniform`] (GPTQ/AWQ/RTN), [`spqr`], [`lut`] (SqueezeLLM),
+//!   [`fixed`] (NF4/FP4), [`aqlm`], [`binary`] (binary, ternary, BiLLM); shared [`pack`] (bit
+//!   streams) and [`kmeans`].
 //! - [`hadamard`]: FWHT and the `had_K` tables of QuaRot/SpinQuant.
 //! - [`rotation`]: Hadamard, randomized Hadamard and dense rotations, and the offline fold `W·Rᵀ`.
 //! - [`par`]: deterministic row-parallelism for big quantize jobs.
 //!
 //! The reference interpreter in `qkc-ir` and every backend rely on these functions.
 #![deny(missing_docs)]
+#![expect(clippy::manual_is_multiple_of, reason = "rust-version 1.80 predates `is_multiple_of`")]
 
+pub mod aqlm;
+pub mod binary;
 pub mod error;
+pub mod fixed;
 pub mod hadamard;
 pub mod io;
+pub mod kmeans;
+pub mod lut;
 pub mod outliers;
+pub mod pack;
 pub mod par;
 pub mod rotation;
 pub mod scheme;
 pub mod sparse;
+pub mod spqr;
 pub mod tensor;
 pub mod uniform;
 
 pub use error::QuantError;
 pub use scheme::{Scheme, SchemeParseError};
 pub use sparse::Csr;
-pub use tensor::{Part, PartDtype, QuantTensor};
+pub use tensor::{Part, PartDtype, QuantOptions, QuantTensor};

@@ -24,12 +24,12 @@ pub fn threads() -> usize {
     }
 }
 
-/// Run `f` on consecutive chunks of whole rows (`row_len` values each) of `data`, in parallel.
-/// The first error (in chunk order) wins.
+/// Run `f(first_row, chunk)` on consecutive chunks of whole rows (`row_len` values each) of
+/// `data`, in parallel. The first error (in chunk order) wins.
 pub fn for_each_row_chunk<T, F>(data: &mut [T], row_len: usize, f: F) -> Result<(), QuantError>
 where
     T: Send,
-    F: Fn(&mut [T]) -> Result<(), QuantError> + Sync,
+    F: Fn(usize, &mut [T]) -> Result<(), QuantError> + Sync,
 {
     if row_len == 0 || data.is_empty() {
         return Ok(());
@@ -39,7 +39,7 @@ where
     let chunk_rows = (65536 / row_len).clamp(1, rows.max(1));
     let nthreads = threads().min(rows.div_ceil(chunk_rows)).max(1);
     if nthreads == 1 {
-        return data.chunks_mut(chunk_rows * row_len).try_for_each(f);
+        return data.chunks_mut(chunk_rows * row_len).enumerate().try_for_each(|(i, c)| f(i * chunk_rows, c));
     }
     let queue = Mutex::new(data.chunks_mut(chunk_rows * row_len).enumerate());
     let errors: Mutex<Vec<(usize, QuantError)>> = Mutex::new(Vec::new());
@@ -51,7 +51,7 @@ where
                     Err(_) => None,
                 };
                 let Some((i, chunk)) = next else { break };
-                if let Err(e) = f(chunk) {
+                if let Err(e) = f(i * chunk_rows, chunk) {
                     if let Ok(mut errs) = errors.lock() {
                         errs.push((i, e));
                     }
@@ -100,4 +100,26 @@ where
     }
     res.sort_by_key(|(c, _)| *c);
     res.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Counts finished rows across threads and reports them to an optional callback.
+pub struct Progress<'a> {
+    total: usize,
+    done: AtomicUsize,
+    cb: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+impl<'a> Progress<'a> {
+    /// A tracker of `total` rows.
+    pub fn new(total: usize, cb: Option<&'a (dyn Fn(usize, usize) + Sync)>) -> Self {
+        Progress { total, done: AtomicUsize::new(0), cb }
+    }
+
+    /// `rows` more rows are done.
+    pub fn add(&self, rows: usize) {
+        let done = self.done.fetch_add(rows, Ordering::Relaxed) + rows;
+        if let Some(cb) = self.cb {
+            cb(done.min(self.total), self.total);
+        }
+    }
 }

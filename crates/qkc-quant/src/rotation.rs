@@ -181,7 +181,7 @@ pub fn fold(w: &mut [f32], rows: usize, rot: &Rotation) -> Result<(), QuantError
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
         return Err(QuantError::Invalid(format!("fold: weight [{}, {}] is not finite", i / n, i % n)));
     }
-    crate::par::for_each_row_chunk(w, n, |chunk| {
+    crate::par::for_each_row_chunk(w, n, |_, chunk| {
         let mut buf = vec![0f64; n];
         for row in chunk.chunks_exact_mut(n) {
             buf.iter_mut().zip(row.iter()).for_each(|(b, &v)| *b = f64::from(v));

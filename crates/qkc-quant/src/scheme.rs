@@ -235,6 +235,22 @@ impl Scheme {
         }
     }
 
+    /// Storage bits per weight of a `[n, k]` weight in this scheme, from the layout formulas of
+    /// its module (codes, scales, zeros, tables, codebooks, masks and padding; outliers are
+    /// separate). Exact for every scheme but BiLLM, whose salient share is data-dependent (the
+    /// estimate uses its upper bound of k/8 salient columns).
+    pub fn bits_per_weight(&self, n: usize, k: usize) -> f64 {
+        let (n, k) = (n.max(1), k.max(1));
+        match *self {
+            Scheme::Uniform(u) => crate::uniform::bits_estimate(u, n, k),
+            Scheme::Spqr(s) => crate::spqr::bits_estimate(s, n, k),
+            Scheme::Lut { bits } => crate::lut::bits_estimate(bits, k),
+            Scheme::Fixed(f) => crate::fixed::bits_estimate(f, n, k),
+            Scheme::Codebook(c) => crate::aqlm::bits_estimate(c, n, k),
+            Scheme::Binary(b) => crate::binary::bits_estimate(b, n, k),
+        }
+    }
+
     /// Check that a `[n, k]` weight can be stored in this scheme; the message names the rule.
     pub fn check_shape(&self, n: usize, k: usize) -> Result<(), String> {
         if let Some(m) = self.k_multiple() {

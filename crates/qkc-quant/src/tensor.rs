@@ -76,6 +76,14 @@ impl Part {
     pub fn from_u8(shape: Vec<usize>, data: &[u8]) -> Self {
         Part { dtype: PartDtype::U8, shape, bytes: data.to_vec() }
     }
+    /// A part from i8 values.
+    pub fn from_i8(shape: Vec<usize>, data: &[i8]) -> Self {
+        Part { dtype: PartDtype::I8, shape, bytes: data.iter().map(|&v| v as u8).collect() }
+    }
+    /// A part from i16 values.
+    pub fn from_i16(shape: Vec<usize>, data: &[i16]) -> Self {
+        Part { dtype: PartDtype::I16, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+    }
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
@@ -106,6 +114,79 @@ impl Part {
     pub fn to_u32(&self) -> Vec<u32> {
         self.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     }
+
+    /// The raw 16-bit little-endian words (I16 / F16 parts), as unsigned bit patterns.
+    pub fn to_u16_bits(&self) -> Vec<u16> {
+        self.bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    }
+
+    /// The values widened to f32 (exact for every dtype but large I32/U32).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self.dtype {
+            PartDtype::F32 => self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            PartDtype::F16 => self.bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            _ => self.to_f64().into_iter().map(|v| v as f32).collect(),
+        }
+    }
+}
+
+/// Knobs of the quantizers. `QuantOptions::default()` is what [`QuantTensor::quantize`] uses.
+#[derive(Clone, Copy, Default)]
+pub struct QuantOptions<'a> {
+    /// Seed of every randomized step (k-means initialization, sampling). Same seed, same output,
+    /// whatever the thread count.
+    pub seed: u64,
+    /// Uniform int: search a clipping ratio per group that minimizes the squared error.
+    pub mse_clip: bool,
+    /// Per-weight importance `[n, k]` (e.g. diagonal Fisher): weights of SqueezeLLM's weighted
+    /// k-means for LUT schemes.
+    pub weight_importance: Option<&'a [f32]>,
+    /// Per-input-channel importance `[k]` (e.g. the Hessian diagonal `‖X_j‖²`): act-order's
+    /// column order, BiLLM's salient-column choice.
+    pub input_importance: Option<&'a [f32]>,
+    /// Called with (rows done, rows total) as rows finish, from worker threads (for a progress bar).
+    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+impl std::fmt::Debug for QuantOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantOptions")
+            .field("seed", &self.seed)
+            .field("mse_clip", &self.mse_clip)
+            .field("weight_importance", &self.weight_importance.map(<[f32]>::len))
+            .field("input_importance", &self.input_importance.map(<[f32]>::len))
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl<'a> QuantOptions<'a> {
+    /// A progress tracker over `rows` rows.
+    pub fn progress_tracker(&self, rows: usize) -> crate::par::Progress<'a> {
+        crate::par::Progress::new(rows, self.progress)
+    }
+
+    fn check(&self, n: usize, k: usize) -> Result<(), QuantError> {
+        for (name, v, want) in [
+            ("weight_importance", self.weight_importance, n * k),
+            ("input_importance", self.input_importance, k),
+        ] {
+            let Some(v) = v else { continue };
+            if v.len() != want {
+                return Err(QuantError::BadTensor {
+                    tensor: name.into(),
+                    reason: format!("has {} entries, expected {want} for a [{n}, {k}] weight", v.len()),
+                });
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                return Err(QuantError::BadTensor {
+                    tensor: name.into(),
+                    reason: format!("entry {i} is {} (must be finite and ≥ 0)", v[i]),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A quantized weight `[n, k]` in qkc's storage layout.
@@ -122,24 +203,43 @@ pub struct QuantTensor {
 }
 
 impl QuantTensor {
-    /// Quantize dense row-major weights `w` (`n·k` values) into `scheme` with round-to-nearest
-    /// style quantizers. Rejects NaN/Inf and shapes the scheme cannot hold.
+    /// An empty tensor of `scheme` (parts are added by the quantizers).
+    pub fn new(scheme: Scheme, n: usize, k: usize) -> Self {
+        QuantTensor { scheme, n, k, parts: BTreeMap::new() }
+    }
+
+    /// Quantize dense row-major weights `w` (`n·k` values) into `scheme` with the default
+    /// quantizer of that scheme (see each scheme module). Rejects NaN/Inf and shapes the scheme
+    /// cannot hold.
     pub fn quantize(scheme: Scheme, w: &[f32], n: usize, k: usize) -> Result<Self, QuantError> {
+        Self::quantize_with(scheme, w, n, k, &QuantOptions::default())
+    }
+
+    /// [`QuantTensor::quantize`] with explicit options.
+    pub fn quantize_with(scheme: Scheme, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<Self, QuantError> {
         if w.len() != n * k {
             return Err(QuantError::Invalid(format!("{} weights given for a [{n}, {k}] tensor", w.len())));
+        }
+        if n == 0 || k == 0 {
+            return Err(QuantError::Invalid(format!("cannot quantize an empty [{n}, {k}] tensor")));
         }
         if let Some(i) = w.iter().position(|v| !v.is_finite()) {
             return Err(QuantError::Invalid(format!(
                 "weight [{}, {}] is {} (NaN/Inf weights cannot be quantized)",
-                i / k.max(1),
-                i % k.max(1),
+                i / k,
+                i % k,
                 w[i]
             )));
         }
         scheme.check_shape(n, k).map_err(QuantError::Invalid)?;
+        opts.check(n, k)?;
         match scheme {
-            Scheme::Uniform(u) => crate::uniform::quantize(u, w, n, k),
-            other => Err(QuantError::Unsupported(format!("quantizing scheme `{other}` is not implemented yet"))),
+            Scheme::Uniform(u) => crate::uniform::quantize(u, w, n, k, opts),
+            Scheme::Spqr(s) => crate::spqr::quantize(s, w, n, k, opts),
+            Scheme::Lut { bits } => crate::lut::quantize(bits, w, n, k, opts),
+            Scheme::Fixed(f) => crate::fixed::quantize(f, w, n, k, opts),
+            Scheme::Codebook(c) => crate::aqlm::quantize(c, w, n, k, opts),
+            Scheme::Binary(b) => crate::binary::quantize(b, w, n, k, opts),
         }
     }
 
@@ -148,15 +248,42 @@ impl QuantTensor {
     /// Used by demos and tests, so quantized graphs run with no checkpoint at hand.
     pub fn synthesize(scheme: Scheme, n: usize, k: usize, seed: u64) -> Result<Self, QuantError> {
         let w = crate::uniform::gaussian(n * k, 1.0 / (k.max(1) as f32).sqrt(), seed);
-        Self::quantize(scheme, &w, n, k)
+        Self::quantize_with(scheme, &w, n, k, &QuantOptions { seed, ..Default::default() })
     }
 
-    /// Exact scalar reference dequantization to row-major `[n, k]` f32.
+    /// Exact scalar reference dequantization to row-major `[n, k]` f32. Checks every part's
+    /// dtype and shape first; errors name the part at fault.
     pub fn dequant(&self) -> Result<Vec<f32>, QuantError> {
+        self.scheme.check_shape(self.n, self.k).map_err(QuantError::Invalid)?;
+        let known: &[&str] = match self.scheme {
+            Scheme::Uniform(_) => crate::uniform::PARTS,
+            Scheme::Spqr(_) => crate::spqr::PARTS,
+            Scheme::Lut { .. } => crate::lut::PARTS,
+            Scheme::Fixed(_) => crate::fixed::PARTS,
+            Scheme::Codebook(_) => crate::aqlm::PARTS,
+            Scheme::Binary(_) => crate::binary::PARTS,
+        };
+        if let Some(p) = self.parts.keys().find(|p| !known.contains(&p.as_str())) {
+            return Err(QuantError::BadTensor {
+                tensor: p.clone(),
+                reason: format!("is not a part of scheme `{}` (expected some of {known:?})", self.scheme),
+            });
+        }
         match self.scheme {
             Scheme::Uniform(u) => crate::uniform::dequant(u, self),
-            other => Err(QuantError::Unsupported(format!("dequantizing scheme `{other}` is not implemented yet"))),
+            Scheme::Spqr(s) => crate::spqr::dequant(s, self),
+            Scheme::Lut { bits } => crate::lut::dequant(bits, self),
+            Scheme::Fixed(f) => crate::fixed::dequant(f, self),
+            Scheme::Codebook(c) => crate::aqlm::dequant(c, self),
+            Scheme::Binary(b) => crate::binary::dequant(b, self),
         }
+    }
+
+    /// Storage cost in bits per weight: every stored bit of every part (codes, scales, zeros,
+    /// tables, codebooks, masks, padding) over `n·k`. Outliers are a separate [`crate::Csr`].
+    pub fn bits_per_weight(&self) -> f64 {
+        let bits: usize = self.parts.values().map(|p| p.bytes.len() * 8).sum();
+        bits as f64 / (self.n * self.k).max(1) as f64
     }
 
     /// A named part, or a `Missing` error naming `prefix.part`.
@@ -166,12 +293,18 @@ impl QuantTensor {
 
     /// Check that part `name` has the given dtype and shape.
     pub fn expect_part(&self, name: &str, dtype: PartDtype, shape: &[usize]) -> Result<&Part, QuantError> {
+        self.expect_part_of(name, &[dtype], shape)
+    }
+
+    /// Check that part `name` has one of the given dtypes and the given shape.
+    pub fn expect_part_of(&self, name: &str, dtypes: &[PartDtype], shape: &[usize]) -> Result<&Part, QuantError> {
         let p = self.part(name)?;
-        if p.dtype != dtype || p.shape != shape {
+        if !dtypes.contains(&p.dtype) || p.shape != shape {
+            let want = dtypes.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(" or ");
             return Err(QuantError::BadTensor {
                 tensor: name.to_string(),
                 reason: format!(
-                    "expected {dtype:?} {shape:?} for scheme `{}` on a [{}, {}] weight, found {:?} {:?}",
+                    "expected {want} {shape:?} for scheme `{}` on a [{}, {}] weight, found {:?} {:?}",
                     self.scheme, self.n, self.k, p.dtype, p.shape
                 ),
             });
@@ -211,11 +344,7 @@ impl QuantTensor {
             return Err(QuantError::Missing(format!("{name}.* (no parts of quantized weight `{name}`)")));
         }
         let q = QuantTensor { scheme, n, k, parts };
-        q.dequant().map_err(|e| match e {
-            QuantError::BadTensor { tensor, reason } => QuantError::BadTensor { tensor: format!("{name}.{tensor}"), reason },
-            QuantError::Missing(t) => QuantError::Missing(format!("{name}.{t}")),
-            other => other,
-        })?;
+        q.dequant().map_err(|e| e.in_tensor(name))?;
         Ok(q)
     }
 }

@@ -4,15 +4,21 @@
 //! Maths (GPTQ, <https://github.com/IST-DASLab/gptq> `quant.py`):
 //! `w = scale[g] · (q − zero[g])` with `q ∈ [0, 2^bits − 1]`. Symmetric: `zero = 2^(bits−1)`
 //! (implicit), `scale = 2·absmax / (2^bits − 1)`. Asymmetric: `scale = (max − min)/(2^bits − 1)`,
-//! `zero = round(−min/scale)`.
+//! `zero = round(−min/scale)`. With [`QuantOptions::mse_clip`] the range is shrunk by the factor
+//! in {1, 0.95, …, 0.25} that minimizes the group's squared error (GPTQ's `find_params(mse=True)`
+//! grid search).
 //!
 //! qkc storage layout (parts of a [`QuantTensor`]):
-//! - `qweight`: U32 `[n, ceil(k·bits/32)]`. Each row's codes form one little-endian bit stream
-//!   along K, code `j` at bits `[j·bits, (j+1)·bits)`, so 3-bit codes straddle words exactly as
-//!   GPTQ packs them (GPTQ packs the same stream column-wise; qkc keeps rows contiguous).
+//! - `qweight`: U32 `[n, words]`. Each row's codes form one little-endian bit stream along K
+//!   ([`crate::pack`]), so 3-bit codes straddle words exactly as GPTQ packs them (GPTQ packs the
+//!   same stream column-wise; qkc keeps rows contiguous). `:awq` permutes codes inside each word
+//!   with AWQ's `[0, 2, 4, 6, 1, 3, 5, 7]` order (generalized per [`crate::pack`]); AWQ itself
+//!   packs along N, which an importer transposes.
 //! - `scales`: F16 `[n, groups]`.
-//! - `zeros`: F16 `[n, groups]`, asymmetric only, in code units.
-//! - `g_idx`: I32 `[k]`, act-order only: the group of input column `j`.
+//! - `zeros`: F16 `[n, groups]`, asymmetric only, integer-valued, in code units.
+//! - `g_idx`: I32 `[k]`, act-order only: the group of input column `j` (GPTQ `desc_act`).
+//!
+//! Bits per weight: `bits + 16·groups/k` (sym) or `bits + 32·groups/k` (asym), `+ 32/n` with `g_idx`.
 
 use half::f16;
 use rand::{Rng, SeedableRng};
@@ -20,8 +26,14 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::error::QuantError;
+use crate::pack::{self, words_per_row_packed};
 use crate::scheme::{Group, UniformInt};
-use crate::tensor::{PartDtype, QuantTensor};
+use crate::tensor::{Part, PartDtype, QuantOptions, QuantTensor};
+
+pub use crate::pack::{pack_row, words_per_row};
+
+/// Part names this scheme may store.
+pub const PARTS: &[&str] = &["qweight", "scales", "zeros", "g_idx"];
 
 /// `len` Gaussian samples with standard deviation `std`, deterministic for `seed`.
 pub fn gaussian(len: usize, std: f32, seed: u64) -> Vec<f32> {
@@ -30,104 +42,134 @@ pub fn gaussian(len: usize, std: f32, seed: u64) -> Vec<f32> {
     (0..len).map(|_| normal.sample(&mut rng)).collect()
 }
 
-/// Pack `codes` (each `< 2^bits`) of one row into a little-endian bit stream of u32 words.
-pub fn pack_row(codes: &[u8], bits: u8, out: &mut [u32]) {
-    out.fill(0);
-    let bits = bits as usize;
-    for (j, &c) in codes.iter().enumerate() {
-        let pos = j * bits;
-        let (w, o) = (pos / 32, pos % 32);
-        out[w] |= u32::from(c) << o;
-        if o + bits > 32 {
-            out[w + 1] |= u32::from(c) >> (32 - o);
-        }
-    }
-}
-
-/// Unpack code `j` of a row packed by [`pack_row`].
+/// Unpack code `j` of a row packed by [`pack_row`] (natural order).
 #[inline]
 pub fn unpack_code(row: &[u32], bits: u8, j: usize) -> u8 {
-    let bits = bits as usize;
-    let pos = j * bits;
-    let (w, o) = (pos / 32, pos % 32);
-    let mut v = u64::from(row[w]) >> o;
-    if o + bits > 32 {
-        v |= u64::from(row[w + 1]) << (32 - o);
+    pack::get(row, bits, j) as u8
+}
+
+/// Storage bits per weight of the layout above.
+pub fn bits_estimate(u: UniformInt, n: usize, k: usize) -> f64 {
+    let groups = u.group.count(k) as f64;
+    let mut bits = (words_per_row_packed(k, u.bits, u.packing) * 32) as f64 / k as f64;
+    bits += 16.0 * groups / k as f64 * if u.sym { 1.0 } else { 2.0 };
+    if u.act_order {
+        bits += 32.0 / n as f64;
     }
-    (v & ((1u64 << bits) - 1)) as u8
+    bits
 }
 
-/// Words per packed row.
-pub fn words_per_row(k: usize, bits: u8) -> usize {
-    (k * bits as usize).div_ceil(32)
-}
-
-/// Round-to-nearest quantization of row-major `w` (`[n, k]`).
-pub fn quantize(u: UniformInt, w: &[f32], n: usize, k: usize) -> Result<QuantTensor, QuantError> {
+/// The group of each input column: act-order sorts columns by decreasing importance
+/// (`input_importance`, GPTQ's `diag(H)`; column energy of W when absent) and groups them in
+/// that order, so `g_idx[k] = invperm[k] / g` as GPTQ stores it.
+fn group_index(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Vec<i32> {
     let g = u.group.len(k);
+    if !u.act_order {
+        return (0..k).map(|j| (j / g) as i32).collect();
+    }
+    let score: Vec<f32> = match opts.input_importance {
+        Some(h) => h.to_vec(),
+        None => (0..k).map(|j| (0..n).map(|i| w[i * k + j] * w[i * k + j]).sum::<f32>()).collect(),
+    };
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let mut gi = vec![0i32; k];
+    for (rank, &j) in order.iter().enumerate() {
+        gi[j] = (rank / g) as i32;
+    }
+    gi
+}
+
+/// (f16 scale, zero) for one group with value range [lo, hi], shrunk by `p`.
+fn params(u: UniformInt, lo: f32, hi: f32, p: f32) -> (f16, f32) {
+    let maxq = ((1u32 << u.bits) - 1) as f32;
+    let (s, z) = if u.sym {
+        let amax = lo.abs().max(hi.abs()) * p;
+        (2.0 * amax / maxq, ((maxq + 1.0) / 2.0).floor())
+    } else {
+        let (mn, mx) = (lo.min(0.0) * p, hi.max(0.0) * p);
+        let s = (mx - mn) / maxq;
+        (s, if s > 0.0 { (-mn / s).round() } else { 0.0 })
+    };
+    // Quantize against the stored f16 scale, so dequant is exact.
+    let s16 = f16::from_f32(s);
+    (if s16.to_f32() > 0.0 { s16 } else { f16::ONE }, z)
+}
+
+#[inline]
+fn code(v: f32, s: f32, z: f32, maxq: f32) -> f32 {
+    ((v / s).round() + z).clamp(0.0, maxq)
+}
+
+/// Round-to-nearest quantization of row-major `w` (`[n, k]`), rows in parallel.
+pub fn quantize(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
     let groups = u.group.count(k);
     let maxq = ((1u32 << u.bits) - 1) as f32;
-    // Act-order without a Hessian: order columns by decreasing energy (the diagonal of XᵀX is
-    // unknown here, so column norms of W stand in for it), then group in that order.
-    let g_idx: Vec<i32> = if u.act_order {
-        let mut order: Vec<usize> = (0..k).collect();
-        let norm = |j: usize| (0..n).map(|i| w[i * k + j] * w[i * k + j]).sum::<f32>();
-        let norms: Vec<f32> = (0..k).map(norm).collect();
-        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
-        let mut gi = vec![0i32; k];
-        for (rank, &j) in order.iter().enumerate() {
-            gi[j] = (rank / g) as i32;
+    let g_idx = group_index(u, w, n, k, opts);
+    let members: Vec<Vec<usize>> = {
+        let mut m = vec![Vec::new(); groups];
+        for (j, &g) in g_idx.iter().enumerate() {
+            m[g as usize].push(j);
         }
-        gi
-    } else {
-        (0..k).map(|j| (j / g) as i32).collect()
+        m
     };
-    let wpr = words_per_row(k, u.bits);
-    let mut qweight = vec![0u32; n * wpr];
-    let mut scales = vec![f16::ZERO; n * groups];
-    let mut zeros = vec![f16::ZERO; n * groups];
-    let mut codes = vec![0u8; k];
-    let mut lo = vec![f32::INFINITY; groups];
-    let mut hi = vec![f32::NEG_INFINITY; groups];
-    for i in 0..n {
-        let row = &w[i * k..(i + 1) * k];
-        lo.fill(f32::INFINITY);
-        hi.fill(f32::NEG_INFINITY);
-        for (j, &v) in row.iter().enumerate() {
-            let gi = g_idx[j] as usize;
-            lo[gi] = lo[gi].min(v);
-            hi[gi] = hi[gi].max(v);
+    let wpr = words_per_row_packed(k, u.bits, u.packing);
+    // One output row = wpr words + groups scales + groups zeros.
+    let row_len = wpr + 2 * groups;
+    let mut out = vec![0u32; n * row_len];
+    let progress = opts.progress_tracker(n);
+    crate::par::for_each_row_chunk(&mut out, row_len, |first, chunk| {
+        let mut codes = vec![0u8; k];
+        for (r, rowbuf) in chunk.chunks_exact_mut(row_len).enumerate() {
+            let i = first + r;
+            let row = &w[i * k..(i + 1) * k];
+            let (words, stats) = rowbuf.split_at_mut(wpr);
+            for (gi, cols) in members.iter().enumerate() {
+                let lo = cols.iter().map(|&j| row[j]).fold(f32::INFINITY, f32::min);
+                let hi = cols.iter().map(|&j| row[j]).fold(f32::NEG_INFINITY, f32::max);
+                let mut best = params(u, lo, hi, 1.0);
+                if opts.mse_clip {
+                    let err = |(s16, z): (f16, f32)| -> f32 {
+                        let s = s16.to_f32();
+                        cols.iter().map(|&j| (row[j] - s * (code(row[j], s, z, maxq) - z)).powi(2)).sum()
+                    };
+                    let mut best_err = err(best);
+                    for step in 1..16 {
+                        let cand = params(u, lo, hi, 1.0 - 0.05 * step as f32);
+                        let e = err(cand);
+                        if e < best_err {
+                            (best, best_err) = (cand, e);
+                        }
+                    }
+                }
+                let (s16, z) = best;
+                let s = s16.to_f32();
+                for &j in cols {
+                    codes[j] = code(row[j], s, z, maxq) as u8;
+                }
+                stats[gi] = u32::from(s16.to_bits());
+                stats[groups + gi] = u32::from(f16::from_f32(z).to_bits());
+            }
+            pack::pack_row_with(&codes, u.bits, u.packing, words);
         }
-        for gi in 0..groups {
-            let (s, z) = if u.sym {
-                let amax = lo[gi].abs().max(hi[gi].abs());
-                (2.0 * amax / maxq, ((maxq + 1.0) / 2.0).floor())
-            } else {
-                let (mn, mx) = (lo[gi].min(0.0), hi[gi].max(0.0));
-                let s = (mx - mn) / maxq;
-                (s, if s > 0.0 { (-mn / s).round() } else { 0.0 })
-            };
-            // Store the f16 scale and quantize against the stored value, so dequant is exact.
-            let s16 = f16::from_f32(if s > 0.0 { s } else { 1.0 });
-            scales[i * groups + gi] = s16;
-            zeros[i * groups + gi] = f16::from_f32(z);
-        }
-        for (j, &v) in row.iter().enumerate() {
-            let gi = g_idx[j] as usize;
-            let s = scales[i * groups + gi].to_f32();
-            let z = zeros[i * groups + gi].to_f32();
-            codes[j] = ((v / s).round() + z).clamp(0.0, maxq) as u8;
-        }
-        pack_row(&codes, u.bits, &mut qweight[i * wpr..(i + 1) * wpr]);
+        progress.add(chunk.len() / row_len);
+        Ok(())
+    })?;
+    let mut qweight = Vec::with_capacity(n * wpr);
+    let (mut scales, mut zeros) = (Vec::with_capacity(n * groups), Vec::with_capacity(n * groups));
+    for rowbuf in out.chunks_exact(row_len) {
+        qweight.extend_from_slice(&rowbuf[..wpr]);
+        scales.extend(rowbuf[wpr..wpr + groups].iter().map(|&b| f16::from_bits(b as u16)));
+        zeros.extend(rowbuf[wpr + groups..].iter().map(|&b| f16::from_bits(b as u16)));
     }
-    let mut q = QuantTensor { scheme: crate::Scheme::Uniform(u), n, k, parts: Default::default() };
-    q.parts.insert("qweight".into(), crate::Part::from_u32(vec![n, wpr], &qweight));
-    q.parts.insert("scales".into(), crate::Part::from_f16(vec![n, groups], &scales));
+    let mut q = QuantTensor::new(crate::Scheme::Uniform(u), n, k);
+    q.parts.insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
+    q.parts.insert("scales".into(), Part::from_f16(vec![n, groups], &scales));
     if !u.sym {
-        q.parts.insert("zeros".into(), crate::Part::from_f16(vec![n, groups], &zeros));
+        q.parts.insert("zeros".into(), Part::from_f16(vec![n, groups], &zeros));
     }
     if u.act_order {
-        q.parts.insert("g_idx".into(), crate::Part::from_i32(vec![k], &g_idx));
+        q.parts.insert("g_idx".into(), Part::from_i32(vec![k], &g_idx));
     }
     Ok(q)
 }
@@ -141,7 +183,7 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
         }
     }
     let groups = u.group.count(k);
-    let wpr = words_per_row(k, u.bits);
+    let wpr = words_per_row_packed(k, u.bits, u.packing);
     let qweight = q.expect_part("qweight", PartDtype::U32, &[n, wpr])?.to_u32();
     let scales = q.expect_part("scales", PartDtype::F16, &[n, groups])?.to_f64();
     let zeros = if u.sym {
@@ -166,12 +208,13 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     } else {
         (0..k).map(|j| j / g).collect()
     };
+    let pos: Vec<usize> = (0..k).map(|j| pack::position(j, u.bits, u.packing)).collect();
     let mut out = vec![0f32; n * k];
     for i in 0..n {
         let row = &qweight[i * wpr..(i + 1) * wpr];
         for j in 0..k {
             let gi = i * groups + g_idx[j];
-            let c = f64::from(unpack_code(row, u.bits, j));
+            let c = f64::from(pack::get(row, u.bits, pos[j]));
             out[i * k + j] = (scales[gi] * (c - zeros[gi])) as f32;
         }
     }
@@ -206,7 +249,7 @@ mod tests {
 
     #[test]
     fn quantize_error_is_within_half_a_step() {
-        for spelling in ["int4:g128", "int4:g32:asym", "int3:g64", "int2:g32:asym", "int8:pc", "int4:g64:act"] {
+        for spelling in ["int4:g128", "int4:g32:asym", "int3:g64", "int2:g32:asym", "int8:pc", "int4:g64:act", "int4:g32:awq"] {
             let s: Scheme = spelling.parse().expect("scheme");
             let Scheme::Uniform(u) = s else { unreachable!() };
             let (n, k) = (5, 256);
