@@ -43,3 +43,32 @@ pub fn is_quant(g: &Graph, id: NodeId) -> bool {
 pub fn name(g: &Graph, id: NodeId) -> &str {
     &g.node(id).name
 }
+
+/// Remove `id` if nothing uses it (and it is not a root: inputs and KV-cache attention), then
+/// its operands in turn. Passes call this on what a rewrite orphaned, so the next pattern sees
+/// true use counts.
+pub fn erase_if_dead(g: &mut Graph, id: NodeId) {
+    let mut stack = vec![id];
+    while let Some(n) = stack.pop() {
+        if !g.contains(n) || g.use_count(n) > 0 || crate::passes::dce::is_root(&g.node(n).op) {
+            continue;
+        }
+        stack.extend(g.operands(n).into_iter().map(|(_, v)| v));
+        g.remove(n);
+    }
+}
+
+/// Rewrite `id` in place and erase what became dead.
+pub fn rewrite(g: &mut Graph, id: NodeId, op: Op, operands: &[(usize, NodeId)]) {
+    let old: Vec<NodeId> = g.operands(id).into_iter().map(|(_, v)| v).collect();
+    g.rewrite(id, op, operands);
+    for o in old {
+        erase_if_dead(g, o);
+    }
+}
+
+/// Redirect every use of `old` to `new` and erase what became dead.
+pub fn replace(g: &mut Graph, old: NodeId, new: NodeId) {
+    g.replace_uses(old, new);
+    erase_if_dead(g, old);
+}

@@ -151,7 +151,10 @@ pub fn synth_inputs(g: &Graph, tokens: usize, seed: u64, pos0: usize) -> HashMap
             (0..numel).map(|_| round_to(*dtype, gaussian(&mut rng))).collect()
         } else {
             let users = g.users(id);
-            let as_pos = users.iter().any(|&u| matches!(g.node(u).op, Op::Rope { .. }));
+            let as_pos = users.iter().any(|&u| {
+                matches!(g.node(u).op, Op::Rope { .. })
+                    || (matches!(g.node(u).op, Op::Attention(_)) && g.operand(u, "pos") == Some(id))
+            });
             let vocab = users.iter().find_map(|&u| match g.node(u).op {
                 Op::Embedding => g.operand(u, "table").and_then(|t| g.node(t).ty.shape().0.first().and_then(|d| d.as_static())),
                 _ => None,

@@ -6,7 +6,7 @@
 use qkc_ir::ops::RotKind;
 use qkc_ir::{Graph, NodeId, Op};
 
-use crate::pattern::{arg, single_use};
+use crate::pattern::arg;
 use crate::{Changed, Pass, PassContext};
 
 /// The pass.
@@ -41,7 +41,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
                 return false;
             }
             let Some(w) = arg(g, b, "x") else { return false };
-            g.rewrite(id, Op::Linear, &[(0, a), (1, w)]);
+            crate::pattern::rewrite(g, id, Op::Linear, &[(0, a), (1, w)]);
             true
         }
         // reshape(x) == x  when the shape does not change;  cast(x) == x  when the dtype does not
@@ -50,7 +50,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
             if g.node(x).ty != g.node(id).ty {
                 return false;
             }
-            g.replace_uses(id, x);
+            crate::pattern::replace(g, id, x);
             true
         }
         // transpose(transpose(x)) == x
@@ -58,7 +58,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
             let Some(t) = arg(g, id, "x") else { return false };
             match (&g.node(t).op, arg(g, t, "x")) {
                 (Op::Transpose, Some(x)) if g.node(x).ty == g.node(id).ty => {
-                    g.replace_uses(id, x);
+                    crate::pattern::replace(g, id, x);
                     true
                 }
                 _ => false,
@@ -76,8 +76,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
                 return false;
             }
             let Some(x) = arg(g, inner_id, "x") else { return false };
-            g.replace_uses(id, x);
-            let _ = single_use(g, inner_id);
+            crate::pattern::replace(g, id, x);
             true
         }
         _ => false,

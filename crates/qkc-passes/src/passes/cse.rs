@@ -30,16 +30,16 @@ impl Pass for Cse {
         let mut changed = false;
         let ids: Vec<NodeId> = g.nodes().collect();
         for id in ids {
-            if !pure(&g.node(id).op) {
+            if !g.contains(id) || !pure(&g.node(id).op) {
                 continue;
             }
             let key = (g.node(id).op.name(), g.operands(id));
             let bucket = seen.entry(key).or_default();
+            bucket.retain(|&o| g.contains(o));
             let same = bucket.iter().copied().find(|&o| g.node(o).op == g.node(id).op && g.node(o).ty == g.node(id).ty);
             match same {
                 Some(o) => {
-                    g.replace_uses(id, o);
-                    g.remove(id);
+                    crate::pattern::replace(g, id, o);
                     changed = true;
                 }
                 None => bucket.push(id),

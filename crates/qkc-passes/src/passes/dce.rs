@@ -12,7 +12,8 @@ use crate::{Changed, Pass, PassContext};
 /// The pass.
 pub struct Dce;
 
-fn is_root(op: &Op) -> bool {
+/// Ops that stay even when unused.
+pub fn is_root(op: &Op) -> bool {
     matches!(op, Op::Input { .. }) || matches!(op, Op::Attention(a) if a.cache.is_some())
 }
 

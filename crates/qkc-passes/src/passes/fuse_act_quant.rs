@@ -46,7 +46,7 @@ fn prologue(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
         return false;
     }
     let ops = with_operand(ops, qrole("x"), x);
-    g.rewrite(id, Op::Qlinear(QLinearAttrs { act: Some(a), ..attrs }), &ops);
+    crate::pattern::rewrite(g, id, Op::Qlinear(QLinearAttrs { act: Some(a), ..attrs }), &ops);
     true
 }
 
@@ -59,6 +59,6 @@ fn epilogue(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
         cx.remark("fuse-act-quant", name(g, id), format!("not fused: %{} is also used unquantized", name(g, q)));
         return false;
     }
-    g.rewrite(id, Op::Qlinear(QLinearAttrs { out_act: Some(a), ..attrs }), &ops);
+    crate::pattern::rewrite(g, id, Op::Qlinear(QLinearAttrs { out_act: Some(a), ..attrs }), &ops);
     true
 }

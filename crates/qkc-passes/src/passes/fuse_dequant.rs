@@ -21,7 +21,7 @@ impl Pass for FuseDequant {
         let ids: Vec<NodeId> = g.nodes().collect();
         for id in ids {
             // linear(x, dequant(Wq) [, bias]) == qlinear(x; Wq [, bias])
-            if !matches!(g.node(id).op, Op::Linear) {
+            if !g.contains(id) || !matches!(g.node(id).op, Op::Linear) {
                 continue;
             }
             let (Some(x), Some(wd)) = (arg(g, id, "x"), arg(g, id, "w")) else { continue };
@@ -38,7 +38,7 @@ impl Pass for FuseDequant {
                 ops.push((qrole("bias"), b));
             }
             ops.sort();
-            g.rewrite(id, Op::Qlinear(QLinearAttrs::default()), &ops);
+            crate::pattern::rewrite(g, id, Op::Qlinear(QLinearAttrs::default()), &ops);
             changed = true;
         }
         Changed::from_bool(changed)

@@ -77,7 +77,7 @@ fn try_add(g: &mut Graph, id: NodeId, q: NodeId, other: NodeId) -> Result<(), St
     } else {
         return Err("not fused: the other operand is neither a bias [N] nor a residual of the same type".into());
     };
-    g.rewrite(id, Op::Qlinear(attrs), &with_operand(ops, qrole(role), other));
+    crate::pattern::rewrite(g, id, Op::Qlinear(attrs), &with_operand(ops, qrole(role), other));
     Ok(())
 }
 
@@ -118,6 +118,6 @@ fn gate(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
     if let Some(su) = arg(g, u, "outliers") {
         ops = with_operand(ops, qrole("up_outliers"), su);
     }
-    g.rewrite(id, Op::Qlinear(QLinearAttrs { silu_gate: true, ..ga }), &ops);
+    crate::pattern::rewrite(g, id, Op::Qlinear(QLinearAttrs { silu_gate: true, ..ga }), &ops);
     true
 }

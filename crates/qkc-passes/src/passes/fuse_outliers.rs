@@ -60,7 +60,7 @@ impl Pass for FuseOutliers {
                 cx.remark(self.name(), name(g, id), msg);
                 continue;
             }
-            g.rewrite(id, g.node(q).op.clone(), &with_operand(ops, qrole("outliers"), s));
+            crate::pattern::rewrite(g, id, g.node(q).op.clone(), &with_operand(ops, qrole("outliers"), s));
             let _ = attrs;
             changed = true;
         }

@@ -22,6 +22,9 @@ impl Pass for FuseRope {
         let ids: Vec<NodeId> = g.nodes().collect();
         for id in ids {
             // attention(rope(q, p), rope(k, p), v) == attention(q, k, v, pos = p) {rope}
+            if !g.contains(id) {
+                continue;
+            }
             let Op::Attention(a) = g.node(id).op.clone() else { continue };
             if a.rope.is_some() {
                 continue;
@@ -48,7 +51,7 @@ impl Pass for FuseRope {
             }
             let (Some(q), Some(k), Some(p)) = (arg(g, qr, "x"), arg(g, kr, "x"), pq) else { continue };
             let attrs = AttentionAttrs { rope: Some(RopeAttrs { theta: tq, style: sq }), ..a };
-            g.rewrite(id, Op::Attention(attrs), &[(0, q), (1, k), (2, v), (3, p)]);
+            crate::pattern::rewrite(g, id, Op::Attention(attrs), &[(0, q), (1, k), (2, v), (3, p)]);
             changed = true;
         }
         Changed::from_bool(changed)

@@ -49,7 +49,7 @@ fn online(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
     if let Some(m) = arg(g, xr, "r") {
         ops = with_operand(ops, qrole("r"), m);
     }
-    g.rewrite(id, Op::Qlinear(QLinearAttrs { rotate: Some(r), ..attrs }), &ops);
+    crate::pattern::rewrite(g, id, Op::Qlinear(QLinearAttrs { rotate: Some(r), ..attrs }), &ops);
     true
 }
 
@@ -75,6 +75,6 @@ fn offline(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
     if let Some(b) = arg(g, id, "bias") {
         ops.push((2, b));
     }
-    g.rewrite(id, Op::Linear, &ops);
+    crate::pattern::rewrite(g, id, Op::Linear, &ops);
     true
 }
