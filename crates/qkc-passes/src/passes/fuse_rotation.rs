@@ -40,8 +40,9 @@ fn online(g: &mut Graph, id: NodeId, cx: &mut PassContext) -> bool {
     let Some((attrs, ops)) = qlinear(g, id) else { return false };
     let Some(xr) = arg(g, id, "x") else { return false };
     let Op::Rotate(r) = g.node(xr).op else { return false };
-    if attrs.rotate.is_some() || attrs.act.is_some() {
-        cx.remark("fuse-rotation", name(g, id), "not fused: the qlinear already rotates or quantizes its input");
+    // (an act-quant already in the qlinear is fine: it applies after R, as before)
+    if attrs.rotate.is_some() {
+        cx.remark("fuse-rotation", name(g, id), "not fused: the qlinear already rotates its input");
         return false;
     }
     let Some(x) = arg(g, xr, "x") else { return false };
