@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod quantize;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use qkc_ir::diag::{render, Diag};
 use qkc_ir::interp::{summary, synth_inputs, Interpreter, Weights};
@@ -77,6 +79,47 @@ enum Cmd {
         /// Verify after every pass (always on in debug builds).
         #[arg(long)]
         verify_each: bool,
+    },
+    /// Quantize the linear weights of a float safetensors checkpoint into qkc's layout.
+    Quantize {
+        /// One scheme for every linear weight, e.g. int4:g128, lut3, aqlm:2x8.
+        #[arg(long, conflicts_with = "recipe")]
+        scheme: Option<String>,
+        /// A recipe file: lines `PATTERN SCHEME [rotate=hadamard] [outliers=P%]`, first match wins.
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        /// Fold QuaRot's Hadamard offline (W·Hᵀ); the graph rotates activations online.
+        #[arg(long, value_parser = ["hadamard", "none"], default_value = "none")]
+        rotate: String,
+        /// Keep this fraction of weights as sparse fp16 outliers, e.g. 0.5%.
+        #[arg(long)]
+        outliers: Option<String>,
+        /// The float checkpoint.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The quantized checkpoint to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A graph whose linear weights to quantize; its rewritten form goes to --graph-out.
+        #[arg(long)]
+        graph: Option<PathBuf>,
+        /// Where to write the rewritten graph (default: stdout).
+        #[arg(long, requires = "graph")]
+        graph_out: Option<PathBuf>,
+        /// Seed of the randomized quantizers (k-means, codebooks).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write a float graph's seed-synthesized weights to a safetensors checkpoint.
+    SynthWeights {
+        /// A .qir or .json graph with float weights.
+        file: PathBuf,
+        /// Seed (the same weights `qkc run --seed` uses).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output safetensors file.
+        #[arg(long, short)]
+        out: PathBuf,
     },
     /// Run a graph and print each output's shape and statistics.
     Run {
@@ -157,6 +200,11 @@ fn main() -> ExitCode {
             let show = Show { emit, json, dump_dir, time_passes, explain_fusion };
             compile(&file, opts, &show)
         }
+        Cmd::Quantize { scheme, recipe, rotate, outliers, input, out, graph, graph_out, seed } => {
+            let q = QuantizeArgs { scheme, recipe, rotate: rotate == "hadamard", outliers, input, out, graph, graph_out, seed };
+            quantize_cmd(&q)
+        }
+        Cmd::SynthWeights { file, seed, out } => synth_cmd(&file, seed, &out),
         Cmd::Run { file, target, weights, seed, batch, input_seed, steps } => {
             run(&file, target, weights.as_deref(), seed, batch, input_seed, steps)
         }
@@ -289,6 +337,48 @@ fn convert(path: &Path, to: Form) -> Result<(), Reported> {
         Form::Qir => g.to_string(),
     };
     print_out(&text)
+}
+
+fn synth_cmd(file: &Path, seed: u64, out: &Path) -> Result<(), Reported> {
+    let g = load_verified(file)?;
+    let n = quantize::synth_weights(&g, seed, out).map_err(|e| fail(format!("{}: {e}", display(file))))?;
+    eprintln!("wrote {n} weights of graph @{} (seed {seed}) to {}", g.name, out.display());
+    Ok(())
+}
+
+struct QuantizeArgs {
+    scheme: Option<String>,
+    recipe: Option<PathBuf>,
+    rotate: bool,
+    outliers: Option<String>,
+    input: PathBuf,
+    out: PathBuf,
+    graph: Option<PathBuf>,
+    graph_out: Option<PathBuf>,
+    seed: u64,
+}
+
+fn quantize_cmd(a: &QuantizeArgs) -> Result<(), Reported> {
+    let rules = quantize::rules(a.scheme.as_deref(), a.recipe.as_deref(), a.rotate, a.outliers.as_deref()).map_err(fail)?;
+    let graph = match &a.graph {
+        Some(p) => Some(load_verified(p)?),
+        None => None,
+    };
+    let only = graph.as_ref().map(quantize::linear_weights);
+    let (plans, report) =
+        quantize::quantize_checkpoint(&a.input, &a.out, &rules, only.as_deref(), a.seed).map_err(|e| fail(format!("{}: {e}", a.input.display())))?;
+    eprintln!("quantized {} weights of {} into {}:", plans.len(), a.input.display(), a.out.display());
+    eprint!("{report}");
+    if let (Some(mut g), Some(path)) = (graph, &a.graph) {
+        quantize::rewrite_graph(&mut g, &plans).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        qkc_ir::verify::verify(&g).map_err(|d| fail(format!("internal error: the rewritten graph does not verify: {d:?}")))?;
+        let text = g.to_string();
+        match &a.graph_out {
+            Some(out) => std::fs::write(out, text).map_err(|e| fail(format!("{}: {e}", out.display())))?,
+            None => print_out(&text)?,
+        }
+    }
+    Ok(())
 }
 
 /// What `compile` shows.

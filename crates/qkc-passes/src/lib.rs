@@ -13,6 +13,7 @@
 mod manager;
 pub mod partition;
 pub mod passes;
+pub mod quantize_graph;
 mod pattern;
 
 pub use manager::{default_pipeline, pass_by_name, Options, PassManager, Report};

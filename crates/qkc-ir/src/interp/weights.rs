@@ -42,6 +42,14 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 impl Weights {
+    /// The dense float tensor `load` synthesizes for a float weight (seed weights only).
+    pub fn synthesize_dense(&self, name: &str, dtype: DType, shape: &crate::types::Shape) -> Result<Tensor, InterpError> {
+        match self.load(name, &Type::tensor(dtype, shape.clone()), None)? {
+            Value::Dense(t) => Ok(t),
+            _ => Err(InterpError::Weight { name: name.into(), reason: "not a dense weight".into() }),
+        }
+    }
+
     pub(crate) fn load(&self, name: &str, ty: &Type, density: Option<f64>) -> Result<Value, InterpError> {
         let err = |reason: String| InterpError::Weight { name: name.to_string(), reason };
         match self {
