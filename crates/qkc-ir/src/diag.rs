@@ -106,7 +106,8 @@ fn window(src: &str, span: Span) -> Option<String> {
         return None;
     }
     let line_end = src[off..].find('\n').map_or(src.len(), |p| off + p);
-    let mut cut = line_end.min((off + span.len).max(line_start + MAX_LINE));
+    // show at most MAX_LINE bytes of a long span, so a 10 MB token cannot make a 10 MB snippet
+    let mut cut = line_end.min((off + span.len.min(MAX_LINE)).max(line_start + MAX_LINE));
     while !src.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -125,17 +126,46 @@ fn window(src: &str, span: Span) -> Option<String> {
     Some(out)
 }
 
+/// The longest message, label or help line [`render`] prints, in bytes.
+const MAX_MESSAGE: usize = 400;
+
+/// `s` cut to at most `max` bytes (on a char boundary), with `…` marking a cut.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// Render diagnostics against the source they came from, one after another.
 pub fn render(path: &str, src: &str, diags: &[Diag]) -> String {
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(110);
     let mut out = String::new();
     for d in diags {
-        let message = match &d.value {
-            Some(v) => format!("%{v}: {}", d.message),
-            None => d.message.clone(),
+        // messages may quote user text (names, attribute values): keep the output bounded
+        let message = clip(
+            &match &d.value {
+                Some(v) => format!("%{v}: {}", d.message),
+                None => d.message.clone(),
+            },
+            MAX_MESSAGE,
+        );
+        let d = Diag {
+            label: d.label.as_deref().map(|l| clip(l, MAX_MESSAGE)),
+            help: d.help.as_deref().map(|h| clip(h, MAX_MESSAGE)),
+            ..d.clone()
         };
         match d.span.and_then(|s| window(src, s).map(|w| (s, w))) {
-            Some((span, text)) => {
+            Some((span, mut text)) => {
+                if span.offset >= text.len() {
+                    // miette draws no label past the last character: give an end-of-file span a
+                    // blank to point at (line and column come from `src`, so they are unchanged)
+                    text.push(' ');
+                }
                 let span = Span::new(span.offset.min(text.len()), span.len.min(text.len().saturating_sub(span.offset)));
                 let (line, col) = line_col(src, span.offset);
                 out.push_str(&format!("error: {path}:{line}:{col}: {message}\n"));

@@ -73,7 +73,10 @@ pub fn to_json(g: &Graph) -> String {
 pub fn from_json(src: &str) -> Result<Graph, Diag> {
     let gj: GraphJson = serde_json::from_str(src).map_err(|e| {
         let offset = offset_of(src, e.line(), e.column());
-        Diag::error(format!("invalid graph JSON: {e}")).at(Span::new(offset, 1))
+        // serde appends " at line L column C"; the diagnostic shows the location itself
+        let msg = e.to_string();
+        let msg = if e.line() > 0 { msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m) } else { &msg };
+        Diag::error(format!("invalid graph JSON: {msg}")).at(Span::new(offset, 1))
     })?;
     let mut g = Graph::new(gj.name);
     g.doc = gj.doc;

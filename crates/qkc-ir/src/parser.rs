@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::diag::Diag;
+use crate::diag::{clip, Diag};
 use crate::graph::{Graph, Node, NodeId, Span};
 use crate::ops::{Attr, AttrMap, Op};
 use crate::types::{DType, Dim, Shape, Type};
@@ -41,6 +41,9 @@ struct Parser<'a> {
 }
 
 type PResult<T> = Result<T, Diag>;
+
+/// The longest piece of user text (a name, a number) quoted in a message, in bytes.
+const NAME_MAX: usize = 40;
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
@@ -240,10 +243,10 @@ impl<'a> Parser<'a> {
         let attr = if is_float {
             match text.parse::<f64>() {
                 Ok(x) if x.is_finite() => Attr::Float(x),
-                _ => return Err(self.err_at(span, format!("`{text}` is not a finite number"))),
+                _ => return Err(self.err_at(span, format!("`{}` is not a finite number", clip(text, NAME_MAX)))),
             }
         } else {
-            Attr::Int(text.parse().map_err(|_| self.err_at(span, format!("`{text}` is not a valid integer")))?)
+            Attr::Int(text.parse().map_err(|_| self.err_at(span, format!("`{}` is not a valid integer", clip(text, NAME_MAX))))?)
         };
         Ok((attr, span))
     }
@@ -298,7 +301,7 @@ impl<'a> Parser<'a> {
         let text = &self.src[start..self.pos];
         text.parse::<u64>()
             .map(Dim::Static)
-            .map_err(|_| self.err_at(Span::new(start, n), format!("dimension `{text}` is too large")))
+            .map_err(|_| self.err_at(Span::new(start, n), format!("dimension `{}` is too large", clip(text, NAME_MAX))))
     }
 
     fn shape(&mut self) -> PResult<Shape> {
@@ -319,7 +322,7 @@ impl<'a> Parser<'a> {
     fn dtype(&mut self) -> PResult<DType> {
         let (name, span) = self.ident("a dtype")?;
         DType::from_name(&name).ok_or_else(|| {
-            self.err_at(span, format!("unknown dtype `{name}`"))
+            self.err_at(span, format!("unknown dtype `{}`", clip(&name, NAME_MAX)))
                 .help("dtypes are f32, f16, bf16, i8, u8, i16, u16, i32, u32")
         })
     }
@@ -338,7 +341,7 @@ impl<'a> Parser<'a> {
                 let sspan = Span::new(s0, len.max(1));
                 self.expect(">")?;
                 let scheme = spelling.parse().map_err(|e: qkc_quant::SchemeParseError| {
-                    self.err_at(sspan, format!("unknown scheme `{spelling}`"))
+                    self.err_at(sspan, format!("unknown scheme `{}`", clip(spelling, NAME_MAX)))
                         .label(e.reason)
                         .help("schemes are spelled like int4:g128, int4:g128:asym, spqr3:g16, lut3, nf4:b64, aqlm:2x8, bin:g128")
                 })?;
@@ -368,13 +371,18 @@ impl<'a> Parser<'a> {
             doc.remove(0);
         }
         if self.pos >= self.src.len() {
-            return Err(Diag::error("empty file: expected `graph @name { ... }`")
-                .at(Span::new(0, 0))
-                .help("a .qir file holds one graph; see ir/ for examples"));
+            let d = if self.src.trim().is_empty() {
+                Diag::error("empty file: expected `graph @name { ... }`").at(Span::new(0, 0))
+            } else {
+                Diag::error("no graph in the file, only comments: expected `graph @name { ... }`")
+                    .at(Span::new(self.src.len(), 0))
+                    .label("file ends here")
+            };
+            return Err(d.help("a .qir file holds one graph; see ir/ for examples"));
         }
         let (kw, kspan) = self.ident("`graph`").map_err(|d| d.help("a .qir file starts with `graph @name {`"))?;
         if kw != "graph" {
-            return Err(self.err_at(kspan, format!("expected `graph`, found `{kw}`")));
+            return Err(self.err_at(kspan, format!("expected `graph`, found `{}`", clip(&kw, NAME_MAX))));
         }
         self.expect("@")?;
         let (name, _) = self.ident("a graph name")?;
@@ -399,7 +407,7 @@ impl<'a> Parser<'a> {
                     if let Some((_, prev)) = names.get(&node.name) {
                         let (line, _) = line_col(self.src, prev.offset);
                         return Err(self
-                            .err_at(Span::new(span.offset, node.name.len() + 1), format!("value `%{}` is defined twice", node.name))
+                            .err_at(Span::new(span.offset, node.name.len() + 1), format!("value `%{}` is defined twice", clip(&node.name, NAME_MAX)))
                             .label("second definition")
                             .help(format!("first defined on line {line}; every value has one definition (SSA)")));
                     }
@@ -408,7 +416,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     let (kw, kspan) = self.ident("an op `%name = ...` or `return`")?;
                     if kw != "return" {
-                        return Err(self.err_at(kspan, format!("expected `%name = op(...)` or `return`, found `{kw}`")));
+                        return Err(self.err_at(kspan, format!("expected `%name = op(...)` or `return`, found `{}`", clip(&kw, NAME_MAX))));
                     }
                     g.return_doc = doc;
                     let mut outs = Vec::new();
@@ -442,7 +450,7 @@ impl<'a> Parser<'a> {
         self.expect("=")?;
         let (opname, ospan) = self.ident("an op name")?;
         let Some(roles) = Op::roles_of(&opname) else {
-            let mut d = self.err_at(ospan, format!("unknown op `{opname}`")).label("not an op");
+            let mut d = self.err_at(ospan, format!("unknown op `{}`", clip(&opname, NAME_MAX))).label("not an op");
             if let Some(s) = suggest(&opname) {
                 d = d.help(format!("did you mean `{s}`?"));
             } else {
@@ -462,7 +470,7 @@ impl<'a> Parser<'a> {
                     self.expect("=")?;
                     let idx = roles.iter().position(|x| x.name == r).ok_or_else(|| {
                         let names: Vec<_> = roles.iter().filter(|x| x.optional).map(|x| x.name).collect();
-                        self.err_at(rspan, format!("op `{opname}` has no operand `{r}`"))
+                        self.err_at(rspan, format!("op `{opname}` has no operand `{}`", clip(&r, NAME_MAX)))
                             .help(if names.is_empty() { format!("`{opname}` takes no named operands") } else { format!("named operands of `{opname}`: {}", names.join(", ")) })
                     })?;
                     (idx, rspan)
@@ -510,7 +518,7 @@ impl<'a> Parser<'a> {
                 self.expect("=")?;
                 let (v, vspan) = self.attr_value(0)?;
                 if attrs.insert(k.clone(), v).is_some() {
-                    return Err(self.err_at(kspan, format!("attribute `{k}` given twice")));
+                    return Err(self.err_at(kspan, format!("attribute `{}` given twice", clip(&k, NAME_MAX))));
                 }
                 attr_spans.insert(k, Span::new(kspan.offset, vspan.offset + vspan.len - kspan.offset));
                 if self.eat("}") {
@@ -531,7 +539,7 @@ impl<'a> Parser<'a> {
 }
 
 fn undefined(p: &Parser<'_>, v: &str, span: Span) -> Diag {
-    p.err_at(span, format!("use of undefined value `%{v}`"))
+    p.err_at(span, format!("use of undefined value `%{}`", clip(v, NAME_MAX)))
         .label("not defined above")
         .help("values must be defined before they are used")
 }
@@ -565,6 +573,10 @@ fn suggest(name: &str) -> Option<&'static str> {
             prev = cur;
         }
         prev[b.len()]
+    }
+    // every op name is short: a long word is no typo of one (and the distance is O(len²))
+    if name.len() > 24 {
+        return None;
     }
     Op::NAMES.iter().map(|n| (dist(name, n), *n)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
 }

@@ -16,7 +16,6 @@
 //!
 //! The reference interpreter in `qkc-ir` and every backend rely on these functions.
 #![deny(missing_docs)]
-#![expect(clippy::manual_is_multiple_of, reason = "rust-version 1.80 predates `is_multiple_of`")]
 
 pub mod aqlm;
 pub mod binary;

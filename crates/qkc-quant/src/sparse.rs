@@ -51,14 +51,17 @@ impl Csr {
         if self.val.len() != nnz {
             return Err(bad("val", format!("{} values for {} column indices", self.val.len(), nnz)));
         }
-        if self.row_ptr[0] != 0 || self.row_ptr[self.n] as usize != nnz {
-            return Err(bad("row_ptr", format!("must start at 0 and end at nnz = {nnz}")));
+        if self.row_ptr[0] != 0 {
+            return Err(bad("row_ptr", format!("must start at 0, starts at {}", self.row_ptr[0])));
+        }
+        if let Some(r) = (0..self.n).find(|&r| self.row_ptr[r] > self.row_ptr[r + 1]) {
+            return Err(bad("row_ptr", format!("decreases at row {r}")));
+        }
+        if self.row_ptr[self.n] as usize != nnz {
+            return Err(bad("row_ptr", format!("must end at nnz = {nnz}, ends at {}", self.row_ptr[self.n])));
         }
         for r in 0..self.n {
             let (a, b) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
-            if a > b || b > nnz {
-                return Err(bad("row_ptr", format!("decreases at row {r}")));
-            }
             for t in a..b {
                 if self.col[t] as usize >= self.k {
                     return Err(bad("col", format!("row {r}: column {} is out of range [0, {})", self.col[t], self.k)));
