@@ -25,7 +25,10 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(ENV) $(CARGO) run --release -q -p qkc-cli --bin qkc -- run $(DEMO_GRAPH) $(DEMO_ARGS)
+	$(ENV) $(CARGO) build --release -q -p qkc-cli --bin qkc
+	./target/release/qkc check $(DEMO_GRAPH)
+	./target/release/qkc compile $(DEMO_GRAPH) --emit kernels
+	./target/release/qkc run $(DEMO_GRAPH) $(DEMO_ARGS) --batch 4 --steps 2
 
 test: setup
 	$(ENV) INSTA_UPDATE=no $(CARGO) test --workspace --all-targets --locked

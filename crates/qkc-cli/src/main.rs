@@ -110,6 +110,15 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// List the weight schemes with their spelling and bits per weight at a shape.
+    Schemes {
+        /// Output rows N.
+        #[arg(long, default_value_t = 4096)]
+        n: usize,
+        /// Inputs K.
+        #[arg(long, default_value_t = 4096)]
+        k: usize,
+    },
     /// Write a float graph's seed-synthesized weights to a safetensors checkpoint.
     SynthWeights {
         /// A .qir or .json graph with float weights.
@@ -205,6 +214,7 @@ fn main() -> ExitCode {
             quantize_cmd(&q)
         }
         Cmd::SynthWeights { file, seed, out } => synth_cmd(&file, seed, &out),
+        Cmd::Schemes { n, k } => schemes(n, k),
         Cmd::Run { file, target, weights, seed, batch, input_seed, steps } => {
             run(&file, target, weights.as_deref(), seed, batch, input_seed, steps)
         }
@@ -337,6 +347,42 @@ fn convert(path: &Path, to: Form) -> Result<(), Reported> {
         Form::Qir => g.to_string(),
     };
     print_out(&text)
+}
+
+/// The scheme table (one example spelling per row of DESIGN.md's feature table).
+const SCHEME_ROWS: [(&str, &str); 18] = [
+    ("int4:g128", "uniform int4, groups of 128, symmetric (GPTQ, AWQ, RTN)"),
+    ("int4:g128:asym", "uniform int4, groups of 128, with zero points"),
+    ("int4:g128:act", "act-order: group membership from g_idx (GPTQ desc_act)"),
+    ("int4:g128:awq", "AWQ's interleaved packing order"),
+    ("int3:g64", "uniform int3 (GPTQ packing: codes straddle words)"),
+    ("int2:g32:asym", "uniform int2"),
+    ("int8:pc", "uniform int8, one scale per output channel"),
+    ("spqr3:g16", "SpQR: 3-bit codes, 16-wide groups, 3-bit quantized scales and zeros"),
+    ("lut3", "SqueezeLLM: a table of 8 values per output row"),
+    ("lut4", "SqueezeLLM: a table of 16 values per output row"),
+    ("nf4:b64", "bitsandbytes NF4, absmax per 64"),
+    ("nf4:b64:dq", "NF4 with double-quantized absmax"),
+    ("fp4:b64", "bitsandbytes FP4, absmax per 64"),
+    ("aqlm:2x8", "AQLM: 2 codebooks of 256 entries over 8-wide groups"),
+    ("aqlm:1x16", "AQLM: 1 codebook of 65536 entries over 8-wide groups"),
+    ("bin:g128", "binary: sign bits, a scale per 128"),
+    ("tern:g128", "ternary {-1, 0, +1}, a scale per 128"),
+    ("billm:g128", "BiLLM residual binarization with a salient-column mask"),
+];
+
+fn schemes(n: usize, k: usize) -> Result<(), Reported> {
+    let mut s = format!("bits per weight at N = {n}, K = {k} (scales, zeros, tables and codebooks counted; outliers extra)\n");
+    for (spelling, what) in SCHEME_ROWS {
+        let scheme: qkc_quant::Scheme = spelling.parse().map_err(|e| fail(format!("{e}")))?;
+        let bpw = match scheme.check_shape(n, k) {
+            Ok(()) => format!("{:>7.3}", scheme.bits_per_weight(n, k)),
+            Err(_) => "    n/a".to_string(),
+        };
+        s.push_str(&format!("  {spelling:<16} {bpw}  {what}\n"));
+    }
+    s.push_str("  csr<f16, u16>    outliers: 48 bits per non-zero (16-bit value + 16-bit column + row pointers)\n");
+    print_out(&s)
 }
 
 fn synth_cmd(file: &Path, seed: u64, out: &Path) -> Result<(), Reported> {
