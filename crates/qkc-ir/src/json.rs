@@ -83,32 +83,58 @@ pub fn from_json(src: &str) -> Result<Graph, Diag> {
     g.return_doc = gj.return_doc;
     let mut ids: HashMap<String, NodeId> = HashMap::new();
     let mut pending: Vec<(NodeId, BTreeMap<String, String>)> = Vec::new();
+    let mut cursor = 0;
     for n in gj.nodes {
+        // locate `"result": "NAME"` (nodes appear in order) so diagnostics get a line:col
+        let span = locate(src, &mut cursor, "result", &n.result);
         if ids.contains_key(&n.result) {
-            return Err(Diag::error(format!("value `%{}` is defined twice", n.result)).value(n.result));
+            return Err(Diag::error(format!("value `%{}` is defined twice", n.result)).value(n.result).at_opt(span));
         }
-        let id = g.add_node(Node { name: n.result.clone(), op: n.op, ty: n.ty, span: None, doc: n.doc }, &[]);
+        let id = g.add_node(Node { name: n.result.clone(), op: n.op, ty: n.ty, span, doc: n.doc }, &[]);
         ids.insert(n.result, id);
         pending.push((id, n.operands));
     }
     for (id, operands) in pending {
         let name = g.node(id).name.clone();
         for (role, v) in operands {
+            let span = g.node(id).span;
             let r = g.node(id).op.role_index(&role).ok_or_else(|| {
-                Diag::error(format!("`{}` has no operand `{role}`", g.node(id).op.name())).value(name.clone())
+                Diag::error(format!("`{}` has no operand `{role}`", g.node(id).op.name())).value(name.clone()).at_opt(span)
             })?;
-            let src = *ids
-                .get(&v)
-                .ok_or_else(|| Diag::error(format!("operand `{role}` refers to undefined value `%{v}`")).value(name.clone()))?;
+            let src = *ids.get(&v).ok_or_else(|| {
+                Diag::error(format!("operand `{role}` refers to undefined value `%{v}`")).value(name.clone()).at_opt(span)
+            })?;
             g.connect(src, id, r);
         }
     }
+    let outputs_span = src.rfind("\"outputs\"").map(|o| Span::new(o, "\"outputs\"".len()));
+    g.outputs_span = outputs_span;
     let mut outs = Vec::new();
     for o in gj.outputs {
-        outs.push(*ids.get(&o).ok_or_else(|| Diag::error(format!("output `%{o}` is not defined")))?);
+        outs.push(*ids.get(&o).ok_or_else(|| Diag::error(format!("output `%{o}` is not defined")).at_opt(outputs_span))?);
     }
     g.set_outputs(outs);
     Ok(g)
+}
+
+/// Find the next `"key": "value"` at or after `*cursor` (any whitespace around the colon);
+/// returns the span of the key and advances the cursor past it.
+fn locate(src: &str, cursor: &mut usize, key: &str, value: &str) -> Option<Span> {
+    let pat = format!("\"{key}\"");
+    let quoted = serde_json::to_string(value).ok()?;
+    let mut from = *cursor;
+    while let Some(rel) = src.get(from..)?.find(&pat) {
+        let at = from + rel;
+        let rest = src[at + pat.len()..].trim_start();
+        if let Some(after_colon) = rest.strip_prefix(':') {
+            if after_colon.trim_start().starts_with(&quoted) {
+                *cursor = at + pat.len();
+                return Some(Span::new(at, pat.len()));
+            }
+        }
+        from = at + pat.len();
+    }
+    None
 }
 
 fn offset_of(src: &str, line: usize, col: usize) -> usize {
