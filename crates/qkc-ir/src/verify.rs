@@ -263,11 +263,11 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
                 Type::Tensor { .. } => {}
             }
             if let Some(d) = density {
-                if !node.ty.is_tensor() && !matches!(node.ty, Type::Sparse { .. }) || !(0.0..=1.0).contains(d) {
-                    return Err(format!("`density` must be in [0, 1] and only on sparse weights, found {d}"));
-                }
-                if node.ty.is_tensor() {
+                if !matches!(node.ty, Type::Sparse { .. }) {
                     return Err("`density` applies to csr weights only".into());
+                }
+                if !(0.0..=1.0).contains(d) {
+                    return Err(format!("`density` must be in [0, 1], found {d}"));
                 }
             }
             Ok(declared)
@@ -350,7 +350,7 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             if ws.0 != [Dim::Static(d)] {
                 return Err(format!("norm weight must be [{d}], found {ws}"));
             }
-            if !(*eps > 0.0) {
+            if eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return Err(format!("eps must be positive, found {eps}"));
             }
             Ok(Expected::exact(dt, xs.clone()))
@@ -365,7 +365,7 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             if ps.0 != xs.prefix() {
                 return Err(format!("`pos` must have shape {} (one position per token), found {ps}", Shape(xs.prefix().to_vec())));
             }
-            if !(*theta > 0.0) {
+            if theta.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return Err(format!("theta must be positive, found {theta}"));
             }
             Ok(Expected::exact(dt, xs.clone()))

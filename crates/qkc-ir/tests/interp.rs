@@ -26,7 +26,7 @@ fn fresh_seed() -> u64 {
 fn linear_matches_a_hand_computation_from_a_checkpoint() {
     let (n, k) = (5usize, 7usize);
     let seed = fresh_seed();
-    let w: Vec<f32> = (0..n * k).map(|i| ((i as u64 * 2654435761 ^ seed) % 1000) as f32 / 500.0 - 1.0).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| (((i as u64 * 2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect();
     let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 0.5).collect();
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let (wb, bb) = (bytes(&w), bytes(&b));

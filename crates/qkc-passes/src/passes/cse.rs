@@ -13,6 +13,9 @@ use crate::{Changed, Pass, PassContext};
 /// The pass.
 pub struct Cse;
 
+/// Bucket key: op name and operands `(role, value)`.
+type Key = (&'static str, Vec<(usize, NodeId)>);
+
 fn pure(op: &Op) -> bool {
     !matches!(op, Op::Input { .. }) && !matches!(op, Op::Attention(a) if a.cache.is_some())
 }
@@ -26,7 +29,7 @@ impl Pass for Cse {
     }
     fn run(&self, g: &mut Graph, _cx: &mut PassContext) -> Changed {
         // bucket by (op name, operands); compare ops and types within a bucket
-        let mut seen: HashMap<(&'static str, Vec<(usize, NodeId)>), Vec<NodeId>> = HashMap::new();
+        let mut seen: HashMap<Key, Vec<NodeId>> = HashMap::new();
         let mut changed = false;
         let ids: Vec<NodeId> = g.nodes().collect();
         for id in ids {
