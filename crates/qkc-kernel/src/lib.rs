@@ -22,7 +22,6 @@ pub mod interp;
 pub mod kernel;
 pub mod lexer;
 pub mod ops;
-mod parse_ops;
 pub mod parser;
 pub mod printer;
 pub mod template;

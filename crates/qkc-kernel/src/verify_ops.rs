@@ -39,119 +39,9 @@ impl Verifier<'_> {
         let d = k.inst(i);
         let args: Vec<Type> = d.args.iter().map(|&v| k.ty(v)).collect();
         let res: Vec<Type> = d.results.iter().map(|&v| k.ty(v)).collect();
-        let r = match &d.op {
-            Op::Const(bits) => const_rule(bits, &args, &res),
-            Op::Unary(u) => arity(&args, &res, 1, 1).and_then(|_| unary_rule(*u, args[0], res[0])),
-            Op::Binary(b) => {
-                arity(&args, &res, 2, 1).and_then(|_| binary_rule(k, *b, args[0], args[1], res[0]))
-            }
-            Op::Fma => arity(&args, &res, 3, 1).and_then(|_| {
-                need(args[0].is_float(), || "fma takes floats".into())?;
-                same(args[0], args[1], "operands")?;
-                same(args[0], args[2], "operands")?;
-                same(args[0], res[0], "result")
-            }),
-            Op::Icmp(_) | Op::Fcmp(_) => arity(&args, &res, 2, 1).and_then(|_| {
-                let int = matches!(d.op, Op::Icmp(_));
-                need(if int { args[0].is_int() } else { args[0].is_float() }, || {
-                    format!("cannot compare {}", args[0])
-                })?;
-                same(args[0], args[1], "operands")?;
-                same(res[0], args[0].with_elem(Scalar::I1), "result must be the i1 mask")
-            }),
-            Op::Select => arity(&args, &res, 3, 1).and_then(|_| {
-                let ok = args[0] == Type::I1 || args[0] == args[1].with_elem(Scalar::I1);
-                need(ok && !args[1].is_ptr(), || format!("condition {} does not fit {}", args[0], args[1]))?;
-                same(args[1], args[2], "operands")?;
-                same(args[1], res[0], "result")
-            }),
-            Op::Cast(c) => arity(&args, &res, 1, 1).and_then(|_| cast_rule(*c, args[0], res[0])),
-            Op::Splat => arity(&args, &res, 1, 1).and_then(|_| {
-                let ok = matches!((args[0], res[0]), (Type::Scalar(s), Type::Vector(e, _)) if s == e);
-                need(ok, || format!("splat of {} cannot give {}", args[0], res[0]))
-            }),
-            Op::Extract(l) => arity(&args, &res, 1, 1).and_then(|_| {
-                need(args[0].is_vector() && u32::from(*l) < args[0].lanes(), || {
-                    format!("lane {l} of {}", args[0])
-                })?;
-                same(res[0], args[0].scalar_of(), "result")
-            }),
-            Op::Insert(l) => arity(&args, &res, 2, 1).and_then(|_| {
-                need(args[0].is_vector() && u32::from(*l) < args[0].lanes(), || {
-                    format!("lane {l} of {}", args[0])
-                })?;
-                same(args[1], args[0].scalar_of(), "inserted value")?;
-                same(res[0], args[0], "result")
-            }),
-            Op::Shuffle(mask) => {
-                arity(&args, &res, 2, 1).and_then(|_| shuffle_rule(mask, args[0], args[1], res[0]))
-            }
-            Op::Reduce(r) => arity(&args, &res, 1, 1).and_then(|_| {
-                need(args[0].is_vector(), || "reduce takes a vector".into())?;
-                let f = args[0].is_float();
-                let ok = match r {
-                    ReduceOp::Add => true,
-                    ReduceOp::Min | ReduceOp::Max => f,
-                    _ => !f,
-                };
-                need(ok, || format!("reduce.{} cannot take {}", r.name(), args[0]))?;
-                same(res[0], args[0].scalar_of(), "result")
-            }),
-            Op::Load(f) => {
-                arity(&args, &res, 2, 1).and_then(|_| mem_rule(args[1], args[0], res[0], f.align, f.hint))
-            }
-            Op::Store(f) => {
-                arity(&args, &res, 3, 0).and_then(|_| mem_rule(args[2], args[1], args[0], f.align, f.hint))
-            }
-            Op::Prefetch => arity(&args, &res, 2, 0).and_then(|_| {
-                index_ty(args[1])?;
-                need(args[0].is_ptr(), || "prefetch takes a pointer".into())
-            }),
-            Op::AtomicAdd => arity(&args, &res, 3, 1).and_then(|_| {
-                mem_rule(args[1], args[0], args[2], args[2].bytes(), CacheHint::Default)?;
-                let ok =
-                    matches!(args[2], Type::Scalar(Scalar::I32 | Scalar::I64 | Scalar::F32 | Scalar::F64))
-                        || args[2] == Type::Vector(Scalar::F16, 2);
-                need(ok && !matches!(args[0], Type::Ptr(MemSpace::Local, _)), || {
-                    format!("atomic.add on {} in {}", args[2], args[0])
-                })?;
-                same(res[0], args[2], "result")
-            }),
-            Op::Offset => arity(&args, &res, 2, 1).and_then(|_| {
-                need(args[0].is_ptr(), || "offset takes a pointer".into())?;
-                index_ty(args[1])?;
-                same(res[0], args[0], "result")
-            }),
-            Op::Alloc(space, n) => arity(&args, &res, 0, 1).and_then(|_| {
-                need(*n > 0, || "allocation of zero elements".into())?;
-                need(matches!(res[0], Type::Ptr(m, _) if m == *space), || {
-                    format!("alloc.{space} gives {}", res[0])
-                })
-            }),
-            Op::Axis(_) => arity(&args, &res, 0, 1).and_then(|_| same(res[0], Type::I32, "axis index")),
-            Op::Barrier => arity(&args, &res, 0, 0),
-            Op::Shfl(_) => arity(&args, &res, 2, 1).and_then(|_| {
-                need(!args[0].is_ptr() && args[0].bits() <= 64, || format!("cannot shuffle {}", args[0]))?;
-                same(args[1], Type::I32, "lane operand")?;
-                same(res[0], args[0], "result")
-            }),
-            Op::Prmt | Op::Dp4a(_) => arity(&args, &res, 3, 1).and_then(|_| {
-                need(args.iter().chain(&res).all(|&t| t == Type::I32), || {
-                    format!("{} takes and gives i32", d.op)
-                })
-            }),
-            Op::Swizzle => arity(&args, &res, 2, 1).and_then(|_| {
-                let b = Type::Vector(Scalar::I8, 16);
-                need(args[0] == b && args[1] == b && res[0] == b, || {
-                    "swizzle takes and gives <16 x i8>".into()
-                })
-            }),
-            Op::Madd(m) => arity(&args, &res, 2, 1).and_then(|_| madd_rule(*m, args[0], args[1], res[0])),
-            Op::Mma(_) => {
-                Err("`mma` is reserved and not supported yet (no fragment layout, no interpreter)".into())
-            }
-            Op::For { .. } | Op::If => Ok(()),
-        };
+        // value_rule covers the ops up to `Reduce`; it answers Ok(()) for the rest, and
+        // memory_intrinsic_rule answers Ok(()) for those, so each op is checked by exactly one.
+        let r = value_rule(k, &d.op, &args, &res).and_then(|_| memory_intrinsic_rule(&d.op, &args, &res));
         if let Err(m) = r {
             self.err(Loc::Inst(i), m);
         }
@@ -182,6 +72,123 @@ impl Verifier<'_> {
                 format!("reads through writeonly parameter {}", k.value_spelling(k.params[param].value)),
             );
         }
+    }
+}
+
+/// Arithmetic, comparison, conversion and vector ops.
+fn value_rule(k: &Kernel, op: &Op, args: &[Type], res: &[Type]) -> Check {
+    match op {
+        Op::Const(bits) => const_rule(bits, args, res),
+        Op::Unary(u) => arity(args, res, 1, 1).and_then(|_| unary_rule(*u, args[0], res[0])),
+        Op::Binary(b) => arity(args, res, 2, 1).and_then(|_| binary_rule(k, *b, args[0], args[1], res[0])),
+        Op::Fma => arity(args, res, 3, 1).and_then(|_| {
+            need(args[0].is_float(), || "fma takes floats".into())?;
+            same(args[0], args[1], "operands")?;
+            same(args[0], args[2], "operands")?;
+            same(args[0], res[0], "result")
+        }),
+        Op::Icmp(_) | Op::Fcmp(_) => arity(args, res, 2, 1).and_then(|_| {
+            let int = matches!(op, Op::Icmp(_));
+            need(if int { args[0].is_int() } else { args[0].is_float() }, || {
+                format!("cannot compare {}", args[0])
+            })?;
+            same(args[0], args[1], "operands")?;
+            same(res[0], args[0].with_elem(Scalar::I1), "result must be the i1 mask")
+        }),
+        Op::Select => arity(args, res, 3, 1).and_then(|_| {
+            let ok = args[0] == Type::I1 || args[0] == args[1].with_elem(Scalar::I1);
+            need(ok && !args[1].is_ptr(), || format!("condition {} does not fit {}", args[0], args[1]))?;
+            same(args[1], args[2], "operands")?;
+            same(args[1], res[0], "result")
+        }),
+        Op::Cast(c) => arity(args, res, 1, 1).and_then(|_| cast_rule(*c, args[0], res[0])),
+        Op::Splat => arity(args, res, 1, 1).and_then(|_| {
+            let ok = matches!((args[0], res[0]), (Type::Scalar(s), Type::Vector(e, _)) if s == e);
+            need(ok, || format!("splat of {} cannot give {}", args[0], res[0]))
+        }),
+        Op::Extract(l) => arity(args, res, 1, 1).and_then(|_| {
+            need(args[0].is_vector() && u32::from(*l) < args[0].lanes(), || {
+                format!("lane {l} of {}", args[0])
+            })?;
+            same(res[0], args[0].scalar_of(), "result")
+        }),
+        Op::Insert(l) => arity(args, res, 2, 1).and_then(|_| {
+            need(args[0].is_vector() && u32::from(*l) < args[0].lanes(), || {
+                format!("lane {l} of {}", args[0])
+            })?;
+            same(args[1], args[0].scalar_of(), "inserted value")?;
+            same(res[0], args[0], "result")
+        }),
+        Op::Shuffle(mask) => {
+            arity(args, res, 2, 1).and_then(|_| shuffle_rule(mask, args[0], args[1], res[0]))
+        }
+        Op::Reduce(r) => arity(args, res, 1, 1).and_then(|_| {
+            need(args[0].is_vector(), || "reduce takes a vector".into())?;
+            let f = args[0].is_float();
+            let ok = match r {
+                ReduceOp::Add => true,
+                ReduceOp::Min | ReduceOp::Max => f,
+                _ => !f,
+            };
+            need(ok, || format!("reduce.{} cannot take {}", r.name(), args[0]))?;
+            same(res[0], args[0].scalar_of(), "result")
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Memory ops and target intrinsics.
+fn memory_intrinsic_rule(op: &Op, args: &[Type], res: &[Type]) -> Check {
+    match op {
+        Op::Load(f) => {
+            arity(args, res, 2, 1).and_then(|_| mem_rule(args[1], args[0], res[0], f.align, f.hint))
+        }
+        Op::Store(f) => {
+            arity(args, res, 3, 0).and_then(|_| mem_rule(args[2], args[1], args[0], f.align, f.hint))
+        }
+        Op::Prefetch => arity(args, res, 2, 0).and_then(|_| {
+            index_ty(args[1])?;
+            need(args[0].is_ptr(), || "prefetch takes a pointer".into())
+        }),
+        Op::AtomicAdd => arity(args, res, 3, 1).and_then(|_| {
+            mem_rule(args[1], args[0], args[2], args[2].bytes(), CacheHint::Default)?;
+            let ok = matches!(args[2], Type::Scalar(Scalar::I32 | Scalar::I64 | Scalar::F32 | Scalar::F64))
+                || args[2] == Type::Vector(Scalar::F16, 2);
+            need(ok && !matches!(args[0], Type::Ptr(MemSpace::Local, _)), || {
+                format!("atomic.add on {} in {}", args[2], args[0])
+            })?;
+            same(res[0], args[2], "result")
+        }),
+        Op::Offset => arity(args, res, 2, 1).and_then(|_| {
+            need(args[0].is_ptr(), || "offset takes a pointer".into())?;
+            index_ty(args[1])?;
+            same(res[0], args[0], "result")
+        }),
+        Op::Alloc(space, n) => arity(args, res, 0, 1).and_then(|_| {
+            need(*n > 0, || "allocation of zero elements".into())?;
+            need(matches!(res[0], Type::Ptr(m, _) if m == *space), || {
+                format!("alloc.{space} gives {}", res[0])
+            })
+        }),
+        Op::Axis(_) => arity(args, res, 0, 1).and_then(|_| same(res[0], Type::I32, "axis index")),
+        Op::Barrier => arity(args, res, 0, 0),
+        Op::Shfl(_) => arity(args, res, 2, 1).and_then(|_| {
+            need(!args[0].is_ptr() && args[0].bits() <= 64, || format!("cannot shuffle {}", args[0]))?;
+            same(args[1], Type::I32, "lane operand")?;
+            same(res[0], args[0], "result")
+        }),
+        Op::Prmt | Op::Dp4a(_) => arity(args, res, 3, 1).and_then(|_| {
+            need(args.iter().chain(res).all(|&t| t == Type::I32), || format!("{op} takes and gives i32"))
+        }),
+        Op::Swizzle => arity(args, res, 2, 1).and_then(|_| {
+            let b = Type::Vector(Scalar::I8, 16);
+            need(args[0] == b && args[1] == b && res[0] == b, || "swizzle takes and gives <16 x i8>".into())
+        }),
+        Op::Madd(m) => arity(args, res, 2, 1).and_then(|_| madd_rule(*m, args[0], args[1], res[0])),
+        Op::Mma(_) => {
+            Err("`mma` is reserved and not supported yet (no fragment layout, no interpreter)".into())
+        }
+        _ => Ok(()),
     }
 }
 

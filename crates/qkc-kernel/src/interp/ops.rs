@@ -184,6 +184,32 @@ impl Engine<'_> {
                 let (from, to) = (elem(self.k.ty(d.args[0]))?, elem(rt.ok_or("result")?)?);
                 lanes_of(0)?.into_iter().map(|a| lanes::cast(*c, from, to, a)).collect()
             }
+            Op::Splat
+            | Op::Extract(_)
+            | Op::Insert(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::Axis(_)
+            | Op::Prmt
+            | Op::Dp4a(_)
+            | Op::Madd(_)
+            | Op::Swizzle => self.eval_lanes(i, t, rt)?,
+            Op::Load(_) | Op::Store(_) | Op::AtomicAdd | Op::Prefetch | Op::Offset => {
+                return self.memory(i, t)
+            }
+            Op::Mma(_) => return Err("`mma` is reserved and not interpreted yet".into()),
+            Op::For { .. } | Op::If | Op::Barrier | Op::Shfl(_) | Op::Alloc(..) => {
+                return Err(format!("internal: {} reached eval", d.op))
+            }
+        };
+        Ok(rt.map(|t| Val::of(t, out)))
+    }
+
+    /// Vector lane ops and thread-local intrinsics.
+    fn eval_lanes(&self, i: Inst, t: usize, rt: Option<Type>) -> LResult<Vec<u64>> {
+        let d = self.k.inst(i);
+        let lanes_of = |n: usize| self.lanes_of(i, n, t);
+        Ok(match &d.op {
             Op::Splat => vec![self.get(d.args[0], t).bits()?; rt.map_or(1, Type::lanes) as usize],
             Op::Extract(l) => vec![lanes_of(0)?[*l as usize]],
             Op::Insert(l) => {
@@ -197,9 +223,6 @@ impl Engine<'_> {
                 mask.iter().map(|&m| ab[m as usize]).collect()
             }
             Op::Reduce(r) => vec![reduce(*r, elem(self.k.ty(d.args[0]))?, lanes_of(0)?)?],
-            Op::Load(_) | Op::Store(_) | Op::AtomicAdd | Op::Prefetch | Op::Offset => {
-                return self.memory(i, t)
-            }
             Op::Axis(a) => vec![self.axis(*a, t)],
             Op::Prmt => vec![prmt(lanes_of(0)?[0], lanes_of(1)?[0], lanes_of(2)?[0])],
             Op::Dp4a(kind) => vec![dp4a(*kind, lanes_of(0)?[0], lanes_of(1)?[0], lanes_of(2)?[0])],
@@ -208,12 +231,8 @@ impl Engine<'_> {
                 let (tab, idx) = (lanes_of(0)?, lanes_of(1)?);
                 idx.iter().map(|&j| if j < 16 { tab[j as usize] } else { 0 }).collect()
             }
-            Op::Mma(_) => return Err("`mma` is reserved and not interpreted yet".into()),
-            Op::For { .. } | Op::If | Op::Barrier | Op::Shfl(_) | Op::Alloc(..) => {
-                return Err(format!("internal: {} reached eval", d.op))
-            }
-        };
-        Ok(rt.map(|t| Val::of(t, out)))
+            _ => return Err(format!("internal: {} reached eval_lanes", d.op)),
+        })
     }
 
     fn memory(&mut self, i: Inst, t: usize) -> LResult<Option<Val>> {

@@ -186,62 +186,22 @@ impl Parser {
 
     #[expect(clippy::type_complexity, reason = "private helper returning op, operands and raw literals")]
     fn operands(&mut self, m: &str, op_span: Span) -> PResult<(Op, Vec<Value>, Option<Vec<(String, Span)>>)> {
-        let (head, sub) = m.split_once('.').unwrap_or((m, ""));
         let unknown = || Diag::error(format!("unknown op `{m}`")).at(op_span).label("not a KIR mnemonic");
-        let with_sub = |o: Option<Op>| o.ok_or_else(unknown);
+        if m == "const" {
+            return Ok((Op::Const(Vec::new()), Vec::new(), Some(self.literals()?)));
+        }
+        if let Some((op, args)) = self.memory_operands(m)? {
+            return Ok((op, args, None));
+        }
+        if let Some((op, args)) = self.lane_operands(m)? {
+            return Ok((op, args, None));
+        }
+        let (head, sub) = m.split_once('.').unwrap_or((m, ""));
         let op = match head {
-            "const" => return Ok((Op::Const(Vec::new()), Vec::new(), Some(self.literals()?))),
-            "load" => {
-                let (p, i) = self.mem_operand()?;
-                return Ok((Op::Load(self.mem_flags(p)?), vec![p, i], None));
-            }
-            "store" => {
-                let v = self.use_value()?;
-                self.expect_punct(',')?;
-                let (p, i) = self.mem_operand()?;
-                return Ok((Op::Store(self.mem_flags(p)?), vec![v, p, i], None));
-            }
-            "prefetch" => {
-                let (p, i) = self.mem_operand()?;
-                return Ok((Op::Prefetch, vec![p, i], None));
-            }
-            "atomic" if sub == "add" => {
-                let (p, i) = self.mem_operand()?;
-                self.expect_punct(',')?;
-                return Ok((Op::AtomicAdd, vec![p, i, self.use_value()?], None));
-            }
-            "extract" => {
-                let v = self.use_value()?;
-                self.expect_punct(',')?;
-                return Ok((Op::Extract(self.lane()?), vec![v], None));
-            }
-            "insert" => {
-                let v = self.use_value()?;
-                self.expect_punct(',')?;
-                let s = self.use_value()?;
-                self.expect_punct(',')?;
-                return Ok((Op::Insert(self.lane()?), vec![v, s], None));
-            }
-            "shuffle" => {
-                let a = self.use_value()?;
-                self.expect_punct(',')?;
-                let b = self.use_value()?;
-                self.expect_punct(',')?;
-                self.expect_punct('[')?;
-                let mut mask = vec![self.lane()?];
-                while self.eat_punct(',') {
-                    mask.push(self.lane()?);
-                }
-                self.expect_punct(']')?;
-                return Ok((Op::Shuffle(mask), vec![a, b], None));
-            }
             "alloc" => {
-                let space = with_sub(
-                    MemSpace::from_name(sub).filter(|s| *s != MemSpace::Global).map(|s| Op::Alloc(s, 0)),
-                )?;
-                let n = self.u32_in("element count")?;
-                let Op::Alloc(s, _) = space else { return Err(unknown()) };
-                return Ok((Op::Alloc(s, n), Vec::new(), None));
+                let space =
+                    MemSpace::from_name(sub).filter(|s| *s != MemSpace::Global).ok_or_else(unknown)?;
+                return Ok((Op::Alloc(space, self.u32_in("element count")?), Vec::new(), None));
             }
             "axis" => {
                 let name = self.ident("an axis name")?;
@@ -253,27 +213,59 @@ impl Parser {
                 return Ok((Op::Axis(a), Vec::new(), None));
             }
             "barrier" => return Ok((Op::Barrier, Vec::new(), None)),
-            "icmp" => with_sub(IntCC::from_name(sub).map(Op::Icmp))?,
-            "fcmp" => with_sub(FloatCC::from_name(sub).map(Op::Fcmp))?,
-            "reduce" => with_sub(ReduceOp::from_name(sub).map(Op::Reduce))?,
-            "shfl" => with_sub(ShflMode::from_name(sub).map(Op::Shfl))?,
-            "madd" => with_sub(Madd::from_name(sub).map(Op::Madd))?,
-            "dp4a" => with_sub(Dp4a::from_name(sub).map(Op::Dp4a))?,
-            "mma" => with_sub(MmaShape::from_name(sub).map(Op::Mma))?,
-            _ if !sub.is_empty() => return Err(unknown()),
-            "fma" => Op::Fma,
-            "select" => Op::Select,
-            "splat" => Op::Splat,
-            "offset" => Op::Offset,
-            "prmt" => Op::Prmt,
-            "swizzle" => Op::Swizzle,
-            _ => UnaryOp::from_name(m)
-                .map(Op::Unary)
-                .or_else(|| BinaryOp::from_name(m).map(Op::Binary))
-                .or_else(|| CastOp::from_name(m).map(Op::Cast))
-                .ok_or_else(unknown)?,
+            _ => simple_op(head, sub).ok_or_else(unknown)?,
         };
         Ok((op, self.value_list()?, None))
+    }
+
+    /// `load p[i] ...`, `store v, p[i] ...`, `prefetch p[i]`, `atomic.add p[i], v`.
+    fn memory_operands(&mut self, m: &str) -> PResult<Option<(Op, Vec<Value>)>> {
+        Ok(Some(match m {
+            "load" => {
+                let (p, i) = self.mem_operand()?;
+                (Op::Load(self.mem_flags(p)?), vec![p, i])
+            }
+            "store" => {
+                let v = self.use_value()?;
+                self.expect_punct(',')?;
+                let (p, i) = self.mem_operand()?;
+                (Op::Store(self.mem_flags(p)?), vec![v, p, i])
+            }
+            "prefetch" => {
+                let (p, i) = self.mem_operand()?;
+                (Op::Prefetch, vec![p, i])
+            }
+            "atomic.add" => {
+                let (p, i) = self.mem_operand()?;
+                self.expect_punct(',')?;
+                (Op::AtomicAdd, vec![p, i, self.use_value()?])
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `extract v, L`, `insert v, s, L`, `shuffle a, b, [L, ...]`.
+    fn lane_operands(&mut self, m: &str) -> PResult<Option<(Op, Vec<Value>)>> {
+        if !matches!(m, "extract" | "insert" | "shuffle") {
+            return Ok(None);
+        }
+        let a = self.use_value()?;
+        self.expect_punct(',')?;
+        if m == "extract" {
+            return Ok(Some((Op::Extract(self.lane()?), vec![a])));
+        }
+        let b = self.use_value()?;
+        self.expect_punct(',')?;
+        if m == "insert" {
+            return Ok(Some((Op::Insert(self.lane()?), vec![a, b])));
+        }
+        self.expect_punct('[')?;
+        let mut mask = vec![self.lane()?];
+        while self.eat_punct(',') {
+            mask.push(self.lane()?);
+        }
+        self.expect_punct(']')?;
+        Ok(Some((Op::Shuffle(mask), vec![a, b])))
     }
 
     /// `LIT` or `[LIT, ...]`, kept as text until the type is known.
@@ -298,6 +290,30 @@ impl Parser {
         } else {
             Ok(vec![one(self)?])
         }
+    }
+}
+
+/// Ops whose operands are a plain value list: `icmp.slt`, `add`, `sitofp`, `shfl.xor`, ...
+fn simple_op(head: &str, sub: &str) -> Option<Op> {
+    match head {
+        "icmp" => IntCC::from_name(sub).map(Op::Icmp),
+        "fcmp" => FloatCC::from_name(sub).map(Op::Fcmp),
+        "reduce" => ReduceOp::from_name(sub).map(Op::Reduce),
+        "shfl" => ShflMode::from_name(sub).map(Op::Shfl),
+        "madd" => Madd::from_name(sub).map(Op::Madd),
+        "dp4a" => Dp4a::from_name(sub).map(Op::Dp4a),
+        "mma" => MmaShape::from_name(sub).map(Op::Mma),
+        _ if !sub.is_empty() => None,
+        "fma" => Some(Op::Fma),
+        "select" => Some(Op::Select),
+        "splat" => Some(Op::Splat),
+        "offset" => Some(Op::Offset),
+        "prmt" => Some(Op::Prmt),
+        "swizzle" => Some(Op::Swizzle),
+        _ => UnaryOp::from_name(head)
+            .map(Op::Unary)
+            .or_else(|| BinaryOp::from_name(head).map(Op::Binary))
+            .or_else(|| CastOp::from_name(head).map(Op::Cast)),
     }
 }
 
