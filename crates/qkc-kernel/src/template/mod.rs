@@ -194,13 +194,20 @@ impl Template {
     fn check_args(&self, args: &Args, lib: &Library) -> Result<(), KernelError> {
         let mut declared: BTreeMap<String, HoleKind> = self.params.iter().cloned().collect();
         declared.extend(self.lets.iter().map(|(n, k, _)| (n.clone(), *k)));
-        for (k, v) in &args.0 {
-            if let (Some(HoleKind::Snippet), ArgValue::Snippet(s)) = (declared.get(k), v) {
-                let snip = lib
-                    .get(s)
-                    .filter(|t| t.snippet)
-                    .ok_or_else(|| terr(&self.name, format!("no snippet `{s}` for hole `{k}`")))?;
-                declared.extend(snip.params.iter().cloned());
+        // Snippets declare holes too (also snippet holes): grow the set to a fixed point.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (k, v) in &args.0 {
+                if let (Some(HoleKind::Snippet), ArgValue::Snippet(s)) = (declared.get(k), v) {
+                    let snip = lib
+                        .get(s)
+                        .filter(|t| t.snippet)
+                        .ok_or_else(|| terr(&self.name, format!("no snippet `{s}` for hole `{k}`")))?;
+                    for (n, kind) in &snip.params {
+                        grew |= declared.insert(n.clone(), *kind).is_none();
+                    }
+                }
             }
         }
         for (k, kind) in &declared {

@@ -91,20 +91,15 @@ fn call(tname: &str, hole: &str, snip: &str, inner: &str, n: usize, lib: &Librar
     Ok(code.trim_end().to_string())
 }
 
-/// Replace each `%ident` in a line (outside `{{ }}` holes) by `f(ident)`.
+/// Replace each `%ident` in a line by `f(ident)` (also inside nested snippet holes, whose
+/// operands are this snippet's values).
 fn rename_locals(line: &str, f: &dyn Fn(&str) -> String) -> String {
     let b = line.as_bytes();
     let mut out = String::with_capacity(line.len() + 16);
     let mut i = 0;
-    let mut depth = 0;
     while i < b.len() {
-        if line[i..].starts_with("{{") {
-            depth += 1;
-        } else if line[i..].starts_with("}}") {
-            depth -= 1;
-        }
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
-        if b[i] == b'%' && depth == 0 && b.get(i + 1).is_some_and(|&c| ident(c)) {
+        if b[i] == b'%' && b.get(i + 1).is_some_and(|&c| ident(c)) {
             let s = i + 1;
             let mut e = s;
             while e < b.len() && ident(b[e]) {
