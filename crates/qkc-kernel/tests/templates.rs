@@ -81,6 +81,10 @@ fn run_gemv_cpu(k: usize, n: usize, group: usize, chunks: usize) {
     // ~4x): 5e-6 of Σ|w·x|. Runs show ~5e-8.
     check_rows(&y, &gemv_ref(&q.deq, &x, n, k), 5e-6, "gemv_u4_cpu");
     assert!(stats.bytes_loaded >= (n * k / 2) as u64, "every weight byte is read");
+    eprintln!(
+        "gemv_u4_cpu: {:.2} KIR thread-instructions per weight",
+        stats.thread_insts as f64 / (n * k) as f64
+    );
 }
 
 #[test]
@@ -111,6 +115,66 @@ fn gemv_u4_gpu_matches_reference() {
     // (q−8)·x products and 8-term partial sums in f16 (hfma2: at most 4 roundings of 2^-11 per
     // term), then f32: 2e-3 of Σ|w·x| worst case. Runs show ~2e-5.
     check_rows(&y, &gemv_ref(&q.deq, &x, n, k), 2e-3, "gemv_u4_gpu");
+}
+
+/// x quantized as the q8 template does: per 32-block, scale amax/127, round half to even.
+fn quantize_x(x: &[f32]) -> Vec<f32> {
+    x.chunks(32)
+        .flat_map(|b| {
+            let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let (inv, scale) = (127.0f32 / amax, amax / 127.0f32);
+            b.iter().map(move |&v| ((v * inv).round_ties_even() as i32) as f32 * scale).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn gemv_u4_cpu_q8_integer_dot_products() {
+    let (k, n, group, chunks) = (512, 19, 64, 3);
+    let s = seed("gemv_u4_cpu_q8");
+    let q = quantize(n, k, group, s);
+    let x = randn(&mut rng(s ^ 5), k, 1.0);
+    let args =
+        Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", chunks);
+    let inst =
+        lib().instantiate("gemv_u4_cpu_q8", &args.snippet("split", "split_u4_bytes")).expect("instantiate");
+    let mut a = [
+        Arg::Buf(Buffer::u32s(&q.words)),
+        Arg::Buf(Buffer::f16_bits(&q.scales)),
+        Arg::Buf(Buffer::f32s(&x)),
+        Arg::Buf(Buffer::poison_f32(n)),
+    ];
+    let stats = run(&inst.kernel, &mut a).expect("run");
+    eprintln!(
+        "gemv_u4_cpu_q8: {:.2} KIR thread-instructions per weight",
+        stats.thread_insts as f64 / (n * k) as f64
+    );
+    let y = a[3].buffer().expect("y").to_f32();
+    // Same int8 x as the kernel: exact integer dots, then f32 scaling per block: 5e-6.
+    check_rows(&y, &gemv_ref(&q.deq, &quantize_x(&x), n, k), 5e-6, "gemv_u4_cpu_q8 vs int8 x");
+    // Against the f32 x: the int8 rounding of x (≤ amax/254 per element) dominates: 1e-2.
+    check_rows(&y, &gemv_ref(&q.deq, &x, n, k), 1e-2, "gemv_u4_cpu_q8 vs f32 x");
+}
+
+#[test]
+fn gemv_u4_gpu_f32_shares_the_cpu_decode_snippet() {
+    let (k, n, group, warps) = (512, 11, 64, 2);
+    let s = seed("gemv_u4_gpu_f32");
+    let q = quantize(n, k, group, s);
+    let x = randn(&mut rng(s ^ 4), k, 1.0);
+    let args =
+        Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("WARPS", warps);
+    let inst =
+        lib().instantiate("gemv_u4_gpu_f32", &args.snippet("decode", "decode_u4")).expect("instantiate");
+    let mut a = [
+        Arg::Buf(Buffer::u32s(&q.words)),
+        Arg::Buf(Buffer::f16_bits(&q.scales)),
+        Arg::Buf(Buffer::f32s(&x)),
+        Arg::Buf(Buffer::poison_f32(n)),
+    ];
+    run(&inst.kernel, &mut a).expect("run");
+    // f32 throughout, 8-term chains per word, a 32-way tree: 5e-6 of Σ|w·x|.
+    check_rows(&a[3].buffer().expect("y").to_f32(), &gemv_ref(&q.deq, &x, n, k), 5e-6, "gemv_u4_gpu_f32");
 }
 
 #[test]
@@ -225,6 +289,24 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .snippet("decode", "decode_u4"),
         ),
         (
+            "gemv_u4_cpu_q8",
+            Args::new()
+                .int("K", 256)
+                .int("N", 8)
+                .int("GROUP", 64)
+                .int("CHUNKS", 2)
+                .snippet("split", "split_u4_bytes"),
+        ),
+        (
+            "gemv_u4_gpu_f32",
+            Args::new()
+                .int("K", 256)
+                .int("N", 8)
+                .int("GROUP", 64)
+                .int("WARPS", 2)
+                .snippet("decode", "decode_u4"),
+        ),
+        (
             "gemv_u4_gpu",
             Args::new()
                 .int("K", 256)
@@ -267,4 +349,46 @@ fn builtin_files_match_the_tree() {
         embedded.names().collect::<Vec<_>>(),
         "add new files to library.rs FILES"
     );
+}
+
+/// KIR thread-instructions per weight in the steady state: the difference between two row
+/// counts with one chunk, so prologues cancel. A guard against template regressions; what the
+/// backends emit per KIR op is their business (constants, for one, cost nothing in machine code).
+fn marginal_ops_per_weight(name: &str, extra: Args, k: i64) -> f64 {
+    let count = |n: i64| {
+        let mut args = extra.clone().int("K", k).int("N", n).int("GROUP", 128);
+        if name.contains("cpu") {
+            args = args.int("CHUNKS", 1);
+        } else {
+            args = args.int("WARPS", 1);
+        }
+        let inst = lib().instantiate(name, &args).expect("instantiate");
+        let x = if name == "gemv_u4_gpu" {
+            Buffer::f16s(&vec![0.5; k as usize])
+        } else {
+            Buffer::f32s(&vec![0.5; k as usize])
+        };
+        let mut a = [
+            Arg::Buf(Buffer::u32s(&vec![0x9abc_def1; (n * k / 8) as usize])),
+            Arg::Buf(Buffer::f16s(&vec![0.01; (n * k / 128) as usize])),
+            Arg::Buf(x),
+            Arg::Buf(Buffer::poison_f32(n as usize)),
+        ];
+        run(&inst.kernel, &mut a).expect("run").thread_insts as f64
+    };
+    (count(8) - count(4)) / (4 * k) as f64
+}
+
+#[test]
+fn gemv_instruction_budget() {
+    for (name, snippet, budget) in [
+        ("gemv_u4_cpu", Args::new().snippet("decode", "decode_u4"), 2.0),
+        ("gemv_u4_cpu_q8", Args::new().snippet("split", "split_u4_bytes"), 1.0),
+        ("gemv_u4_gpu", Args::new().snippet("dequant", "dequant_u4_h2"), 7.0),
+        ("gemv_u4_gpu_f32", Args::new().snippet("decode", "decode_u4"), 10.5),
+    ] {
+        let per = marginal_ops_per_weight(name, snippet, 1024);
+        eprintln!("{name}: {per:.3} KIR ops per weight (budget {budget})");
+        assert!(per <= budget, "{name}: {per:.3} KIR ops per weight exceeds {budget}");
+    }
 }

@@ -10,7 +10,9 @@ use crate::template::{Args, Instance, Template};
 /// The embedded template files: (path under `templates/kir/`, text).
 const FILES: &[(&str, &str)] = &[
     ("gemv_u4_cpu.kir", include_str!("../../../../templates/kir/gemv_u4_cpu.kir")),
+    ("gemv_u4_cpu_q8.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_q8.kir")),
     ("gemv_u4_gpu.kir", include_str!("../../../../templates/kir/gemv_u4_gpu.kir")),
+    ("gemv_u4_gpu_f32.kir", include_str!("../../../../templates/kir/gemv_u4_gpu_f32.kir")),
     ("silu_cpu.kir", include_str!("../../../../templates/kir/silu_cpu.kir")),
     ("silu_gpu.kir", include_str!("../../../../templates/kir/silu_gpu.kir")),
     ("rmsnorm_cpu.kir", include_str!("../../../../templates/kir/rmsnorm_cpu.kir")),
@@ -18,6 +20,7 @@ const FILES: &[(&str, &str)] = &[
     ("snippets/decode_u4.kir", include_str!("../../../../templates/kir/snippets/decode_u4.kir")),
     ("snippets/dequant_u4_h2.kir", include_str!("../../../../templates/kir/snippets/dequant_u4_h2.kir")),
     ("snippets/exp2_poly.kir", include_str!("../../../../templates/kir/snippets/exp2_poly.kir")),
+    ("snippets/split_u4_bytes.kir", include_str!("../../../../templates/kir/snippets/split_u4_bytes.kir")),
     ("snippets/exp2_op.kir", include_str!("../../../../templates/kir/snippets/exp2_op.kir")),
 ];
 
