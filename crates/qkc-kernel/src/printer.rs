@@ -249,3 +249,9 @@ fn half_lit(x: f32, bits: u64) -> String {
 pub fn type_str(t: Type) -> String {
     t.to_string()
 }
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&print(self))
+    }
+}

@@ -42,8 +42,17 @@ struct Gen<'a> {
     names: u32,
 }
 
-const SCALARS: [Scalar; 8] =
-    [Scalar::I1, Scalar::I8, Scalar::I16, Scalar::I32, Scalar::I64, Scalar::F16, Scalar::F32, Scalar::F64];
+const SCALARS: [Scalar; 9] = [
+    Scalar::I1,
+    Scalar::I8,
+    Scalar::I16,
+    Scalar::I32,
+    Scalar::I64,
+    Scalar::F16,
+    Scalar::Bf16,
+    Scalar::F32,
+    Scalar::F64,
+];
 
 impl Gen<'_> {
     fn name(&mut self) -> Option<String> {
@@ -409,10 +418,83 @@ fn generator_covers_the_op_set() {
         }
     }
     eprintln!("{total} instructions; ops: {seen:?}");
+    let mut outcomes = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        use qkc_kernel::interp::{run_with, Arg, Buffer, RunOptions};
+        let tape: Vec<u32> = (0..400).map(|_| r.gen()).collect();
+        let k = generate(&tape);
+        let mut args: Vec<Arg> = k
+            .params
+            .iter()
+            .map(|p| match k.ty(p.value) {
+                Type::Ptr(_, e) => Arg::Buf(Buffer::from_bytes(vec![0x3c; 64 * e.bytes() as usize])),
+                _ => Arg::Int(3),
+            })
+            .collect();
+        let key = match run_with(&k, &mut args, RunOptions { max_thread_insts: 20_000 }) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => {
+                let m = e.to_string();
+                let tail = m.rsplit(": ").next().unwrap_or("").to_string();
+                tail.split_whitespace()
+                    .take_while(|w| !w.contains(|c: char| c.is_ascii_digit()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        *outcomes.entry(key).or_insert(0) += 1;
+    }
+    eprintln!("interpreter outcomes: {outcomes:?}");
+    assert!(outcomes.get("ok").copied().unwrap_or(0) >= 60, "most random kernels should run: {outcomes:?}");
     for op in [
         "for", "if", "load", "store", "shfl", "shuffle", "barrier", "madd", "fma", "select", "const",
         "offset",
     ] {
         assert!(seen.contains(op), "the generator never emits `{op}`");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    /// Damaged text (a printed kernel with a token dropped, duplicated or swapped) never panics
+    /// the parser or the verifier, and whatever parses and verifies still round-trips.
+    #[test]
+    fn damaged_text_never_panics(tape in proptest::collection::vec(any::<u32>(), 0..200), cut in any::<u32>(), how in 0u8..3) {
+        let text = print(&generate(&tape));
+        let toks: Vec<&str> = text.split_inclusive(|c: char| c.is_whitespace() || ",:[](){}<>=".contains(c)).collect();
+        let i = cut as usize % toks.len().max(1);
+        let mut damaged: Vec<&str> = toks.clone();
+        match how {
+            0 => { damaged.remove(i); }
+            1 => damaged.insert(i, toks[i]),
+            _ => damaged.swap(i, (i + 1) % toks.len()),
+        }
+        let src: String = damaged.concat();
+        if let Ok((k, map)) = qkc_kernel::parse_with_spans(&src) {
+            let errors = qkc_kernel::verify::verify_all(&k);
+            let _ = qkc_kernel::diag::render("x.kir", &src, &qkc_kernel::verify::diagnostics(&errors, &map));
+            if errors.is_empty() {
+                prop_assert_eq!(parse(&print(&k)).expect("reparse"), k);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    /// The interpreter never panics on a valid kernel: it runs or reports an error.
+    #[test]
+    fn interpreter_never_panics(tape in proptest::collection::vec(any::<u32>(), 0..300)) {
+        use qkc_kernel::interp::{run_with, Arg, Buffer, RunOptions};
+        let k = generate(&tape);
+        let mut args: Vec<Arg> = k
+            .params
+            .iter()
+            .map(|p| match k.ty(p.value) {
+                Type::Ptr(_, e) => Arg::Buf(Buffer::from_bytes(vec![0x3c; 64 * e.bytes() as usize])),
+                _ => Arg::Int(3),
+            })
+            .collect();
+        let _ = run_with(&k, &mut args, RunOptions { max_thread_insts: 20_000 });
     }
 }

@@ -240,6 +240,11 @@ impl<'k> Engine<'k> {
             if !active.contains(&true) {
                 break;
             }
+            // each iteration costs its branch, so empty loops also meet the budget
+            self.stats.thread_insts += active.iter().filter(|&&a| a).count() as u64;
+            if self.stats.thread_insts > self.budget {
+                return Err(format!("stopped after {} thread-instructions (raise RunOptions)", self.budget));
+            }
             for t in (0..n).filter(|&t| active[t]) {
                 self.set(bargs[0], t, Val::S(iv[t] as u64 & s.mask()));
                 for (j, c) in carried[t].iter().enumerate() {
