@@ -125,3 +125,13 @@ fn integer_expressions() {
     assert!(eval("K / (G - 128)", &vars).is_err());
     assert!(eval("Q", &vars).expect_err("unknown").contains("unknown integer parameter `Q`"));
 }
+
+#[test]
+fn aliased_outputs_cost_no_instruction() {
+    let t = "#template t\n#param e: snippet\nkernel @t(%x: ptr<global, f32>) cpu chunks(1) {\n  %i = const 0 : i32\n  %a = load %x[%i] align 4 : f32\n  {{e %a -> %b}}\n  {{e %b -> %c}}\n  store %c, %x[%i] align 4\n}\n";
+    let id = "#snippet id\n#in %v\n#out %w = %v\n";
+    let lib = Library::from_sources([("t.kir", t), ("id.kir", id)]).expect("library");
+    let k = lib.instantiate("t", &Args::new().snippet("e", "id")).expect("instantiate").kernel;
+    assert_eq!(k.num_insts(), 3, "{k}");
+    assert!(print(&k).contains("store %a, %x[%i] align 4"), "{k}");
+}

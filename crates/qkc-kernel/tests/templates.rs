@@ -68,7 +68,9 @@ fn run_gemv_cpu(k: usize, n: usize, group: usize, chunks: usize) {
         .int("N", n as i64)
         .int("GROUP", group as i64)
         .int("CHUNKS", chunks as i64);
-    let inst = lib().instantiate("gemv_u4_cpu", &args.snippet("decode", "decode_u4")).expect("instantiate");
+    let inst = lib()
+        .instantiate("gemv_u4_cpu", &args.snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none"))
+        .expect("instantiate");
     let mut a = [
         Arg::Buf(Buffer::u32s(&q.words)),
         Arg::Buf(Buffer::f16_bits(&q.scales)),
@@ -102,8 +104,12 @@ fn gemv_u4_gpu_matches_reference() {
         randn(&mut rng(s ^ 2), k, 1.0).iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
     let args =
         Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("WARPS", warps);
-    let inst =
-        lib().instantiate("gemv_u4_gpu", &args.snippet("dequant", "dequant_u4_h2")).expect("instantiate");
+    let inst = lib()
+        .instantiate(
+            "gemv_u4_gpu",
+            &args.snippet("dequant", "dequant_u4_h2").snippet("epilogue", "epilogue_none"),
+        )
+        .expect("instantiate");
     let mut a = [
         Arg::Buf(Buffer::u32s(&q.words)),
         Arg::Buf(Buffer::f16_bits(&q.scales)),
@@ -136,8 +142,12 @@ fn gemv_u4_cpu_q8_integer_dot_products() {
     let x = randn(&mut rng(s ^ 5), k, 1.0);
     let args =
         Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", chunks);
-    let inst =
-        lib().instantiate("gemv_u4_cpu_q8", &args.snippet("split", "split_u4_bytes")).expect("instantiate");
+    let inst = lib()
+        .instantiate(
+            "gemv_u4_cpu_q8",
+            &args.snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none"),
+        )
+        .expect("instantiate");
     let mut a = [
         Arg::Buf(Buffer::u32s(&q.words)),
         Arg::Buf(Buffer::f16_bits(&q.scales)),
@@ -164,8 +174,12 @@ fn gemv_u4_gpu_f32_shares_the_cpu_decode_snippet() {
     let x = randn(&mut rng(s ^ 4), k, 1.0);
     let args =
         Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("WARPS", warps);
-    let inst =
-        lib().instantiate("gemv_u4_gpu_f32", &args.snippet("decode", "decode_u4")).expect("instantiate");
+    let inst = lib()
+        .instantiate(
+            "gemv_u4_gpu_f32",
+            &args.snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none"),
+        )
+        .expect("instantiate");
     let mut a = [
         Arg::Buf(Buffer::u32s(&q.words)),
         Arg::Buf(Buffer::f16_bits(&q.scales)),
@@ -184,7 +198,8 @@ fn gemv_rejects_k_not_multiple_of_group() {
         .int("N", 8)
         .int("GROUP", 128)
         .int("CHUNKS", 2)
-        .snippet("decode", "decode_u4");
+        .snippet("decode", "decode_u4")
+        .snippet("epilogue", "epilogue_none");
     match lib().instantiate("gemv_u4_cpu", &args) {
         Err(KernelError::Unsupported(m)) => {
             assert!(
@@ -286,7 +301,8 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 8)
                 .int("GROUP", 128)
                 .int("CHUNKS", 2)
-                .snippet("decode", "decode_u4"),
+                .snippet("decode", "decode_u4")
+                .snippet("epilogue", "epilogue_none"),
         ),
         (
             "gemv_u4_cpu_q8",
@@ -295,7 +311,8 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 8)
                 .int("GROUP", 64)
                 .int("CHUNKS", 2)
-                .snippet("split", "split_u4_bytes"),
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
         ),
         (
             "gemv_u4_gpu_f32",
@@ -304,7 +321,8 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 8)
                 .int("GROUP", 64)
                 .int("WARPS", 2)
-                .snippet("decode", "decode_u4"),
+                .snippet("decode", "decode_u4")
+                .snippet("epilogue", "epilogue_none"),
         ),
         (
             "gemv_u4_gpu",
@@ -313,7 +331,8 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 8)
                 .int("GROUP", 64)
                 .int("WARPS", 2)
-                .snippet("dequant", "dequant_u4_h2"),
+                .snippet("dequant", "dequant_u4_h2")
+                .snippet("epilogue", "epilogue_none"),
         ),
         ("silu_cpu", Args::new().int("N", 64).int("CHUNKS", 2).snippet("exp2", "exp2_poly")),
         ("silu_gpu", Args::new().int("N", 64).int("THREADS", 32).snippet("exp2", "exp2_op")),
@@ -382,13 +401,66 @@ fn marginal_ops_per_weight(name: &str, extra: Args, k: i64) -> f64 {
 #[test]
 fn gemv_instruction_budget() {
     for (name, snippet, budget) in [
-        ("gemv_u4_cpu", Args::new().snippet("decode", "decode_u4"), 2.0),
-        ("gemv_u4_cpu_q8", Args::new().snippet("split", "split_u4_bytes"), 1.0),
-        ("gemv_u4_gpu", Args::new().snippet("dequant", "dequant_u4_h2"), 7.0),
-        ("gemv_u4_gpu_f32", Args::new().snippet("decode", "decode_u4"), 10.5),
+        ("gemv_u4_cpu", Args::new().snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none"), 2.0),
+        (
+            "gemv_u4_cpu_q8",
+            Args::new().snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none"),
+            1.0,
+        ),
+        (
+            "gemv_u4_gpu",
+            Args::new().snippet("dequant", "dequant_u4_h2").snippet("epilogue", "epilogue_none"),
+            7.0,
+        ),
+        (
+            "gemv_u4_gpu_f32",
+            Args::new().snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none"),
+            10.5,
+        ),
     ] {
         let per = marginal_ops_per_weight(name, snippet, 1024);
         eprintln!("{name}: {per:.3} KIR ops per weight (budget {budget})");
         assert!(per <= budget, "{name}: {per:.3} KIR ops per weight exceeds {budget}");
+    }
+}
+
+/// The `epilogue` hole: SiLU applied to each row's result, on both targets.
+#[test]
+fn gemv_epilogue_silu() {
+    let (k, n, group) = (256, 10, 64);
+    for (name, extra, x_f16) in [
+        ("gemv_u4_cpu", Args::new().int("CHUNKS", 2).snippet("decode", "decode_u4"), false),
+        ("gemv_u4_gpu_f32", Args::new().int("WARPS", 2).snippet("decode", "decode_u4"), false),
+        ("gemv_u4_gpu", Args::new().int("WARPS", 2).snippet("dequant", "dequant_u4_h2"), true),
+    ] {
+        let s = seed(name);
+        let q = quantize(n, k, group, s);
+        let mut x = randn(&mut rng(s ^ 6), k, 1.0);
+        if x_f16 {
+            x.iter_mut().for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+        }
+        let args = extra
+            .int("K", k as i64)
+            .int("N", n as i64)
+            .int("GROUP", group as i64)
+            .snippet("epilogue", "epilogue_silu");
+        let inst = lib().instantiate(name, &args).expect("instantiate");
+        let xb = if x_f16 { Buffer::f16s(&x) } else { Buffer::f32s(&x) };
+        let mut a = [
+            Arg::Buf(Buffer::u32s(&q.words)),
+            Arg::Buf(Buffer::f16_bits(&q.scales)),
+            Arg::Buf(xb),
+            Arg::Buf(Buffer::poison_f32(n)),
+        ];
+        run(&inst.kernel, &mut a).expect("run");
+        let got = a[3].buffer().expect("y").to_f32();
+        // SiLU has slope at most 1.1: the GEMV's tolerance (2e-3 of Σ|w·x| for half2, 5e-6
+        // otherwise) times 1.1, plus 5e-6 relative for exp2, add and div.
+        let rel = if x_f16 { 2e-3 } else { 5e-6 };
+        for (i, (&g, &(y, sum))) in got.iter().zip(&gemv_ref(&q.deq, &x, n, k)).enumerate() {
+            let want = y / (1.0 + (-y).exp());
+            let err = (f64::from(g) - want).abs();
+            assert!(err <= 1.1 * rel * sum + 5e-6 * want.abs(), "{name}: row {i}: got {g}, want {want}");
+        }
     }
 }

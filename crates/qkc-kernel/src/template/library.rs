@@ -21,6 +21,8 @@ const FILES: &[(&str, &str)] = &[
     ("snippets/dequant_u4_h2.kir", include_str!("../../../../templates/kir/snippets/dequant_u4_h2.kir")),
     ("snippets/exp2_poly.kir", include_str!("../../../../templates/kir/snippets/exp2_poly.kir")),
     ("snippets/split_u4_bytes.kir", include_str!("../../../../templates/kir/snippets/split_u4_bytes.kir")),
+    ("snippets/epilogue_none.kir", include_str!("../../../../templates/kir/snippets/epilogue_none.kir")),
+    ("snippets/epilogue_silu.kir", include_str!("../../../../templates/kir/snippets/epilogue_silu.kir")),
     ("snippets/exp2_op.kir", include_str!("../../../../templates/kir/snippets/exp2_op.kir")),
 ];
 

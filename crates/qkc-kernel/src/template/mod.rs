@@ -9,7 +9,7 @@
 //! #let WT: type = <4 x i32>                 fixed by the template (ints take expressions)
 //! #require K % GROUP == 0 | K must be a multiple of the group size
 //! #in %w                                    snippets only: inputs and outputs, in order
-//! #out %c0, %c1
+//! #out %c0, %c1                            (`#out %r = %x`: output r is input x, for identities)
 //! kernel @gemv_k{{K}}(...) cpu chunks({{CHUNKS}}) {
 //!   %n = const {{K / 8}} : i32              int holes take expressions
 //!   {{decode %word -> %c0, %c1}}            a snippet hole, spliced with fresh names
@@ -127,6 +127,9 @@ pub struct Template {
     pub ins: Vec<String>,
     /// Snippet outputs (names without `%`).
     pub outs: Vec<String>,
+    /// Outputs that are one of the inputs (`#out %res = %acc`): the snippet defines nothing for
+    /// them and the caller's output name is bound to the caller's input value.
+    pub aliases: Vec<(String, String)>,
     /// The text, with directive lines turned into comments.
     pub body: String,
 }
@@ -150,6 +153,7 @@ impl Template {
             lets: Vec::new(),
             ins: Vec::new(),
             outs: Vec::new(),
+            aliases: Vec::new(),
             body: String::new(),
         };
         for line in src.lines() {
@@ -179,7 +183,19 @@ impl Template {
                     t.lets.push((name, kind, value.trim().to_string()));
                 }
                 "in" => t.ins.extend(names(rest)),
-                "out" => t.outs.extend(names(rest)),
+                "out" => {
+                    for entry in rest.split(',') {
+                        let (out, alias) = entry.split_once('=').unwrap_or((entry, ""));
+                        let out = out.trim().trim_start_matches('%').to_string();
+                        let alias = alias.trim().trim_start_matches('%');
+                        if !alias.is_empty() {
+                            t.aliases.push((out.clone(), alias.to_string()));
+                        }
+                        if !out.is_empty() {
+                            t.outs.push(out);
+                        }
+                    }
+                }
                 "doc" => {}
                 _ => return Err(terr(&t.name, format!("unknown directive `#{word}`"))),
             }

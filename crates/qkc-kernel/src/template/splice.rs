@@ -28,6 +28,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub(crate) fn splice(name: &str, body: &str, args: &Args, lib: &Library) -> Result<String, KernelError> {
     let mut text = body.to_string();
     let mut counter = 0usize;
+    let mut aliases: Vec<(String, String)> = Vec::new();
     for _ in 0..MAX_DEPTH {
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
@@ -35,8 +36,9 @@ pub(crate) fn splice(name: &str, body: &str, args: &Args, lib: &Library) -> Resu
         for (s, e, inner) in holes(&text) {
             let hole = inner.split_whitespace().next().unwrap_or("");
             let Some(ArgValue::Snippet(snip)) = args.0.get(hole) else { continue };
-            let code = call(name, hole, snip, &inner, counter, lib)
+            let (code, alias) = call(hole, snip, &inner, counter, lib)
                 .map_err(|m| terr(name, format!("line {}: {m}", line_of(&text, s))))?;
+            aliases.extend(alias);
             counter += 1;
             out.push_str(&text[last..s]);
             out.push_str(&code);
@@ -46,14 +48,40 @@ pub(crate) fn splice(name: &str, body: &str, args: &Args, lib: &Library) -> Resu
         out.push_str(&text[last..]);
         text = out;
         if !changed {
-            return Ok(text);
+            return Ok(apply_aliases(&text, &aliases));
         }
     }
     Err(terr(name, format!("snippets nest deeper than {MAX_DEPTH}")))
 }
 
-/// The spliced text of `{{hole in, ... -> out, ...}}` bound to snippet `snip`.
-fn call(tname: &str, hole: &str, snip: &str, inner: &str, n: usize, lib: &Library) -> Result<String, String> {
+/// Replace the caller names that aliased snippet outputs stand for (`%res` → `%acc`),
+/// following chains of aliases.
+fn apply_aliases(text: &str, aliases: &[(String, String)]) -> String {
+    if aliases.is_empty() {
+        return text.to_string();
+    }
+    let resolve = |id: &str| -> String {
+        let mut cur = format!("%{id}");
+        for _ in 0..=aliases.len() {
+            match aliases.iter().find(|(out, _)| *out == cur) {
+                Some((_, to)) => cur = to.clone(),
+                None => break,
+            }
+        }
+        cur
+    };
+    text.lines().map(|l| rename_locals(l, &resolve) + "\n").collect()
+}
+
+/// The spliced text of `{{hole in, ... -> out, ...}}` bound to snippet `snip`, and the
+/// (caller output, caller input) pairs of its aliased outputs.
+fn call(
+    hole: &str,
+    snip: &str,
+    inner: &str,
+    n: usize,
+    lib: &Library,
+) -> Result<(String, Vec<(String, String)>), String> {
     let t = lib.get(snip).filter(|t| t.snippet).ok_or_else(|| format!("no snippet `{snip}`"))?;
     let sig = inner[hole.len()..].trim();
     let (ins, outs) = sig.split_once("->").unwrap_or((sig, ""));
@@ -70,7 +98,21 @@ fn call(tname: &str, hole: &str, snip: &str, inner: &str, n: usize, lib: &Librar
             t.outs.len()
         ));
     }
-    let _ = tname;
+    let mut aliases = Vec::new();
+    for (out, input) in &t.aliases {
+        let (Some(o), Some(i)) =
+            (t.outs.iter().position(|x| x == out), t.ins.iter().position(|x| x == input))
+        else {
+            return Err(format!("snippet `{snip}`: alias `%{out} = %{input}` names no output and input"));
+        };
+        if !outs[o].starts_with('%') {
+            return Err(format!(
+                "hole `{hole}`: output `{}` of an aliased snippet output must be a `%name`",
+                outs[o]
+            ));
+        }
+        aliases.push((outs[o].clone(), ins[i].clone()));
+    }
     let rename = |id: &str| -> String {
         if let Some(k) = t.ins.iter().position(|x| x == id) {
             ins[k].clone()
@@ -88,7 +130,7 @@ fn call(tname: &str, hole: &str, snip: &str, inner: &str, n: usize, lib: &Librar
             code.push_str("  ");
         }
     }
-    Ok(code.trim_end().to_string())
+    Ok((code.trim_end().to_string(), aliases))
 }
 
 /// Replace each `%ident` in a line by `f(ident)` (also inside nested snippet holes, whose
