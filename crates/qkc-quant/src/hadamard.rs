@@ -138,51 +138,71 @@ pub fn supported_sizes(max: usize) -> Vec<usize> {
     v
 }
 
+mod kernels;
+
 /// Scalar types the transform runs in (f32 for speed, f64 for the reference interpreter).
 pub trait Real:
-    Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + Default
+    Copy
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + Default
+    + Send
+    + Sync
 {
     /// Conversion from f64 (for the normalization constant).
     fn from_f64(v: f64) -> Self;
+
+    /// Run a plan on one vector; f32 picks an AVX2 build of the same code when the CPU has it.
+    fn run(plan: &mut Plan<Self>, x: &mut [Self]) {
+        plan.run_generic(x);
+    }
 }
+
 impl Real for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+
+    fn run(plan: &mut Plan<Self>, x: &mut [Self]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only requirement
+            // of a `#[target_feature]` function; it has no other preconditions.
+            unsafe { run_avx2(plan, x) };
+            return;
+        }
+        plan.run_generic(x);
+    }
 }
+
 impl Real for f64 {
     fn from_f64(v: f64) -> Self {
         v
     }
 }
 
-/// In-place unnormalized Sylvester FWHT (natural order) of a power-of-two length slice.
-pub fn fwht<T: Real>(x: &mut [T]) {
-    let n = x.len();
-    let mut h = 1;
-    // Radix-2 butterflies; the inner loop over `j` runs over contiguous halves, which the
-    // compiler vectorizes for h ≥ the SIMD width.
-    while h < n {
-        for blk in x.chunks_exact_mut(2 * h) {
-            let (lo, hi) = blk.split_at_mut(h);
-            for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
-                let (u, v) = (*a, *b);
-                *a = u + v;
-                *b = u - v;
-            }
-        }
-        h *= 2;
-    }
+/// [`Plan::run_generic`] compiled with AVX2 + FMA (everything below it is `#[inline(always)]`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(plan: &mut Plan<f32>, x: &mut [f32]) {
+    plan.run_generic(x);
 }
 
-/// A prepared transform of one size: which K, the sign table, and scratch space.
+/// In-place unnormalized Sylvester FWHT (natural order) of a power-of-two length slice.
+pub fn fwht<T: Real>(x: &mut [T]) {
+    kernels::fwht_scaled(x, T::from_f64(1.0));
+}
+
+/// A prepared transform of one size: which K, the had_K step plan, and scratch space.
 #[derive(Debug, Clone)]
 pub struct Plan<T> {
     n: usize,
     k: usize,
-    /// `sign[a·K + b]` of had_K (or had_Kᵀ when transposed).
-    signs: Vec<i8>,
+    steps: Option<kernels::HadKSteps>,
     scale: T,
+    /// `[n]` output of the had_K step, then the step's tables and accumulators.
     scratch: Vec<T>,
 }
 
@@ -190,8 +210,8 @@ impl<T: Real> Plan<T> {
     /// Plan `H_n` (or `H_nᵀ` when `transpose`).
     pub fn new(n: usize, transpose: bool) -> Result<Self, QuantError> {
         let k = get_hadk(n)?;
-        let signs = if k == 1 {
-            vec![1]
+        let steps = if k == 1 {
+            None
         } else {
             let t = table(k)?;
             let mut s = t.signs.clone();
@@ -202,10 +222,10 @@ impl<T: Real> Plan<T> {
                     }
                 }
             }
-            s
+            Some(kernels::HadKSteps::new(k, &s))
         };
-        let scratch = if k > 1 { vec![T::default(); n] } else { Vec::new() };
-        Ok(Plan { n, k, signs, scale: T::from_f64(1.0 / (n as f64).sqrt()), scratch })
+        let scratch = steps.as_ref().map_or(0, |s| n + s.scratch_len());
+        Ok(Plan { n, k, steps, scale: T::from_f64(1.0 / (n as f64).sqrt()), scratch: vec![T::default(); scratch] })
     }
 
     /// The size n.
@@ -218,6 +238,23 @@ impl<T: Real> Plan<T> {
         self.k
     }
 
+    /// FWHT of each length-n/K row, then had_K across rows with the 1/sqrt(n) folded in.
+    #[inline(always)]
+    fn run_generic(&mut self, x: &mut [T]) {
+        let m = self.n / self.k;
+        match &self.steps {
+            None => kernels::fwht_scaled(x, self.scale),
+            Some(steps) => {
+                for row in x.chunks_exact_mut(m) {
+                    kernels::fwht_scaled(row, T::from_f64(1.0));
+                }
+                let (out, rest) = self.scratch.split_at_mut(self.n);
+                steps.apply(x, out, m, self.scale, rest);
+                x.copy_from_slice(out);
+            }
+        }
+    }
+
     /// Apply the planned transform to one vector of length n, in place.
     pub fn apply(&mut self, x: &mut [T]) -> Result<(), QuantError> {
         if x.len() != self.n {
@@ -227,31 +264,7 @@ impl<T: Real> Plan<T> {
                 x.len()
             )));
         }
-        let (k, m) = (self.k, self.n / self.k);
-        for row in x.chunks_exact_mut(m) {
-            fwht(row);
-        }
-        if k > 1 {
-            // y[a, :] = Σ_b had_K[a][b] · x[b, :]  (had_K on the slow index)
-            for (a, out) in self.scratch.chunks_exact_mut(m).enumerate() {
-                let signs = &self.signs[a * k..(a + 1) * k];
-                out.copy_from_slice(&x[..m]);
-                if signs[0] < 0 {
-                    out.iter_mut().for_each(|v| *v = T::default() - *v);
-                }
-                for (b, &s) in signs.iter().enumerate().skip(1) {
-                    let src = &x[b * m..(b + 1) * m];
-                    if s > 0 {
-                        out.iter_mut().zip(src).for_each(|(o, &v)| *o = *o + v);
-                    } else {
-                        out.iter_mut().zip(src).for_each(|(o, &v)| *o = *o - v);
-                    }
-                }
-            }
-            x.copy_from_slice(&self.scratch);
-        }
-        let s = self.scale;
-        x.iter_mut().for_each(|v| *v = *v * s);
+        T::run(self, x);
         Ok(())
     }
 
@@ -265,7 +278,7 @@ impl<T: Real> Plan<T> {
             )));
         }
         for row in x.chunks_exact_mut(self.n) {
-            self.apply(row)?;
+            T::run(self, row);
         }
         Ok(())
     }

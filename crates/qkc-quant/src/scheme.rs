@@ -270,6 +270,12 @@ impl Scheme {
         Ok(())
     }
 
+    /// Check the scheme's parameters (bits, group sizes, ...) as parsing does; schemes built in
+    /// code or through serde bypass the parser, so the quantizers and dequant call this.
+    pub fn check_params(&self) -> Result<(), SchemeParseError> {
+        self.validate(&self.to_string()).map(|_| ())
+    }
+
     fn validate(self, spelling: &str) -> Result<Self, SchemeParseError> {
         let err = |reason: String| SchemeParseError { spelling: spelling.to_string(), reason };
         let check_group = |g: Group| match g {

@@ -159,8 +159,9 @@ impl Csr {
         self.to_parts("s").iter().map(|(_, p)| p.bytes.len() as u64 * 8).sum()
     }
 
-    /// `y += S·x` in f64 (x has k entries, y has n).
+    /// `y += S·x` in f64 (x has k entries, y has n). Validates S first.
     pub fn matvec_add(&self, x: &[f64], y: &mut [f64]) -> Result<(), QuantError> {
+        self.validate()?;
         if x.len() != self.k || y.len() != self.n {
             return Err(QuantError::Invalid(format!(
                 "CSR [{}, {}] times a vector of {} into {} outputs",
@@ -178,8 +179,9 @@ impl Csr {
         Ok(())
     }
 
-    /// Add S into a dense row-major `[n, k]` matrix.
+    /// Add S into a dense row-major `[n, k]` matrix. Validates S first.
     pub fn add_to_dense(&self, d: &mut [f32]) -> Result<(), QuantError> {
+        self.validate()?;
         if d.len() != self.n * self.k {
             return Err(QuantError::Invalid(format!("CSR [{}, {}] added to {} values", self.n, self.k, d.len())));
         }

@@ -231,6 +231,7 @@ impl QuantTensor {
                 w[i]
             )));
         }
+        scheme.check_params().map_err(|e| QuantError::Invalid(e.to_string()))?;
         scheme.check_shape(n, k).map_err(QuantError::Invalid)?;
         opts.check(n, k)?;
         match scheme {
@@ -254,6 +255,7 @@ impl QuantTensor {
     /// Exact scalar reference dequantization to row-major `[n, k]` f32. Checks every part's
     /// dtype and shape first; errors name the part at fault.
     pub fn dequant(&self) -> Result<Vec<f32>, QuantError> {
+        self.scheme.check_params().map_err(|e| QuantError::Invalid(e.to_string()))?;
         self.scheme.check_shape(self.n, self.k).map_err(QuantError::Invalid)?;
         let known: &[&str] = match self.scheme {
             Scheme::Uniform(_) => crate::uniform::PARTS,

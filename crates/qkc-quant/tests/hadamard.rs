@@ -166,6 +166,23 @@ fn batched_f32_rows_equal_single_vectors() {
     }
 }
 
+#[test]
+fn f32_fast_paths_match_f64_reference() {
+    // m = n/K below, at and above the register tile (16), K = 1, and both transposes.
+    for n in [24, 48, 96, 172 * 8, 172 * 16, 28 * 32, 40 * 64, 1024, 2] {
+        for transpose in [false, true] {
+            let x = random_vec(n, 21 + n as u64);
+            let mut want = x.clone();
+            hadamard::apply(&mut want, transpose).expect("f64");
+            let mut got: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            hadamard::apply_f32(&mut got, transpose).expect("f32");
+            for (a, b) in got.iter().zip(&want) {
+                assert!((f64::from(*a) - b).abs() < 1e-5, "n = {n} T = {transpose}: {a} vs {b}");
+            }
+        }
+    }
+}
+
 fn matvec(w: &[f32], rows: usize, x: &[f64]) -> Vec<f64> {
     let n = x.len();
     (0..rows).map(|r| (0..n).map(|j| f64::from(w[r * n + j]) * x[j]).sum()).collect()

@@ -122,6 +122,15 @@ fn bad_weights_and_shapes_are_rejected() {
     for bad in ["int5:g128", "int1", "lut9", "spqr5", "aqlm:5x8"] {
         assert!(bad.parse::<Scheme>().is_err(), "{bad} should not parse");
     }
+    // A scheme built through serde bypasses the parser: quantize and dequant still check it.
+    let zero_bits: Scheme =
+        serde_json::from_str(r#"{"scheme":"uniform","bits":0,"group":{"size":64},"sym":true,"act_order":false,"packing":"gptq"}"#)
+            .expect("json");
+    let e = msg(QuantTensor::quantize(zero_bits, &gaussian(4 * 256, 1), 4, 256).expect_err("bits"));
+    assert!(e.contains("2, 3, 4 or 8 bits"), "{e}");
+    let mut q = QuantTensor::synthesize(scheme("int4:g64"), 4, 256, 1).expect("synth");
+    q.scheme = zero_bits;
+    assert!(q.dequant().is_err());
     // Importance vectors of the wrong size or sign.
     let opts = qkc_quant::QuantOptions { input_importance: Some(&[1.0; 3]), ..Default::default() };
     let e = msg(QuantTensor::quantize_with(s, &gaussian(4 * 256, 1), 4, 256, &opts).expect_err("importance"));
