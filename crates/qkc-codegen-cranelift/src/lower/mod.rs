@@ -80,10 +80,12 @@ pub fn lower_kernel(k: &Kernel, func: &mut ir::Function, fc: TargetFrontendConfi
     let mut fctx = FunctionBuilderContext::new();
     let b = FunctionBuilder::new(func, &mut fctx);
     let mut l = Lower { k, b, vals: vec![None; k.num_values()], chunk: None };
-    let r = l.lower_body();
+    // On error the half-built function is dropped unfinalized (finalize asserts on unfilled
+    // blocks): the caller discards it.
+    l.lower_body()?;
     l.b.seal_all_blocks();
     l.b.finalize(fc);
-    r
+    Ok(())
 }
 
 /// The state of one kernel's translation.
