@@ -57,7 +57,7 @@ fn check(what: &str, got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
     let mut worst = 0f64;
     for (n, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
         let err = (f64::from(g) - w).abs();
-        worst = worst.max(err / s.max(1e-300));
+        worst = worst.max(err / (s + 1e-30 / tol)); // the same absolute floor as the assertion
         assert!(err <= tol * s + 1e-30, "{what}: [{n}] got {g}, want {w} (|err| {err:.3e} > {tol:.0e} · {s:.3e})");
     }
     eprintln!("{what}: worst |err|/scale = {worst:.2e} (tolerance {tol:.0e})");
