@@ -12,7 +12,12 @@ fn graphs() -> Vec<(String, String)> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "qir"))
-        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), std::fs::read_to_string(&p).ok()?)))
+        .filter_map(|p| {
+            Some((
+                p.file_stem()?.to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).ok()?,
+            ))
+        })
         .collect();
     v.sort();
     v
@@ -25,8 +30,13 @@ fn compile(c: &mut Criterion) {
             b.iter(|| {
                 let mut g = ir::parse(&src).expect("parse");
                 ir::verify::verify(&g).expect("verify");
-                let opts = passes::Options { verify_each: false, ..passes::Options::default() };
-                passes::default_pipeline(opts).run(&mut g).expect("pipeline");
+                let opts = passes::Options {
+                    verify_each: false,
+                    ..passes::Options::default()
+                };
+                passes::default_pipeline(opts)
+                    .run(&mut g)
+                    .expect("pipeline");
                 passes::partition(&g)
             })
         });

@@ -16,7 +16,11 @@ use qkc_ir::interp::{summary, synth_inputs, Interpreter, Weights};
 use qkc_ir::{Graph, Op};
 
 #[derive(Parser)]
-#[command(name = "qkc", version, about = "qkc: compile quantized LLM graphs into fused, specialized kernels")]
+#[command(
+    name = "qkc",
+    version,
+    about = "qkc: compile quantized LLM graphs into fused, specialized kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -206,18 +210,58 @@ fn main() -> ExitCode {
                 print_changed,
                 verify_each: verify_each || cfg!(debug_assertions),
             };
-            let show = Show { emit, json, dump_dir, time_passes, explain_fusion };
+            let show = Show {
+                emit,
+                json,
+                dump_dir,
+                time_passes,
+                explain_fusion,
+            };
             compile(&file, opts, &show)
         }
-        Cmd::Quantize { scheme, recipe, rotate, outliers, input, out, graph, graph_out, seed } => {
-            let q = QuantizeArgs { scheme, recipe, rotate: rotate == "hadamard", outliers, input, out, graph, graph_out, seed };
+        Cmd::Quantize {
+            scheme,
+            recipe,
+            rotate,
+            outliers,
+            input,
+            out,
+            graph,
+            graph_out,
+            seed,
+        } => {
+            let q = QuantizeArgs {
+                scheme,
+                recipe,
+                rotate: rotate == "hadamard",
+                outliers,
+                input,
+                out,
+                graph,
+                graph_out,
+                seed,
+            };
             quantize_cmd(&q)
         }
         Cmd::SynthWeights { file, seed, out } => synth_cmd(&file, seed, &out),
         Cmd::Schemes { n, k } => schemes(n, k),
-        Cmd::Run { file, target, weights, seed, batch, input_seed, steps } => {
-            run(&file, target, weights.as_deref(), seed, batch, input_seed, steps)
-        }
+        Cmd::Run {
+            file,
+            target,
+            weights,
+            seed,
+            batch,
+            input_seed,
+            steps,
+        } => run(
+            &file,
+            target,
+            weights.as_deref(),
+            seed,
+            batch,
+            input_seed,
+            steps,
+        ),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -244,14 +288,20 @@ fn read_source(path: &Path) -> Result<String, Reported> {
     let res = if path == Path::new("-") {
         std::io::stdin().read_to_end(&mut bytes).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map(|_| ())
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map(|_| ())
     };
     res.map_err(|e| fail(format!("{}: cannot read: {e}", display(path))))?;
     String::from_utf8(bytes).map_err(|e| {
         let off = e.utf8_error().valid_up_to();
         let valid = String::from_utf8_lossy(&e.as_bytes()[..off]).into_owned();
         let (line, col) = qkc_ir::parser::line_col(&valid, off);
-        fail(format!("{}:{line}:{col}: the file is not UTF-8 text (invalid byte 0x{:02x})", display(path), e.as_bytes()[off]))
+        fail(format!(
+            "{}:{line}:{col}: the file is not UTF-8 text (invalid byte 0x{:02x})",
+            display(path),
+            e.as_bytes()[off]
+        ))
     })
 }
 
@@ -262,7 +312,11 @@ fn is_json(path: &Path, src: &str) -> bool {
 /// Parse (text or JSON) without verifying.
 fn load(path: &Path) -> Result<(Graph, String), Reported> {
     let src = read_source(path)?;
-    let parsed = if is_json(path, &src) { qkc_ir::json::from_json(&src) } else { qkc_ir::parse(&src) };
+    let parsed = if is_json(path, &src) {
+        qkc_ir::json::from_json(&src)
+    } else {
+        qkc_ir::parse(&src)
+    };
     match parsed {
         Ok(g) => Ok((g, src)),
         Err(d) => Err(report(path, &src, &[d])),
@@ -312,7 +366,10 @@ fn fmt(path: &Path, check: bool, write: bool) -> Result<(), Reported> {
                 .zip(text.lines())
                 .enumerate()
                 .find(|(_, (a, b))| a != b)
-                .map_or((src.lines().count().min(text.lines().count()) + 1, ()), |(i, _)| (i + 1, ()));
+                .map_or(
+                    (src.lines().count().min(text.lines().count()) + 1, ()),
+                    |(i, _)| (i + 1, ()),
+                );
             return Err(fail(format!(
                 "{}:{line}: not in canonical form (first difference on line {line}); run `qkc fmt --write {}`",
                 display(path),
@@ -325,7 +382,8 @@ fn fmt(path: &Path, check: bool, write: bool) -> Result<(), Reported> {
         if path == Path::new("-") {
             return Err(fail("--write needs a file, not stdin"));
         }
-        return std::fs::write(path, text).map_err(|e| fail(format!("{}: cannot write: {e}", display(path))));
+        return std::fs::write(path, text)
+            .map_err(|e| fail(format!("{}: cannot write: {e}", display(path))));
     }
     print_out(&text)
 }
@@ -351,24 +409,48 @@ fn convert(path: &Path, to: Form) -> Result<(), Reported> {
 
 /// The scheme table (one example spelling per row of DESIGN.md's feature table).
 const SCHEME_ROWS: [(&str, &str); 18] = [
-    ("int4:g128", "uniform int4, groups of 128, symmetric (GPTQ, AWQ, RTN)"),
-    ("int4:g128:asym", "uniform int4, groups of 128, with zero points"),
-    ("int4:g128:act", "act-order: group membership from g_idx (GPTQ desc_act)"),
+    (
+        "int4:g128",
+        "uniform int4, groups of 128, symmetric (GPTQ, AWQ, RTN)",
+    ),
+    (
+        "int4:g128:asym",
+        "uniform int4, groups of 128, with zero points",
+    ),
+    (
+        "int4:g128:act",
+        "act-order: group membership from g_idx (GPTQ desc_act)",
+    ),
     ("int4:g128:awq", "AWQ's interleaved packing order"),
-    ("int3:g64", "uniform int3 (GPTQ packing: codes straddle words)"),
+    (
+        "int3:g64",
+        "uniform int3 (GPTQ packing: codes straddle words)",
+    ),
     ("int2:g32:asym", "uniform int2"),
     ("int8:pc", "uniform int8, one scale per output channel"),
-    ("spqr3:g16", "SpQR: 3-bit codes, 16-wide groups, 3-bit quantized scales and zeros"),
+    (
+        "spqr3:g16",
+        "SpQR: 3-bit codes, 16-wide groups, 3-bit quantized scales and zeros",
+    ),
     ("lut3", "SqueezeLLM: a table of 8 values per output row"),
     ("lut4", "SqueezeLLM: a table of 16 values per output row"),
     ("nf4:b64", "bitsandbytes NF4, absmax per 64"),
     ("nf4:b64:dq", "NF4 with double-quantized absmax"),
     ("fp4:b64", "bitsandbytes FP4, absmax per 64"),
-    ("aqlm:2x8", "AQLM: 2 codebooks of 256 entries over 8-wide groups"),
-    ("aqlm:1x16", "AQLM: 1 codebook of 65536 entries over 8-wide groups"),
+    (
+        "aqlm:2x8",
+        "AQLM: 2 codebooks of 256 entries over 8-wide groups",
+    ),
+    (
+        "aqlm:1x16",
+        "AQLM: 1 codebook of 65536 entries over 8-wide groups",
+    ),
     ("bin:g128", "binary: sign bits, a scale per 128"),
     ("tern:g128", "ternary {-1, 0, +1}, a scale per 128"),
-    ("billm:g128", "BiLLM residual binarization with a salient-column mask"),
+    (
+        "billm:g128",
+        "BiLLM residual binarization with a salient-column mask",
+    ),
 ];
 
 fn schemes(n: usize, k: usize) -> Result<(), Reported> {
@@ -387,8 +469,13 @@ fn schemes(n: usize, k: usize) -> Result<(), Reported> {
 
 fn synth_cmd(file: &Path, seed: u64, out: &Path) -> Result<(), Reported> {
     let g = load_verified(file)?;
-    let n = quantize::synth_weights(&g, seed, out).map_err(|e| fail(format!("{}: {e}", display(file))))?;
-    eprintln!("wrote {n} weights of graph @{} (seed {seed}) to {}", g.name, out.display());
+    let n = quantize::synth_weights(&g, seed, out)
+        .map_err(|e| fail(format!("{}: {e}", display(file))))?;
+    eprintln!(
+        "wrote {n} weights of graph @{} (seed {seed}) to {}",
+        g.name,
+        out.display()
+    );
     Ok(())
 }
 
@@ -405,22 +492,41 @@ struct QuantizeArgs {
 }
 
 fn quantize_cmd(a: &QuantizeArgs) -> Result<(), Reported> {
-    let rules = quantize::rules(a.scheme.as_deref(), a.recipe.as_deref(), a.rotate, a.outliers.as_deref()).map_err(fail)?;
+    let rules = quantize::rules(
+        a.scheme.as_deref(),
+        a.recipe.as_deref(),
+        a.rotate,
+        a.outliers.as_deref(),
+    )
+    .map_err(fail)?;
     let graph = match &a.graph {
         Some(p) => Some(load_verified(p)?),
         None => None,
     };
     let only = graph.as_ref().map(quantize::linear_weights);
     let (plans, report) =
-        quantize::quantize_checkpoint(&a.input, &a.out, &rules, only.as_deref(), a.seed).map_err(|e| fail(format!("{}: {e}", a.input.display())))?;
-    eprintln!("quantized {} weights of {} into {}:", plans.len(), a.input.display(), a.out.display());
+        quantize::quantize_checkpoint(&a.input, &a.out, &rules, only.as_deref(), a.seed)
+            .map_err(|e| fail(format!("{}: {e}", a.input.display())))?;
+    eprintln!(
+        "quantized {} weights of {} into {}:",
+        plans.len(),
+        a.input.display(),
+        a.out.display()
+    );
     eprint!("{report}");
     if let (Some(mut g), Some(path)) = (graph, &a.graph) {
-        quantize::rewrite_graph(&mut g, &plans).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        qkc_ir::verify::verify(&g).map_err(|d| fail(format!("internal error: the rewritten graph does not verify: {d:?}")))?;
+        quantize::rewrite_graph(&mut g, &plans)
+            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        qkc_ir::verify::verify(&g).map_err(|d| {
+            fail(format!(
+                "internal error: the rewritten graph does not verify: {d:?}"
+            ))
+        })?;
         let text = g.to_string();
         match &a.graph_out {
-            Some(out) => std::fs::write(out, text).map_err(|e| fail(format!("{}: {e}", out.display())))?,
+            Some(out) => {
+                std::fs::write(out, text).map_err(|e| fail(format!("{}: {e}", out.display())))?
+            }
             None => print_out(&text)?,
         }
     }
@@ -439,12 +545,16 @@ struct Show {
 fn compile(path: &Path, opts: qkc_passes::Options, show: &Show) -> Result<(), Reported> {
     let mut g = load_verified(path)?;
     let pm = qkc_passes::default_pipeline(opts);
-    let report = pm.run(&mut g).map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    let report = pm
+        .run(&mut g)
+        .map_err(|e| fail(format!("{}: {e}", display(path))))?;
     if let Some(dir) = &show.dump_dir {
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: cannot create: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| fail(format!("{}: cannot create: {e}", dir.display())))?;
         for (i, (pass, text)) in report.dumps.iter().enumerate() {
             let p = dir.join(format!("{:02}-{pass}.qir", i + 1));
-            std::fs::write(&p, text).map_err(|e| fail(format!("{}: cannot write: {e}", p.display())))?;
+            std::fs::write(&p, text)
+                .map_err(|e| fail(format!("{}: cannot write: {e}", p.display())))?;
         }
     } else {
         for (_, text) in &report.dumps {
@@ -467,7 +577,8 @@ fn compile(path: &Path, opts: qkc_passes::Options, show: &Show) -> Result<(), Re
         Emit::Kernels => {
             let plan = qkc_passes::partition(&g);
             if show.json {
-                let mut s = serde_json::to_string_pretty(&plan).map_err(|e| fail(format!("json: {e}")))?;
+                let mut s =
+                    serde_json::to_string_pretty(&plan).map_err(|e| fail(format!("json: {e}")))?;
                 s.push('\n');
                 s
             } else {
@@ -503,22 +614,30 @@ fn run(
     }
     let g = load_verified(path)?;
     let w = match weights {
-        Some(p) => Weights::Checkpoint(std::fs::read(p).map_err(|e| fail(format!("{}: cannot read: {e}", p.display())))?),
+        Some(p) => Weights::Checkpoint(
+            std::fs::read(p).map_err(|e| fail(format!("{}: cannot read: {e}", p.display())))?,
+        ),
         None => Weights::Seed(seed.unwrap_or(0)),
     };
     let t0 = Instant::now();
-    let mut interp = Interpreter::new(&g, &w).map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    let mut interp =
+        Interpreter::new(&g, &w).map_err(|e| fail(format!("{}: {e}", display(path))))?;
     let bind = t0.elapsed();
     let source = match weights {
         Some(p) => format!("weights from {}", p.display()),
         None => format!("weights synthesized from seed {}", seed.unwrap_or(0)),
     };
-    println!("graph @{} on interp (f64), T = {batch}, {source}, input seed {input_seed}", g.name);
+    println!(
+        "graph @{} on interp (f64), T = {batch}, {source}, input seed {input_seed}",
+        g.name
+    );
     let t1 = Instant::now();
     for step in 0..steps.max(1) {
         let pos0 = interp.cached_tokens();
         let inputs = synth_inputs(&g, batch, input_seed.wrapping_add(step as u64), pos0);
-        let outs = interp.run(&inputs).map_err(|e| fail(format!("{}: {e}", display(path))))?;
+        let outs = interp
+            .run(&inputs)
+            .map_err(|e| fail(format!("{}: {e}", display(path))))?;
         if steps > 1 {
             println!("step {step} (positions {pos0}..{}):", pos0 + batch);
         }
@@ -526,6 +645,10 @@ fn run(
             println!("  %{name}: {}", summary(t));
         }
     }
-    eprintln!("bound weights in {:.1} ms, ran in {:.1} ms", bind.as_secs_f64() * 1e3, t1.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "bound weights in {:.1} ms, ran in {:.1} ms",
+        bind.as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }

@@ -27,13 +27,17 @@ fn glob(p: &str, s: &str) -> bool {
     match p.split_once('*') {
         None => p == s,
         Some((head, rest)) => {
-            s.starts_with(head) && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
+            s.starts_with(head)
+                && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
         }
     }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| format!("`{s}` is not a percentage such as 0.5%"))?;
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage such as 0.5%"))?;
     if !(0.0..=50.0).contains(&v) {
         return Err(format!("outlier fraction {v}% is outside [0, 50]"));
     }
@@ -43,11 +47,21 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 /// The rules from `--scheme` (one rule for everything) or a recipe file:
 /// `PATTERN SCHEME [rotate=hadamard] [outliers=P%]`, first match wins, `keep` keeps float, `#`
 /// starts a comment.
-pub fn rules(scheme: Option<&str>, recipe: Option<&Path>, rotate: bool, outliers: Option<&str>) -> Result<Vec<Rule>, String> {
+pub fn rules(
+    scheme: Option<&str>,
+    recipe: Option<&Path>,
+    rotate: bool,
+    outliers: Option<&str>,
+) -> Result<Vec<Rule>, String> {
     let outliers = outliers.map(parse_percent).transpose()?;
     if let Some(s) = scheme {
         let scheme = s.parse::<Scheme>().map_err(|e| e.to_string())?;
-        return Ok(vec![Rule { pattern: "*".into(), scheme: Some(scheme), rotate, outliers }]);
+        return Ok(vec![Rule {
+            pattern: "*".into(),
+            scheme: Some(scheme),
+            rotate,
+            outliers,
+        }]);
     }
     let path = recipe.ok_or("give --scheme SPEC or --recipe FILE")?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -60,15 +74,30 @@ pub fn rules(scheme: Option<&str>, recipe: Option<&Path>, rotate: bool, outliers
         let at = |m: String| format!("{}:{}: {m}", path.display(), i + 1);
         let mut words = line.split_whitespace();
         let pattern = words.next().unwrap_or("*").to_string();
-        let spec = words.next().ok_or_else(|| at("expected `PATTERN SCHEME [options]`".into()))?;
-        let scheme = if spec == "keep" { None } else { Some(spec.parse::<Scheme>().map_err(|e| at(e.to_string()))?) };
-        let mut rule = Rule { pattern, scheme, rotate, outliers };
+        let spec = words
+            .next()
+            .ok_or_else(|| at("expected `PATTERN SCHEME [options]`".into()))?;
+        let scheme = if spec == "keep" {
+            None
+        } else {
+            Some(spec.parse::<Scheme>().map_err(|e| at(e.to_string()))?)
+        };
+        let mut rule = Rule {
+            pattern,
+            scheme,
+            rotate,
+            outliers,
+        };
         for w in words {
             match w.split_once('=') {
                 Some(("rotate", "hadamard")) => rule.rotate = true,
                 Some(("rotate", "none")) => rule.rotate = false,
                 Some(("outliers", p)) => rule.outliers = Some(parse_percent(p).map_err(at)?),
-                _ => return Err(at(format!("unknown option `{w}` (rotate=hadamard|none, outliers=P%)"))),
+                _ => {
+                    return Err(at(format!(
+                        "unknown option `{w}` (rotate=hadamard|none, outliers=P%)"
+                    )))
+                }
             }
         }
         out.push(rule);
@@ -79,9 +108,18 @@ pub fn rules(scheme: Option<&str>, recipe: Option<&Path>, rotate: bool, outliers
 fn read_f32(view: &safetensors::tensor::TensorView<'_>) -> Option<Vec<f32>> {
     let b = view.data();
     Some(match view.dtype() {
-        safetensors::Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        safetensors::Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        safetensors::Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        safetensors::Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        safetensors::Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        safetensors::Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         _ => return None,
     })
 }
@@ -95,7 +133,8 @@ pub fn quantize_checkpoint(
     seed: u64,
 ) -> Result<(HashMap<String, WeightPlan>, String), String> {
     let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a safetensors file: {e}", input.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{}: not a safetensors file: {e}", input.display()))?;
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
     let mut writer = SafetensorsWriter::new();
@@ -105,20 +144,37 @@ pub fn quantize_checkpoint(
     for name in &names {
         let view = st.tensor(name).map_err(|e| format!("{name}: {e}"))?;
         let values = read_f32(&view);
-        let candidate = view.shape().len() == 2 && values.is_some() && only.is_none_or(|o| o.contains(name)) && (only.is_some() || !name.contains("embed"));
-        let rule = rules.iter().find(|r| glob(&r.pattern, name)).filter(|_| candidate);
+        let candidate = view.shape().len() == 2
+            && values.is_some()
+            && only.is_none_or(|o| o.contains(name))
+            && (only.is_some() || !name.contains("embed"));
+        let rule = rules
+            .iter()
+            .find(|r| glob(&r.pattern, name))
+            .filter(|_| candidate);
         let (Some(rule), Some(w)) = (rule, values.clone()) else {
             // copied as is (f32 for floats other than f16/f32)
             let part = match (view.dtype(), values) {
-                (safetensors::Dtype::F16, _) => Part { dtype: PartDtype::F16, shape: view.shape().to_vec(), bytes: view.data().to_vec() },
+                (safetensors::Dtype::F16, _) => Part {
+                    dtype: PartDtype::F16,
+                    shape: view.shape().to_vec(),
+                    bytes: view.data().to_vec(),
+                },
                 (_, Some(v)) => Part::from_f32(view.shape().to_vec(), &v),
-                _ => return Err(format!("{name}: dtype {:?} cannot be copied into a qkc checkpoint", view.dtype())),
+                _ => {
+                    return Err(format!(
+                        "{name}: dtype {:?} cannot be copied into a qkc checkpoint",
+                        view.dtype()
+                    ))
+                }
             };
             writer.add_part(name, part).map_err(|e| e.to_string())?;
             continue;
         };
         let Some(scheme) = rule.scheme else {
-            writer.add_part(name, Part::from_f32(view.shape().to_vec(), &w)).map_err(|e| e.to_string())?;
+            writer
+                .add_part(name, Part::from_f32(view.shape().to_vec(), &w))
+                .map_err(|e| e.to_string())?;
             continue;
         };
         let (n, k) = (view.shape()[0], view.shape()[1]);
@@ -130,13 +186,23 @@ pub fn quantize_checkpoint(
         }
         let pb = progress(name, n);
         let cb = |done: usize, _total: usize| pb.set_position(done as u64);
-        let opts = QuantOptions { seed, progress: Some(&cb), ..QuantOptions::default() };
+        let opts = QuantOptions {
+            seed,
+            progress: Some(&cb),
+            ..QuantOptions::default()
+        };
         let (q, csr) = match rule.outliers {
             Some(f) if f > 0.0 => {
-                let (q, c) = quantize_dense_and_sparse(scheme, &w, n, k, f, Saliency::Magnitude, true).map_err(|e| format!("{name}: {e}"))?;
+                let (q, c) =
+                    quantize_dense_and_sparse(scheme, &w, n, k, f, Saliency::Magnitude, true)
+                        .map_err(|e| format!("{name}: {e}"))?;
                 (q, Some(c))
             }
-            _ => (QuantTensor::quantize_with(scheme, &w, n, k, &opts).map_err(|e| format!("{name}: {e}"))?, None),
+            _ => (
+                QuantTensor::quantize_with(scheme, &w, n, k, &opts)
+                    .map_err(|e| format!("{name}: {e}"))?,
+                None,
+            ),
         };
         pb.finish_and_clear();
         let err = rel_error(&q, csr.as_ref(), &w)?;
@@ -154,18 +220,33 @@ pub fn quantize_checkpoint(
             csr.as_ref().map_or(String::new(), |c| format!(" +{} outliers", c.nnz())),
         ));
         let index = if k <= 1 << 16 { DType::U16 } else { DType::U32 };
-        plans.insert(name.clone(), WeightPlan { scheme, rotated: rule.rotate, outliers: csr.map(|_| index) });
+        plans.insert(
+            name.clone(),
+            WeightPlan {
+                scheme,
+                rotated: rule.rotate,
+                outliers: csr.map(|_| index),
+            },
+        );
     }
     if qweights > 0 {
-        report.push_str(&format!("  average over quantized weights: {:.3} bits/weight\n", qbits / qweights as f64));
+        report.push_str(&format!(
+            "  average over quantized weights: {:.3} bits/weight\n",
+            qbits / qweights as f64
+        ));
     }
     writer.write(output).map_err(|e| e.to_string())?;
     Ok((plans, report))
 }
 
 fn progress(name: &str, rows: usize) -> indicatif::ProgressBar {
-    let pb = if rows >= 4096 { indicatif::ProgressBar::new(rows as u64) } else { indicatif::ProgressBar::hidden() };
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows") {
+    let pb = if rows >= 4096 {
+        indicatif::ProgressBar::new(rows as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows")
+    {
         pb.set_style(style);
     }
     pb.set_message(name.to_string());
@@ -189,7 +270,11 @@ fn rel_error(q: &QuantTensor, s: Option<&qkc_quant::Csr>, w: &[f32]) -> Result<f
 /// The float weights a graph's linear layers use (the candidates to quantize).
 pub fn linear_weights(g: &qkc_ir::Graph) -> Vec<String> {
     g.nodes()
-        .filter(|&n| g.users(n).iter().any(|&u| matches!(g.node(u).op, Op::Linear) && g.operand(u, "w") == Some(n)))
+        .filter(|&n| {
+            g.users(n)
+                .iter()
+                .any(|&u| matches!(g.node(u).op, Op::Linear) && g.operand(u, "w") == Some(n))
+        })
         .filter_map(|n| match &g.node(n).op {
             Op::Weight { name, .. } if g.node(n).ty.is_float_tensor() => Some(name.clone()),
             _ => None,
@@ -198,7 +283,10 @@ pub fn linear_weights(g: &qkc_ir::Graph) -> Vec<String> {
 }
 
 /// Rewrite the graph for the plans.
-pub fn rewrite_graph(g: &mut qkc_ir::Graph, plans: &HashMap<String, WeightPlan>) -> Result<usize, String> {
+pub fn rewrite_graph(
+    g: &mut qkc_ir::Graph,
+    plans: &HashMap<String, WeightPlan>,
+) -> Result<usize, String> {
     quantize_graph(g, plans)
 }
 
@@ -209,15 +297,31 @@ pub fn synth_weights(g: &qkc_ir::Graph, seed: u64, out: &Path) -> Result<usize, 
     let mut count = 0;
     let w = qkc_ir::interp::Weights::Seed(seed);
     for n in g.nodes() {
-        let Op::Weight { name, .. } = &g.node(n).op else { continue };
-        let Type::Tensor { dtype, shape } = &g.node(n).ty else {
-            return Err(format!("weight \"{name}\" is {}: synth-weights writes float graphs only", g.node(n).ty));
+        let Op::Weight { name, .. } = &g.node(n).op else {
+            continue;
         };
-        let t = w.synthesize_dense(name, *dtype, shape).map_err(|e| e.to_string())?;
+        let Type::Tensor { dtype, shape } = &g.node(n).ty else {
+            return Err(format!(
+                "weight \"{name}\" is {}: synth-weights writes float graphs only",
+                g.node(n).ty
+            ));
+        };
+        let t = w
+            .synthesize_dense(name, *dtype, shape)
+            .map_err(|e| e.to_string())?;
         let part = if *dtype == DType::F16 {
-            Part::from_f16(t.shape.clone(), &t.data.iter().map(|&v| half::f16::from_f64(v)).collect::<Vec<_>>())
+            Part::from_f16(
+                t.shape.clone(),
+                &t.data
+                    .iter()
+                    .map(|&v| half::f16::from_f64(v))
+                    .collect::<Vec<_>>(),
+            )
         } else {
-            Part::from_f32(t.shape.clone(), &t.data.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            Part::from_f32(
+                t.shape.clone(),
+                &t.data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            )
         };
         writer.add_part(name, part).map_err(|e| e.to_string())?;
         count += 1;

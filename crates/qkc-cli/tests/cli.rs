@@ -59,12 +59,21 @@ fn text(bytes: &[u8]) -> String {
 fn assert_fails_cleanly(cmd: &str, out: &Output) {
     let err = text(&out.stderr);
     assert!(!err.contains("panicked"), "`{cmd}` panicked:\n{err}");
-    assert_eq!(out.status.code(), Some(1), "`{cmd}` should exit 1; stderr:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "`{cmd}` should exit 1; stderr:\n{err}"
+    );
 }
 
 /// `cmd` exited 0.
 fn assert_ok(cmd: &str, out: &Output) {
-    assert!(out.status.success(), "`{cmd}` failed ({:?}); stderr:\n{}", out.status.code(), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed ({:?}); stderr:\n{}",
+        out.status.code(),
+        text(&out.stderr)
+    );
 }
 
 /// Does `stderr` locate an error as `PATH:LINE:COL`?
@@ -87,7 +96,12 @@ fn has_location(stderr: &str, path: &str) -> bool {
 fn files(dir: &str, exts: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root().join(dir))
         .unwrap_or_else(|e| panic!("read {dir}: {e}"))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| exts.iter().any(|x| n.ends_with(x)))
         .map(|n| format!("{dir}/{n}"))
         .collect();
@@ -97,14 +111,18 @@ fn files(dir: &str, exts: &[&str]) -> Vec<String> {
 
 /// Snapshot name for a file path: `tests/bad/x.qir` → `x_qir`.
 fn snap_name(path: &str) -> String {
-    Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy().replace('.', "_"))
+    Path::new(path)
+        .file_name()
+        .map_or(path.into(), |n| n.to_string_lossy().replace('.', "_"))
 }
 
 /// Run each check, then fail once listing every failure (one bad snapshot must not hide the rest).
 fn all<T>(items: &[T], name: impl Fn(&T) -> String, check: impl Fn(&T)) {
     let failed: Vec<String> = items
         .iter()
-        .filter(|item| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(item))).is_err())
+        .filter(|item| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(item))).is_err()
+        })
         .map(name)
         .collect();
     assert!(failed.is_empty(), "failed for: {}", failed.join(", "));
@@ -126,9 +144,16 @@ fn check_rejects_each_bad_file_with_a_located_diagnostic() {
         let cmd = format!("qkc check {path}");
         let out = qkc(&["check", path]);
         assert_fails_cleanly(&cmd, &out);
-        assert!(out.stdout.is_empty(), "`{cmd}` printed to stdout: {}", text(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "`{cmd}` printed to stdout: {}",
+            text(&out.stdout)
+        );
         let err = text(&out.stderr);
-        assert!(has_location(&err, path), "`{cmd}` gave no {path}:line:col location:\n{err}");
+        assert!(
+            has_location(&err, path),
+            "`{cmd}` gave no {path}:line:col location:\n{err}"
+        );
         insta::with_settings!({ description => cmd.as_str(), omit_expression => true }, {
             insta::assert_snapshot!(format!("bad__{}", snap_name(path)), err);
         });
@@ -151,15 +176,29 @@ fn no_subcommand_panics_on_bad_files() {
             let cmd = format!("qkc {}", args.join(" "));
             let out = qkc(&args);
             let err = text(&out.stderr);
-            assert!(!err.contains("panicked") && out.status.code() != Some(101), "`{cmd}` panicked:\n{err}");
-            assert!(matches!(out.status.code(), Some(0 | 1)), "`{cmd}` exited {:?}:\n{err}", out.status.code());
+            assert!(
+                !err.contains("panicked") && out.status.code() != Some(101),
+                "`{cmd}` panicked:\n{err}"
+            );
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "`{cmd}` exited {:?}:\n{err}",
+                out.status.code()
+            );
         }
         // `run` and `compile` verify, so they must reject every bad file with a location
-        for args in [vec!["run", path.as_str(), "--target", "interp"], vec!["compile", path.as_str()]] {
+        for args in [
+            vec!["run", path.as_str(), "--target", "interp"],
+            vec!["compile", path.as_str()],
+        ] {
             let cmd = format!("qkc {}", args.join(" "));
             let out = qkc(&args);
             assert_fails_cleanly(&cmd, &out);
-            assert!(has_location(&text(&out.stderr), path), "`{cmd}` gave no location:\n{}", text(&out.stderr));
+            assert!(
+                has_location(&text(&out.stderr), path),
+                "`{cmd}` gave no location:\n{}",
+                text(&out.stderr)
+            );
         }
     });
 }
@@ -171,7 +210,10 @@ fn check_reports_stdin_as_stdin() {
     let out = qkc_with_stdin(&["check", "-"], &src);
     assert_fails_cleanly("qkc check -", &out);
     let err = text(&out.stderr);
-    assert!(err.starts_with("error: <stdin>:4:16: use of undefined value `%h`"), "{err}");
+    assert!(
+        err.starts_with("error: <stdin>:4:16: use of undefined value `%h`"),
+        "{err}"
+    );
 }
 
 /// A deterministic xorshift64* byte stream.
@@ -195,14 +237,21 @@ fn garbage() -> Vec<(&'static str, Vec<u8>)> {
     // random text over the IR's own alphabet, so it reaches the parser
     let alphabet = b"graph@%={}()[],:<>\"/ \n\tTqfi0123456789abcdefxyz_.-";
     let mut r = xorshift(42);
-    let tokens: Vec<u8> = (0..TEN_MB).map(|_| alphabet[(r() % alphabet.len() as u64) as usize]).collect();
+    let tokens: Vec<u8> = (0..TEN_MB)
+        .map(|_| alphabet[(r() % alphabet.len() as u64) as usize])
+        .collect();
     // a plausible start, then one 10 MB token on the same line
     let mut long_line = b"graph @g {\n  %x = input \"x\" : f32[T, ".to_vec();
     long_line.resize(TEN_MB, b'7');
     // a 10 MB op name (once took a minute: the "did you mean" edit distance is quadratic)
     let mut long_op = b"graph @g {\n  %x = ".to_vec();
     long_op.resize(TEN_MB, b'q');
-    vec![("binary", binary), ("ir_alphabet", tokens), ("long_line", long_line), ("long_op", long_op)]
+    vec![
+        ("binary", binary),
+        ("ir_alphabet", tokens),
+        ("long_line", long_line),
+        ("long_op", long_op),
+    ]
 }
 
 /// 10 MB of garbage: exit 1 fast with a short `:line:col` diagnostic, never a panic.
@@ -211,24 +260,35 @@ fn ten_megabytes_of_garbage_fail_fast_with_a_short_diagnostic() {
     let dir = std::env::temp_dir().join(format!("qkc-cli-test-garbage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let inputs = garbage();
-    all(&inputs, |(name, _)| (*name).to_string(), |(name, bytes)| {
-        let file = dir.join(format!("{name}.qir"));
-        std::fs::write(&file, bytes).expect("write garbage");
-        let path = file.to_string_lossy().into_owned();
-        let cmd = format!("qkc check <10 MB of {name}>");
-        let t0 = Instant::now();
-        let out = qkc(&["check", &path]);
-        let took = t0.elapsed();
-        assert_fails_cleanly(&cmd, &out);
-        assert!(took < Duration::from_secs(5), "`{cmd}` took {took:?}");
-        assert!(out.stderr.len() < 10 * 1024, "`{cmd}` wrote {} bytes to stderr", out.stderr.len());
-        let err = text(&out.stderr);
-        assert!(has_location(&err, &path), "`{cmd}` gave no line:col:\n{err}");
-        let err = err.replace(&path, &format!("<tmp>/{name}.qir"));
-        insta::with_settings!({ description => cmd.as_str(), omit_expression => true }, {
-            insta::assert_snapshot!(format!("garbage__{name}"), err);
-        });
-    });
+    all(
+        &inputs,
+        |(name, _)| (*name).to_string(),
+        |(name, bytes)| {
+            let file = dir.join(format!("{name}.qir"));
+            std::fs::write(&file, bytes).expect("write garbage");
+            let path = file.to_string_lossy().into_owned();
+            let cmd = format!("qkc check <10 MB of {name}>");
+            let t0 = Instant::now();
+            let out = qkc(&["check", &path]);
+            let took = t0.elapsed();
+            assert_fails_cleanly(&cmd, &out);
+            assert!(took < Duration::from_secs(5), "`{cmd}` took {took:?}");
+            assert!(
+                out.stderr.len() < 10 * 1024,
+                "`{cmd}` wrote {} bytes to stderr",
+                out.stderr.len()
+            );
+            let err = text(&out.stderr);
+            assert!(
+                has_location(&err, &path),
+                "`{cmd}` gave no line:col:\n{err}"
+            );
+            let err = err.replace(&path, &format!("<tmp>/{name}.qir"));
+            insta::with_settings!({ description => cmd.as_str(), omit_expression => true }, {
+                insta::assert_snapshot!(format!("garbage__{name}"), err);
+            });
+        },
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -245,7 +305,10 @@ fn ir_files() -> Vec<String> {
 #[test]
 fn ir_examples_are_canonical() {
     all(&ir_files(), Clone::clone, |path| {
-        assert_ok(&format!("qkc fmt --check {path}"), &qkc(&["fmt", "--check", path]));
+        assert_ok(
+            &format!("qkc fmt --check {path}"),
+            &qkc(&["fmt", "--check", path]),
+        );
         let out = qkc(&["fmt", path]);
         assert_ok(&format!("qkc fmt {path}"), &out);
         let src = std::fs::read(root().join(path)).expect("read");
@@ -263,9 +326,20 @@ fn ir_examples_check_with_a_one_line_summary() {
         let out = qkc(&["check", path]);
         assert_ok(&format!("qkc check {path}"), &out);
         let stdout = text(&out.stdout);
-        assert_eq!(stdout.lines().count(), 1, "`qkc check {path}` printed:\n{stdout}");
-        assert!(stdout.starts_with(&format!("ok: {path}: graph @")), "`qkc check {path}` printed: {stdout}");
-        assert!(out.stderr.is_empty(), "`qkc check {path}` wrote to stderr: {}", text(&out.stderr));
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "`qkc check {path}` printed:\n{stdout}"
+        );
+        assert!(
+            stdout.starts_with(&format!("ok: {path}: graph @")),
+            "`qkc check {path}` printed: {stdout}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "`qkc check {path}` wrote to stderr: {}",
+            text(&out.stderr)
+        );
     });
 }
 
@@ -279,10 +353,17 @@ fn ir_examples_round_trip_through_json() {
         let back = qkc_with_stdin(&["convert", "-", "--to", "qir"], &json.stdout);
         assert_ok("qkc convert - --to qir", &back);
         let src = std::fs::read(root().join(path)).expect("read");
-        assert!(back.stdout == src, "{path} → json → qir differs:\n{}", text(&back.stdout));
+        assert!(
+            back.stdout == src,
+            "{path} → json → qir differs:\n{}",
+            text(&back.stdout)
+        );
         let json2 = qkc_with_stdin(&["convert", "-", "--to", "json"], &json.stdout);
         assert_ok("qkc convert - --to json", &json2);
-        assert!(json2.stdout == json.stdout, "{path}: json → json is not a fixed point");
+        assert!(
+            json2.stdout == json.stdout,
+            "{path}: json → json is not a fixed point"
+        );
     });
 }
 
@@ -291,7 +372,9 @@ fn ir_examples_round_trip_through_json() {
 #[test]
 fn ir_examples_run_in_the_interpreter() {
     all(&ir_files(), Clone::clone, |path| {
-        let args = ["run", path, "--target", "interp", "--seed", "0", "--batch", "2"];
+        let args = [
+            "run", path, "--target", "interp", "--seed", "0", "--batch", "2",
+        ];
         let cmd = format!("qkc {}", args.join(" "));
         let out = qkc(&args);
         assert_ok(&cmd, &out);
@@ -312,8 +395,15 @@ fn run_on_unbuilt_targets_says_not_built_yet() {
         assert_fails_cleanly(&cmd, &out);
         let err = text(&out.stderr);
         assert!(err.contains("not built yet"), "`{cmd}` said:\n{err}");
-        assert!(err.contains(&format!("--target {target}")), "`{cmd}` does not name the target:\n{err}");
-        assert!(out.stdout.is_empty(), "`{cmd}` printed: {}", text(&out.stdout));
+        assert!(
+            err.contains(&format!("--target {target}")),
+            "`{cmd}` does not name the target:\n{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "`{cmd}` printed: {}",
+            text(&out.stdout)
+        );
     }
 }
 
@@ -323,7 +413,10 @@ fn run_on_unbuilt_targets_says_not_built_yet() {
 fn fmt_check_rejects_non_canonical_text() {
     let canonical = std::fs::read_to_string(root().join("ir/qlinear_int4.qir")).expect("read");
     let messy = canonical
-        .replace("%wd = dequant(%w) : f16[4096, 4096]", "%wd   =  dequant( %w ):f16[4096,4096]")
+        .replace(
+            "%wd = dequant(%w) : f16[4096, 4096]",
+            "%wd   =  dequant( %w ):f16[4096,4096]",
+        )
         .replace("  return %y\n", "  return %y  \n");
     assert_ne!(messy, canonical, "the edit did not apply");
     let dir = std::env::temp_dir().join(format!("qkc-cli-test-fmt-{}", std::process::id()));
@@ -336,8 +429,15 @@ fn fmt_check_rejects_non_canonical_text() {
     let out = qkc(&["fmt", "--check", &path]);
     assert_fails_cleanly("qkc fmt --check messy.qir", &out);
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{path}:7: not in canonical form")), "{err}");
-    assert!(out.stdout.is_empty(), "fmt --check printed: {}", text(&out.stdout));
+    assert!(
+        err.contains(&format!("{path}:7: not in canonical form")),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "fmt --check printed: {}",
+        text(&out.stdout)
+    );
 
     let out = qkc(&["fmt", &path]);
     assert_ok("qkc fmt messy.qir", &out);
@@ -345,6 +445,10 @@ fn fmt_check_rejects_non_canonical_text() {
 
     let out = qkc_with_stdin(&["fmt", "--check", "-"], messy.as_bytes());
     assert_fails_cleanly("qkc fmt --check -", &out);
-    assert!(text(&out.stderr).contains("<stdin>:7: not in canonical form"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("<stdin>:7: not in canonical form"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,8 +20,14 @@ const MLP: &str = r#"graph @mlp {
 "#;
 
 fn qkc(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qkc")).args(args).output().expect("run qkc");
-    let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let out = Command::new(env!("CARGO_BIN_EXE_qkc"))
+        .args(args)
+        .output()
+        .expect("run qkc");
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert_ne!(out.status.code(), Some(101), "qkc panicked: {e}");
     (out.status.success(), o, e)
 }
@@ -34,9 +40,16 @@ fn tmp(name: &str) -> PathBuf {
 
 /// The output line's statistics: (mean, absmax, checksum).
 fn stats(stdout: &str) -> (f64, f64, f64) {
-    let line = stdout.lines().find(|l| l.trim_start().starts_with("%y:")).unwrap_or_else(|| panic!("no output in {stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("%y:"))
+        .unwrap_or_else(|| panic!("no output in {stdout}"));
     let get = |k: &str| -> f64 {
-        let s = line.split(&format!("{k}=")).nth(1).and_then(|r| r.split_whitespace().next()).expect("stat");
+        let s = line
+            .split(&format!("{k}="))
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("stat");
         s.parse().expect("number")
     };
     (get("mean"), get("absmax"), get("checksum"))
@@ -78,7 +91,19 @@ fn every_scheme_quantizes_runs_and_fuses() {
     for (scheme, extra, tol) in cases {
         let q = tmp(&format!("{}.safetensors", scheme.replace(':', "_")));
         let g2 = tmp(&format!("{}.qir", scheme.replace(':', "_")));
-        let mut args = vec!["quantize", "--scheme", scheme, "--in", p(&fp), "--out", p(&q), "--graph", p(&graph), "--graph-out", p(&g2)];
+        let mut args = vec![
+            "quantize",
+            "--scheme",
+            scheme,
+            "--in",
+            p(&fp),
+            "--out",
+            p(&q),
+            "--graph",
+            p(&graph),
+            "--graph-out",
+            p(&g2),
+        ];
         args.extend_from_slice(extra);
         let (ok, _, e) = qkc(&args);
         if !ok {
@@ -93,11 +118,15 @@ fn every_scheme_quantizes_runs_and_fuses() {
         let (_, absmax, sum) = stats(&out);
         let dev = (sum - fp_sum).abs() / fp_absmax.max(fp_sum.abs());
         if !absmax.is_finite() || dev > *tol {
-            failures.push(format!("{scheme}: checksum {sum} vs float {fp_sum} (deviation {dev:.3} > {tol})"));
+            failures.push(format!(
+                "{scheme}: checksum {sum} vs float {fp_sum} (deviation {dev:.3} > {tol})"
+            ));
         }
         let (ok, kernels, e) = qkc(&["compile", p(&g2), "--emit", "kernels"]);
         if !ok || !kernels.starts_with("2 kernels, 2 launches") {
-            failures.push(format!("{scheme}: expected gate_up + down as 2 kernels, got:\n{kernels}{e}"));
+            failures.push(format!(
+                "{scheme}: expected gate_up + down as 2 kernels, got:\n{kernels}{e}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -111,19 +140,58 @@ fn bad_quantize_requests_get_clear_errors() {
     assert!(qkc(&["synth-weights", p(&graph), "-o", p(&fp)]).0);
     let out = tmp("never.safetensors");
     // group size that does not divide K
-    let (ok, _, e) = qkc(&["quantize", "--scheme", "int4:g96", "--in", p(&fp), "--out", p(&out)]);
+    let (ok, _, e) = qkc(&[
+        "quantize",
+        "--scheme",
+        "int4:g96",
+        "--in",
+        p(&fp),
+        "--out",
+        p(&out),
+    ]);
     assert!(!ok && e.contains("mlp.") && e.contains("96"), "{e}");
     // unknown scheme
-    let (ok, _, e) = qkc(&["quantize", "--scheme", "int5", "--in", p(&fp), "--out", p(&out)]);
+    let (ok, _, e) = qkc(&[
+        "quantize",
+        "--scheme",
+        "int5",
+        "--in",
+        p(&fp),
+        "--out",
+        p(&out),
+    ]);
     assert!(!ok && e.contains("int5"), "{e}");
     // not a checkpoint
-    let (ok, _, e) = qkc(&["quantize", "--scheme", "int4", "--in", p(&graph), "--out", p(&out)]);
+    let (ok, _, e) = qkc(&[
+        "quantize",
+        "--scheme",
+        "int4",
+        "--in",
+        p(&graph),
+        "--out",
+        p(&out),
+    ]);
     assert!(!ok && e.contains("not a safetensors file"), "{e}");
     // a recipe with a typo names its line
     let recipe = tmp("bad.recipe");
-    std::fs::write(&recipe, "# comment\n*.down_proj lut3 outliers=0.5%\n* int4:g32 rotate=sideways\n").expect("write");
-    let (ok, _, e) = qkc(&["quantize", "--recipe", p(&recipe), "--in", p(&fp), "--out", p(&out)]);
-    assert!(!ok && e.contains(":3:") && e.contains("rotate=sideways"), "{e}");
+    std::fs::write(
+        &recipe,
+        "# comment\n*.down_proj lut3 outliers=0.5%\n* int4:g32 rotate=sideways\n",
+    )
+    .expect("write");
+    let (ok, _, e) = qkc(&[
+        "quantize",
+        "--recipe",
+        p(&recipe),
+        "--in",
+        p(&fp),
+        "--out",
+        p(&out),
+    ]);
+    assert!(
+        !ok && e.contains(":3:") && e.contains("rotate=sideways"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -133,12 +201,33 @@ fn recipes_mix_schemes_per_layer() {
     let fp = tmp("mlp3.safetensors");
     assert!(qkc(&["synth-weights", p(&graph), "-o", p(&fp)]).0);
     let recipe = tmp("mixed.recipe");
-    std::fs::write(&recipe, "*.down_proj  lut3  rotate=hadamard outliers=0.5%\n*.gate_proj  int4:g64\n*  int8:pc\n").expect("write");
+    std::fs::write(
+        &recipe,
+        "*.down_proj  lut3  rotate=hadamard outliers=0.5%\n*.gate_proj  int4:g64\n*  int8:pc\n",
+    )
+    .expect("write");
     let (q, g2) = (tmp("mixed.safetensors"), tmp("mixed.qir"));
-    let (ok, _, e) = qkc(&["quantize", "--recipe", p(&recipe), "--in", p(&fp), "--out", p(&q), "--graph", p(&graph), "--graph-out", p(&g2)]);
+    let (ok, _, e) = qkc(&[
+        "quantize",
+        "--recipe",
+        p(&recipe),
+        "--in",
+        p(&fp),
+        "--out",
+        p(&q),
+        "--graph",
+        p(&graph),
+        "--graph-out",
+        p(&g2),
+    ]);
     assert!(ok, "{e}");
     let text = std::fs::read_to_string(&g2).expect("graph");
-    assert!(text.contains("q<lut3>[128, 256]") && text.contains("q<int4:g64>[256, 128]") && text.contains("q<int8:pc>[256, 128]"), "{text}");
+    assert!(
+        text.contains("q<lut3>[128, 256]")
+            && text.contains("q<int4:g64>[256, 128]")
+            && text.contains("q<int8:pc>[256, 128]"),
+        "{text}"
+    );
     let (ok, _, e) = qkc(&["run", p(&g2), "--weights", p(&q)]);
     assert!(ok, "{e}");
 }

@@ -50,7 +50,14 @@ impl Aligned {
         self.0.as_mut_ptr() as u64
     }
     fn f32s(&self, n: usize) -> Vec<f32> {
-        self.0.iter().flat_map(|b| b.0).collect::<Vec<u8>>().chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        self.0
+            .iter()
+            .flat_map(|b| b.0)
+            .collect::<Vec<u8>>()
+            .chunks_exact(4)
+            .take(n)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     }
 }
 
@@ -65,7 +72,11 @@ fn gemv(entry: Entry, p: [u64; 4], threads: u32) {
     let per = CHUNKS / threads;
     std::thread::scope(|sc| {
         for t in 0..threads {
-            let hi = if t == threads - 1 { CHUNKS } else { (t + 1) * per };
+            let hi = if t == threads - 1 {
+                CHUNKS
+            } else {
+                (t + 1) * per
+            };
             // buffers have the template's lengths, are 256-byte aligned and outlive the call;
             // threads write disjoint chunk ranges (rows) of y
             sc.spawn(move || entry(p[0], p[1], p[2], p[3], t * per, hi));
@@ -79,8 +90,13 @@ fn read_sum(buf: &[u64], threads: usize) -> u64 {
     }
     let per = buf.len().div_ceil(threads);
     std::thread::scope(|sc| {
-        let hs: Vec<_> = buf.chunks(per).map(|c| sc.spawn(move || c.iter().fold(0u64, |a, &b| a.wrapping_add(b)))).collect();
-        hs.into_iter().map(|h| h.join().unwrap_or(0)).fold(0, u64::wrapping_add)
+        let hs: Vec<_> = buf
+            .chunks(per)
+            .map(|c| sc.spawn(move || c.iter().fold(0u64, |a, &b| a.wrapping_add(b))))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .fold(0, u64::wrapping_add)
     })
 }
 
@@ -91,7 +107,10 @@ fn quantize_x_q8(x: &[f32]) -> Vec<f64> {
         let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let inv = 127.0f32 / amax;
         let sc = amax / 127.0f32;
-        out.extend(b.iter().map(|&v| f64::from((v * inv).round_ties_even()) * f64::from(sc)));
+        out.extend(
+            b.iter()
+                .map(|&v| f64::from((v * inv).round_ties_even()) * f64::from(sc)),
+        );
     }
     out
 }
@@ -122,18 +141,28 @@ fn main() {
     // ---- setup (not timed) ----
     let t0 = std::time::Instant::now();
     let mut r = ChaCha8Rng::seed_from_u64(0x9c_4096_14336);
-    let w: Vec<f32> = (0..N * K).map(|_| (0..4).map(|_| r.gen::<f32>() - 0.5).sum::<f32>() * 0.085).collect();
-    let q = QuantTensor::quantize("int4:g128".parse().expect("scheme"), &w, N, K).expect("quantize");
+    let w: Vec<f32> = (0..N * K)
+        .map(|_| (0..4).map(|_| r.gen::<f32>() - 0.5).sum::<f32>() * 0.085)
+        .collect();
+    let q =
+        QuantTensor::quantize("int4:g128".parse().expect("scheme"), &w, N, K).expect("quantize");
     drop(w);
     let words = q.part("qweight").expect("qweight").to_u32();
     let scales = q.part("scales").expect("scales").to_u16_bits();
     assert_eq!(words.len(), N * K / 8);
     assert_eq!(scales.len(), N * K / GROUP);
-    let xv: Vec<f32> = (0..K).map(|_| (0..4).map(|_| r.gen::<f32>() - 0.5).sum::<f32>() * 1.7).collect();
+    let xv: Vec<f32> = (0..K)
+        .map(|_| (0..4).map(|_| r.gen::<f32>() - 0.5).sum::<f32>() * 1.7)
+        .collect();
     let wbytes: Vec<u8> = words.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut ws: Vec<Aligned> = (0..COPIES).map(|_| Aligned::from_bytes(&wbytes)).collect();
     drop(wbytes);
-    let mut s = Aligned::from_bytes(&scales.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    let mut s = Aligned::from_bytes(
+        &scales
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
     let mut x = Aligned::from_bytes(&xv.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     let mut y = Aligned::from_bytes(&vec![0u8; N * 4]);
     let wptrs: Vec<u64> = ws.iter_mut().map(Aligned::ptr).collect();
@@ -162,10 +191,26 @@ fn main() {
     drop(deq);
 
     let lib = builtin().expect("templates");
-    let base = Args::new().int("K", K as i64).int("N", N as i64).int("GROUP", GROUP as i64).int("CHUNKS", i64::from(CHUNKS));
+    let base = Args::new()
+        .int("K", K as i64)
+        .int("N", N as i64)
+        .int("GROUP", GROUP as i64)
+        .int("CHUNKS", i64::from(CHUNKS));
     let specs = [
-        ("q8", "gemv_u4_cpu_q8", base.clone().snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none")),
-        ("f32", "gemv_u4_cpu", base.clone().snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none")),
+        (
+            "q8",
+            "gemv_u4_cpu_q8",
+            base.clone()
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "f32",
+            "gemv_u4_cpu",
+            base.clone()
+                .snippet("decode", "decode_u4")
+                .snippet("epilogue", "epilogue_none"),
+        ),
     ];
     let jits: Vec<(&str, JitKernel)> = specs
         .iter()
@@ -175,7 +220,8 @@ fn main() {
             // same lowering) for `objdump -d --no-show-raw-insn DIR/NAME.o`.
             if let Some(dir) = std::env::var_os("QKC_BENCH_DUMP") {
                 let (obj, _) = qkc_codegen_cranelift::compile_object(&[&k], name).expect("object");
-                std::fs::write(PathBuf::from(dir).join(format!("{name}.o")), obj).expect("write object");
+                std::fs::write(PathBuf::from(dir).join(format!("{name}.o")), obj)
+                    .expect("write object");
             }
             (*short, JitKernel::compile(&k).expect("compile"))
         })
@@ -186,25 +232,49 @@ fn main() {
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(jit.entry()) };
         for threads in [1u32, 2] {
             y = Aligned::from_bytes(&f32::NAN.to_le_bytes().repeat(N));
-            gemv(entry, [wptrs[threads as usize % COPIES], sp, xp, y.ptr()], threads);
+            gemv(
+                entry,
+                [wptrs[threads as usize % COPIES], sp, xp, y.ptr()],
+                threads,
+            );
             let got = y.f32s(N);
             let bad = got.iter().position(|v| !v.is_finite());
-            assert!(bad.is_none(), "{short} {threads}t: y[{:?}] not written / not finite", bad);
+            assert!(
+                bad.is_none(),
+                "{short} {threads}t: y[{:?}] not written / not finite",
+                bad
+            );
             for &(row, yf, sf, y8, s8) in &refs {
                 let g = f64::from(got[row]);
-                let (want, scale, tol) = if *short == "q8" { (y8, s8, 5e-6) } else { (yf, sf, 5e-6) };
-                assert!((g - want).abs() <= tol * scale, "{short} {threads}t row {row}: got {g}, want {want} (scale {scale})");
+                let (want, scale, tol) = if *short == "q8" {
+                    (y8, s8, 5e-6)
+                } else {
+                    (yf, sf, 5e-6)
+                };
+                assert!(
+                    (g - want).abs() <= tol * scale,
+                    "{short} {threads}t row {row}: got {g}, want {want} (scale {scale})"
+                );
                 if *short == "q8" {
-                    assert!((g - yf).abs() <= 1e-2 * sf, "{short} row {row}: vs f32-x reference {yf}");
+                    assert!(
+                        (g - yf).abs() <= 1e-2 * sf,
+                        "{short} row {row}: vs f32-x reference {yf}"
+                    );
                 }
             }
         }
         eprintln!("checked {short}: 1 and 2 threads, all {N} outputs finite, rows {check_rows:?} match the f64 reference");
     }
     let yp_final = y.ptr();
-    eprintln!("setup (quantize {} M weights, JIT, checks): {:.1} s", N * K / 1_000_000, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "setup (quantize {} M weights, JIT, checks): {:.1} s",
+        N * K / 1_000_000,
+        t0.elapsed().as_secs_f64()
+    );
 
-    let ceil_buf: Vec<u64> = (0..CEIL_WORDS as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let ceil_buf: Vec<u64> = (0..CEIL_WORDS as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .collect();
 
     // ---- timed ----
     let out_dir = criterion_dir();
@@ -219,7 +289,9 @@ fn main() {
         let mut g = c.benchmark_group(GROUP_NAME);
         g.throughput(Throughput::Bytes((CEIL_WORDS * 8) as u64));
         for threads in [1usize, 2] {
-            g.bench_function(format!("read_ceiling_{threads}t"), |b| b.iter(|| std::hint::black_box(read_sum(&ceil_buf, threads))));
+            g.bench_function(format!("read_ceiling_{threads}t"), |b| {
+                b.iter(|| std::hint::black_box(read_sum(&ceil_buf, threads)))
+            });
         }
         g.throughput(Throughput::Bytes(bytes));
         for (short, jit) in &jits {
@@ -241,25 +313,45 @@ fn main() {
     drop(ceil_buf);
 
     // ---- summary from criterion's medians ----
-    let ceil = |t: usize| median_ns(&out_dir, &format!("read_ceiling_{t}t"), started).map(|ns| (CEIL_WORDS * 8) as f64 / ns);
+    let ceil = |t: usize| {
+        median_ns(&out_dir, &format!("read_ceiling_{t}t"), started)
+            .map(|ns| (CEIL_WORDS * 8) as f64 / ns)
+    };
     let (c1, c2) = (ceil(1), ceil(2));
     println!("\nsummary (criterion medians, {}):", out_dir.display());
-    println!("read ceiling (u64 sum over 512 MiB): 1 thread {:.1} GB/s, 2 threads {:.1} GB/s", c1.unwrap_or(f64::NAN), c2.unwrap_or(f64::NAN));
-    println!("bytes per GEMV: {bytes} (int4 weights {} + f16 scales {} + f32 x {})", N * K / 2, N * (K / GROUP) * 2, K * 4);
+    println!(
+        "read ceiling (u64 sum over 512 MiB): 1 thread {:.1} GB/s, 2 threads {:.1} GB/s",
+        c1.unwrap_or(f64::NAN),
+        c2.unwrap_or(f64::NAN)
+    );
+    println!(
+        "bytes per GEMV: {bytes} (int4 weights {} + f16 scales {} + f32 x {})",
+        N * K / 2,
+        N * (K / GROUP) * 2,
+        K * 4
+    );
     println!("| kernel | threads | time | GB/s | of read ceiling | vs ggml q4_0 2.44–2.82 ms | vs ggml q4_K 1.88 ms |");
     println!("|---|---|---|---|---|---|---|");
     for (short, _) in &jits {
         for threads in [1usize, 2] {
-            let Some(ns) = median_ns(&out_dir, &format!("{short}_{threads}t"), started) else { continue };
+            let Some(ns) = median_ns(&out_dir, &format!("{short}_{threads}t"), started) else {
+                continue;
+            };
             let gbs = bytes as f64 / ns;
             let frac = if threads == 1 { c1 } else { c2 }.map_or(f64::NAN, |c| gbs / c);
             let ms = ns / 1e6;
             let (v0, vk) = if threads == 2 {
-                (format!("{:.2}–{:.2}x", 2.44 / ms, 2.82 / ms), format!("{:.2}x", 1.88 / ms))
+                (
+                    format!("{:.2}–{:.2}x", 2.44 / ms, 2.82 / ms),
+                    format!("{:.2}x", 1.88 / ms),
+                )
             } else {
                 ("—".into(), "—".into())
             };
-            println!("| {short} | {threads} | {ms:.3} ms | {gbs:.1} | {:.0}% | {v0} | {vk} |", frac * 100.0);
+            println!(
+                "| {short} | {threads} | {ms:.3} ms | {gbs:.1} | {:.0}% | {v0} | {vk} |",
+                frac * 100.0
+            );
         }
     }
 }

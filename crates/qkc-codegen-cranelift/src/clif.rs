@@ -21,7 +21,8 @@ pub fn clif_text(k: &Kernel) -> Result<String> {
 /// Renumber `vN`, `blockN`, `ssN` and `constN` tokens in order of first appearance.
 pub fn normalize(text: &str) -> String {
     let prefixes = ["block", "const", "ss", "v"];
-    let mut maps: Vec<std::collections::HashMap<String, usize>> = vec![Default::default(); prefixes.len()];
+    let mut maps: Vec<std::collections::HashMap<String, usize>> =
+        vec![Default::default(); prefixes.len()];
     let mut out = String::with_capacity(text.len());
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -31,9 +32,15 @@ pub fn normalize(text: &str) -> String {
             .then(|| {
                 prefixes.iter().enumerate().find_map(|(n, p)| {
                     let rest = &text[i..];
-                    let digits = rest.strip_prefix(p)?.bytes().take_while(u8::is_ascii_digit).count();
+                    let digits = rest
+                        .strip_prefix(p)?
+                        .bytes()
+                        .take_while(u8::is_ascii_digit)
+                        .count();
                     let end = i + p.len() + digits;
-                    let boundary = bytes.get(end).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+                    let boundary = bytes
+                        .get(end)
+                        .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
                     (digits > 0 && boundary).then_some((n, end))
                 })
             })

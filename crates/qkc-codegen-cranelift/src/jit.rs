@@ -29,11 +29,20 @@ impl JitKernel {
         let isa = host_isa(opts)?;
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let defined = define_kernel(&mut module, k)?;
-        let cl = |e: cranelift_module::ModuleError| CodegenError::Cranelift { kernel: k.name.clone(), message: e.to_string() };
+        let cl = |e: cranelift_module::ModuleError| CodegenError::Cranelift {
+            kernel: k.name.clone(),
+            message: e.to_string(),
+        };
         module.finalize_definitions().map_err(cl)?;
         let entry = module.get_finalized_function(defined.id);
         let artifact = Artifact::new(k, Code::Clif(defined.clif.clone()), &opts.name());
-        Ok(JitKernel { module: Some(module), entry, artifact, defined, nparams: k.params.len() })
+        Ok(JitKernel {
+            module: Some(module),
+            entry,
+            artifact,
+            defined,
+            nparams: k.params.len(),
+        })
     }
 
     /// The machine code's entry: `extern "C" fn(params..., chunk_lo: u32, chunk_hi: u32)`.
@@ -49,7 +58,11 @@ impl JitKernel {
     /// as the artifact's parameter layout says, and no UB of KIR.md may happen.
     pub unsafe fn call(&self, args: &[u64], lo: u32, hi: u32) -> Result<()> {
         if args.len() != self.nparams {
-            return Err(CodegenError::Internal(format!("{} arguments for {} parameters", args.len(), self.nparams)));
+            return Err(CodegenError::Internal(format!(
+                "{} arguments for {} parameters",
+                args.len(),
+                self.nparams
+            )));
         }
         macro_rules! arity {
             ($($n:literal),*) => {{
@@ -71,7 +84,11 @@ impl JitKernel {
             6 => arity!(0, 1, 2, 3, 4, 5),
             7 => arity!(0, 1, 2, 3, 4, 5, 6),
             8 => arity!(0, 1, 2, 3, 4, 5, 6, 7),
-            n => return Err(CodegenError::Internal(format!("JitKernel::call supports up to 8 parameters, not {n}"))),
+            n => {
+                return Err(CodegenError::Internal(format!(
+                    "JitKernel::call supports up to 8 parameters, not {n}"
+                )))
+            }
         }
         Ok(())
     }

@@ -32,8 +32,13 @@ pub fn define_kernel<M: Module>(module: &mut M, k: &Kernel) -> Result<Defined> {
     qkc_kernel::verify(k)?;
     let t0 = Instant::now();
     let sig = lower::signature(k, module.isa().default_call_conv())?;
-    let cl = |e: cranelift_module::ModuleError| CodegenError::Cranelift { kernel: k.name.clone(), message: e.to_string() };
-    let id = module.declare_function(&k.name, Linkage::Export, &sig).map_err(cl)?;
+    let cl = |e: cranelift_module::ModuleError| CodegenError::Cranelift {
+        kernel: k.name.clone(),
+        message: e.to_string(),
+    };
+    let id = module
+        .declare_function(&k.name, Linkage::Export, &sig)
+        .map_err(cl)?;
     let mut ctx: Context = module.make_context();
     ctx.func.signature = sig;
     lower::lower_kernel(k, &mut ctx.func, module.isa().frontend_config())?;
@@ -45,7 +50,13 @@ pub fn define_kernel<M: Module>(module: &mut M, k: &Kernel) -> Result<Defined> {
         e => cl(e),
     })?;
     let code_bytes = ctx.compiled_code().map_or(0, |c| c.code_info().total_size);
-    Ok(Defined { id, clif, lower_time, compile_time: t1.elapsed(), code_bytes })
+    Ok(Defined {
+        id,
+        clif,
+        lower_time,
+        compile_time: t1.elapsed(),
+        code_bytes,
+    })
 }
 
 /// Cranelift's lowering gaps (an instruction with no x86-64 rule) are `Unsupported`, like
@@ -61,6 +72,9 @@ fn compile_error(k: &Kernel, ctx: &Context, e: cranelift_codegen::CodegenError) 
             kernel: k.name.clone(),
             message: cranelift_codegen::print_errors::pretty_verifier_error(&ctx.func, None, errs),
         },
-        e => CodegenError::Cranelift { kernel: k.name.clone(), message: e.to_string() },
+        e => CodegenError::Cranelift {
+            kernel: k.name.clone(),
+            message: e.to_string(),
+        },
     }
 }

@@ -12,10 +12,17 @@ use crate::module::define_kernel;
 
 /// Compile `kernels` into one object file; the artifact of each carries the object's bytes.
 pub fn compile_object(kernels: &[&Kernel], object_name: &str) -> Result<(Vec<u8>, Vec<Artifact>)> {
-    let opts = Options { pic: true, ..Options::default() };
+    let opts = Options {
+        pic: true,
+        ..Options::default()
+    };
     let isa = host_isa(opts)?;
-    let builder = ObjectBuilder::new(isa, object_name, default_libcall_names())
-        .map_err(|e| CodegenError::Cranelift { kernel: object_name.into(), message: e.to_string() })?;
+    let builder = ObjectBuilder::new(isa, object_name, default_libcall_names()).map_err(|e| {
+        CodegenError::Cranelift {
+            kernel: object_name.into(),
+            message: e.to_string(),
+        }
+    })?;
     let mut module = ObjectModule::new(builder);
     for k in kernels {
         define_kernel(&mut module, k)?;
@@ -23,7 +30,13 @@ pub fn compile_object(kernels: &[&Kernel], object_name: &str) -> Result<(Vec<u8>
     let bytes = module
         .finish()
         .emit()
-        .map_err(|e| CodegenError::Cranelift { kernel: object_name.into(), message: e.to_string() })?;
-    let arts = kernels.iter().map(|k| Artifact::new(k, Code::Object(bytes.clone()), &opts.name())).collect();
+        .map_err(|e| CodegenError::Cranelift {
+            kernel: object_name.into(),
+            message: e.to_string(),
+        })?;
+    let arts = kernels
+        .iter()
+        .map(|k| Artifact::new(k, Code::Object(bytes.clone()), &opts.name()))
+        .collect();
     Ok((bytes, arts))
 }

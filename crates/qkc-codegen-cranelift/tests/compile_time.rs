@@ -13,13 +13,47 @@ use qkc_kernel::template::Args;
 
 #[test]
 fn compile_time_per_kernel() {
-    let g = |k: i64, n: i64| Args::new().int("K", k).int("N", n).int("GROUP", 128).int("CHUNKS", 64);
+    let g = |k: i64, n: i64| {
+        Args::new()
+            .int("K", k)
+            .int("N", n)
+            .int("GROUP", 128)
+            .int("CHUNKS", 64)
+    };
     let kernels = [
-        ("gemv_u4_cpu", g(4096, 14336).snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none")),
-        ("gemv_u4_cpu_q8", g(4096, 14336).snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none")),
-        ("gemv_u4_cpu", g(4096, 14336).snippet("decode", "decode_u4").snippet("epilogue", "epilogue_silu")),
-        ("silu_cpu", Args::new().int("N", 14336).int("CHUNKS", 8).snippet("exp2", "exp2_poly")),
-        ("rmsnorm_cpu", Args::new().int("D", 4096).int("M", 1).float("EPS", 1e-5).int("CHUNKS", 1)),
+        (
+            "gemv_u4_cpu",
+            g(4096, 14336)
+                .snippet("decode", "decode_u4")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "gemv_u4_cpu_q8",
+            g(4096, 14336)
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "gemv_u4_cpu",
+            g(4096, 14336)
+                .snippet("decode", "decode_u4")
+                .snippet("epilogue", "epilogue_silu"),
+        ),
+        (
+            "silu_cpu",
+            Args::new()
+                .int("N", 14336)
+                .int("CHUNKS", 8)
+                .snippet("exp2", "exp2_poly"),
+        ),
+        (
+            "rmsnorm_cpu",
+            Args::new()
+                .int("D", 4096)
+                .int("M", 1)
+                .float("EPS", 1e-5)
+                .int("CHUNKS", 1),
+        ),
     ];
     // warm-up: the first compile pays for lazily initialized ISA tables
     let _ = JitKernel::compile(&instantiate(kernels[3].0, &kernels[3].1)).expect("compile");

@@ -6,6 +6,5 @@ mod common;
 // The suite expands into a module per backend, so backends are named from inside it.
 use common::{CraneliftJit, Interp};
 
-
 conformance_suite!(interp, super::Interp);
 conformance_suite!(cranelift_jit, super::CraneliftJit);

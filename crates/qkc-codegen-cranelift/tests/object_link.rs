@@ -44,8 +44,17 @@ int main(int argc, char **argv) {
 "#;
 
 fn cc() -> Option<String> {
-    let cands = [std::env::var("CC").ok(), Some("cc".into()), Some("gcc".into())];
-    cands.into_iter().flatten().find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+    let cands = [
+        std::env::var("CC").ok(),
+        Some("cc".into()),
+        Some("gcc".into()),
+    ];
+    cands.into_iter().flatten().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 #[test]
@@ -58,8 +67,17 @@ fn object_links_into_a_c_program() {
     let s = seed("object_link");
     let q = quantize(n, k, group, s);
     let x = randn(&mut rng(s ^ 7), k, 1.0);
-    let args = Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", chunks);
-    let kern = instantiate("gemv_u4_cpu_q8", &args.snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none"));
+    let args = Args::new()
+        .int("K", k as i64)
+        .int("N", n as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", chunks);
+    let kern = instantiate(
+        "gemv_u4_cpu_q8",
+        &args
+            .snippet("split", "split_u4_bytes")
+            .snippet("epilogue", "epilogue_none"),
+    );
     let (obj, arts) = compile_object(&[&kern], "qkc_kernels").expect("object");
     eprintln!("{}", arts[0]);
 
@@ -79,14 +97,22 @@ fn object_links_into_a_c_program() {
         .arg("-lm")
         .output()
         .expect("run cc");
-    assert!(out.status.success(), "{cc} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cc} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = Command::new(p("prog"))
         .args([p("w.bin"), p("s.bin"), p("x.bin"), p("y.bin")])
         .arg(n.to_string())
         .arg(chunks.to_string())
         .output()
         .expect("run prog");
-    assert!(run.status.success(), "prog failed: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "prog failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let y = Buffer::from_bytes(std::fs::read(p("y.bin")).expect("y")).to_f32();
 
     let mut a = vec![
@@ -99,12 +125,34 @@ fn object_links_into_a_c_program() {
     let yi = a[3].buffer().expect("y").to_f32();
     for r in 0..n {
         let row = &q.deq[r * k..(r + 1) * k];
-        let sum: f64 = row.iter().zip(&x).map(|(&w, &v)| (f64::from(w) * f64::from(v)).abs()).sum();
-        let want: f64 = row.iter().zip(&x).map(|(&w, &v)| f64::from(w) * f64::from(v)).sum();
+        let sum: f64 = row
+            .iter()
+            .zip(&x)
+            .map(|(&w, &v)| (f64::from(w) * f64::from(v)).abs())
+            .sum();
+        let want: f64 = row
+            .iter()
+            .zip(&x)
+            .map(|(&w, &v)| f64::from(w) * f64::from(v))
+            .sum();
         // int8 x rounding dominates against the f32 x: 1e-2 of Σ|w·x| (as in the suite).
-        assert!((f64::from(y[r]) - want).abs() <= 1e-2 * sum, "row {r}: C got {}, f64 want {want}", y[r]);
+        assert!(
+            (f64::from(y[r]) - want).abs() <= 1e-2 * sum,
+            "row {r}: C got {}, f64 want {want}",
+            y[r]
+        );
         // the same integer dots and f32 ops as the interpreter: 1e-6 of Σ|w·x|.
-        assert!((y[r] - yi[r]).abs() as f64 <= 1e-6 * sum, "row {r}: C got {}, interp {}", y[r], yi[r]);
+        assert!(
+            (y[r] - yi[r]).abs() as f64 <= 1e-6 * sum,
+            "row {r}: C got {}, interp {}",
+            y[r],
+            yi[r]
+        );
     }
-    eprintln!("object_link: {} rows match (.o of {} bytes, kept in {})", n, obj.len(), dir.display());
+    eprintln!(
+        "object_link: {} rows match (.o of {} bytes, kept in {})",
+        n,
+        obj.len(),
+        dir.display()
+    );
 }

@@ -25,10 +25,19 @@ fn narrow_vectors_are_unsupported() {
 
 #[test]
 fn gpu_kernels_are_unsupported() {
-    let args = Args::new().int("K", 256).int("N", 4).int("GROUP", 64).int("WARPS", 2);
+    let args = Args::new()
+        .int("K", 256)
+        .int("N", 4)
+        .int("GROUP", 64)
+        .int("WARPS", 2);
     let k = builtin()
         .expect("templates")
-        .instantiate("gemv_u4_gpu", &args.snippet("dequant", "dequant_u4_h2").snippet("epilogue", "epilogue_none"))
+        .instantiate(
+            "gemv_u4_gpu",
+            &args
+                .snippet("dequant", "dequant_u4_h2")
+                .snippet("epilogue", "epilogue_none"),
+        )
         .expect("instantiate")
         .kernel;
     expect_unsupported(JitKernel::compile(&k), "gemv_u4_gpu");

@@ -28,7 +28,13 @@ pub struct Diag {
 impl Diag {
     /// A new error with a message.
     pub fn error(message: impl Into<String>) -> Self {
-        Diag { message: message.into(), span: None, label: None, help: None, value: None }
+        Diag {
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+            value: None,
+        }
     }
     /// Set the span.
     pub fn at(mut self, span: Span) -> Self {
@@ -88,10 +94,14 @@ impl Diagnostic for Rendered {
         Some(&self.src)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(self.label.clone(), self.span))))
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(self.label.clone(), self.span),
+        )))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }
 
@@ -118,7 +128,10 @@ fn window(src: &str, span: Span) -> Option<String> {
     } else {
         // two lines of context after the error line
         let rest = &src[line_end..];
-        let take = rest.match_indices('\n').nth(2).map_or(rest.len(), |(i, _)| i);
+        let take = rest
+            .match_indices('\n')
+            .nth(2)
+            .map_or(rest.len(), |(i, _)| i);
         if take <= 2 * MAX_LINE {
             out.push_str(&rest[..take]);
         }
@@ -143,7 +156,8 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 
 /// Render diagnostics against the source they came from, one after another.
 pub fn render(path: &str, src: &str, diags: &[Diag]) -> String {
-    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(110);
+    let handler =
+        GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(110);
     let mut out = String::new();
     for d in diags {
         // messages may quote user text (names, attribute values): keep the output bounded
@@ -166,7 +180,10 @@ pub fn render(path: &str, src: &str, diags: &[Diag]) -> String {
                     // blank to point at (line and column come from `src`, so they are unchanged)
                     text.push(' ');
                 }
-                let span = Span::new(span.offset.min(text.len()), span.len.min(text.len().saturating_sub(span.offset)));
+                let span = Span::new(
+                    span.offset.min(text.len()),
+                    span.len.min(text.len().saturating_sub(span.offset)),
+                );
                 let (line, col) = line_col(src, span.offset);
                 out.push_str(&format!("error: {path}:{line}:{col}: {message}\n"));
                 let r = Rendered {

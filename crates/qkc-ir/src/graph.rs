@@ -93,7 +93,10 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new(name: impl Into<String>) -> Self {
-        Graph { name: name.into(), ..Default::default() }
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     /// Append a node with its operands `(role index, value)`.
@@ -130,7 +133,11 @@ impl Graph {
     /// Replace the op of `id` and all its operands (`(role index, value)`, values defined before
     /// `id` in program order), keeping its name, type and position.
     pub fn rewrite(&mut self, id: NodeId, op: Op, operands: &[(usize, NodeId)]) {
-        let old: Vec<_> = self.g.edges_directed(id.ix(), Direction::Incoming).map(|e| e.id()).collect();
+        let old: Vec<_> = self
+            .g
+            .edges_directed(id.ix(), Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
         for e in old {
             self.g.remove_edge(e);
         }
@@ -142,12 +149,28 @@ impl Graph {
 
     /// Number of uses of `id`: operand slots plus appearances among the outputs.
     pub fn use_count(&self, id: NodeId) -> usize {
-        self.g.edges_directed(id.ix(), Direction::Outgoing).count() + self.outputs.iter().filter(|&&o| o == id).count()
+        self.g.edges_directed(id.ix(), Direction::Outgoing).count()
+            + self.outputs.iter().filter(|&&o| o == id).count()
     }
 
     /// Append a node without source info.
-    pub fn add(&mut self, name: impl Into<String>, op: Op, ty: Type, operands: &[(usize, NodeId)]) -> NodeId {
-        self.add_node(Node { name: name.into(), op, ty, span: None, doc: Vec::new() }, operands)
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        ty: Type,
+        operands: &[(usize, NodeId)],
+    ) -> NodeId {
+        self.add_node(
+            Node {
+                name: name.into(),
+                op,
+                ty,
+                span: None,
+                doc: Vec::new(),
+            },
+            operands,
+        )
     }
 
     /// The node.
@@ -197,20 +220,29 @@ impl Graph {
     /// The operand in role `role` (by name), if present.
     pub fn operand(&self, id: NodeId, role: &str) -> Option<NodeId> {
         let r = self.node(id).op.role_index(role)?;
-        self.operands(id).into_iter().find(|&(i, _)| i == r).map(|(_, v)| v)
+        self.operands(id)
+            .into_iter()
+            .find(|&(i, _)| i == r)
+            .map(|(_, v)| v)
     }
 
     /// Nodes that use `id`'s value (each once), in program order.
     pub fn users(&self, id: NodeId) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> =
-            self.g.edges_directed(id.ix(), Direction::Outgoing).map(|e| NodeId::from_ix(e.target())).collect();
+        let mut v: Vec<NodeId> = self
+            .g
+            .edges_directed(id.ix(), Direction::Outgoing)
+            .map(|e| NodeId::from_ix(e.target()))
+            .collect();
         v.sort_by_key(|n| self.position(*n));
         v.dedup();
         v
     }
 
     fn position(&self, id: NodeId) -> usize {
-        self.order.iter().position(|&n| n == id).unwrap_or(usize::MAX)
+        self.order
+            .iter()
+            .position(|&n| n == id)
+            .unwrap_or(usize::MAX)
     }
 
     /// The graph outputs.
@@ -263,17 +295,26 @@ impl Graph {
     /// Restore program order to a topological order (stable where possible).
     pub fn reorder_topologically(&mut self) -> Result<(), NodeId> {
         let topo = self.topo_order()?;
-        let pos: std::collections::HashMap<NodeId, usize> = self.order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let pos: std::collections::HashMap<NodeId, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i))
+            .collect();
         // Kahn's algorithm preferring the earliest original position keeps the order stable.
-        let mut indeg: std::collections::HashMap<NodeId, usize> = topo.iter().map(|&n| (n, 0)).collect();
+        let mut indeg: std::collections::HashMap<NodeId, usize> =
+            topo.iter().map(|&n| (n, 0)).collect();
         for &n in &topo {
             for (_, src) in self.operands(n) {
                 let _ = src;
                 *indeg.entry(n).or_default() += 1;
             }
         }
-        let mut ready: std::collections::BTreeSet<(usize, NodeId)> =
-            topo.iter().filter(|n| indeg[n] == 0).map(|&n| (pos.get(&n).copied().unwrap_or(usize::MAX), n)).collect();
+        let mut ready: std::collections::BTreeSet<(usize, NodeId)> = topo
+            .iter()
+            .filter(|n| indeg[n] == 0)
+            .map(|&n| (pos.get(&n).copied().unwrap_or(usize::MAX), n))
+            .collect();
         let mut out = Vec::with_capacity(topo.len());
         while let Some(first) = ready.iter().next().copied() {
             ready.remove(&first);
@@ -307,8 +348,16 @@ impl PartialEq for Graph {
             if na.name != nb.name || na.op != nb.op || na.ty != nb.ty {
                 return false;
             }
-            let oa: Vec<_> = self.operands(a).into_iter().map(|(r, v)| (r, pos(self, v))).collect();
-            let ob: Vec<_> = other.operands(b).into_iter().map(|(r, v)| (r, pos(other, v))).collect();
+            let oa: Vec<_> = self
+                .operands(a)
+                .into_iter()
+                .map(|(r, v)| (r, pos(self, v)))
+                .collect();
+            let ob: Vec<_> = other
+                .operands(b)
+                .into_iter()
+                .map(|(r, v)| (r, pos(other, v)))
+                .collect();
             if oa != ob {
                 return false;
             }

@@ -51,9 +51,20 @@ pub fn to_json(g: &Graph) -> String {
             let operands = g
                 .operands(id)
                 .into_iter()
-                .map(|(r, v)| (roles.get(r).map_or("?", |r| r.name).to_string(), g.node(v).name.clone()))
+                .map(|(r, v)| {
+                    (
+                        roles.get(r).map_or("?", |r| r.name).to_string(),
+                        g.node(v).name.clone(),
+                    )
+                })
                 .collect();
-            NodeJson { result: n.name.clone(), op: n.op.clone(), operands, ty: n.ty.clone(), doc: n.doc.clone() }
+            NodeJson {
+                result: n.name.clone(),
+                op: n.op.clone(),
+                operands,
+                ty: n.ty.clone(),
+                doc: n.doc.clone(),
+            }
         })
         .collect();
     let gj = GraphJson {
@@ -61,9 +72,14 @@ pub fn to_json(g: &Graph) -> String {
         doc: g.doc.clone(),
         nodes,
         return_doc: g.return_doc.clone(),
-        outputs: g.outputs().iter().map(|&o| g.node(o).name.clone()).collect(),
+        outputs: g
+            .outputs()
+            .iter()
+            .map(|&o| g.node(o).name.clone())
+            .collect(),
     };
-    let mut s = serde_json::to_string_pretty(&gj).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(&gj).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -75,7 +91,12 @@ pub fn from_json(src: &str) -> Result<Graph, Diag> {
         let offset = offset_of(src, e.line(), e.column());
         // serde appends " at line L column C"; the diagnostic shows the location itself
         let msg = e.to_string();
-        let msg = if e.line() > 0 { msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m) } else { &msg };
+        let msg = if e.line() > 0 {
+            msg.rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m)
+        } else {
+            &msg
+        };
         Diag::error(format!("invalid graph JSON: {msg}")).at(Span::new(offset, 1))
     })?;
     let mut g = Graph::new(gj.name);
@@ -88,9 +109,22 @@ pub fn from_json(src: &str) -> Result<Graph, Diag> {
         // locate `"result": "NAME"` (nodes appear in order) so diagnostics get a line:col
         let span = locate(src, &mut cursor, "result", &n.result);
         if ids.contains_key(&n.result) {
-            return Err(Diag::error(format!("value `%{}` is defined twice", n.result)).value(n.result).at_opt(span));
+            return Err(
+                Diag::error(format!("value `%{}` is defined twice", n.result))
+                    .value(n.result)
+                    .at_opt(span),
+            );
         }
-        let id = g.add_node(Node { name: n.result.clone(), op: n.op, ty: n.ty, span, doc: n.doc }, &[]);
+        let id = g.add_node(
+            Node {
+                name: n.result.clone(),
+                op: n.op,
+                ty: n.ty,
+                span,
+                doc: n.doc,
+            },
+            &[],
+        );
         ids.insert(n.result, id);
         pending.push((id, n.operands));
     }
@@ -99,19 +133,30 @@ pub fn from_json(src: &str) -> Result<Graph, Diag> {
         for (role, v) in operands {
             let span = g.node(id).span;
             let r = g.node(id).op.role_index(&role).ok_or_else(|| {
-                Diag::error(format!("`{}` has no operand `{role}`", g.node(id).op.name())).value(name.clone()).at_opt(span)
+                Diag::error(format!(
+                    "`{}` has no operand `{role}`",
+                    g.node(id).op.name()
+                ))
+                .value(name.clone())
+                .at_opt(span)
             })?;
             let src = *ids.get(&v).ok_or_else(|| {
-                Diag::error(format!("operand `{role}` refers to undefined value `%{v}`")).value(name.clone()).at_opt(span)
+                Diag::error(format!("operand `{role}` refers to undefined value `%{v}`"))
+                    .value(name.clone())
+                    .at_opt(span)
             })?;
             g.connect(src, id, r);
         }
     }
-    let outputs_span = src.rfind("\"outputs\"").map(|o| Span::new(o, "\"outputs\"".len()));
+    let outputs_span = src
+        .rfind("\"outputs\"")
+        .map(|o| Span::new(o, "\"outputs\"".len()));
     g.outputs_span = outputs_span;
     let mut outs = Vec::new();
     for o in gj.outputs {
-        outs.push(*ids.get(&o).ok_or_else(|| Diag::error(format!("output `%{o}` is not defined")).at_opt(outputs_span))?);
+        outs.push(*ids.get(&o).ok_or_else(|| {
+            Diag::error(format!("output `%{o}` is not defined")).at_opt(outputs_span)
+        })?);
     }
     g.set_outputs(outs);
     Ok(g)
@@ -138,6 +183,10 @@ fn locate(src: &str, cursor: &mut usize, key: &str, value: &str) -> Option<Span>
 }
 
 fn offset_of(src: &str, line: usize, col: usize) -> usize {
-    let start: usize = src.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let start: usize = src
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     (start + col.saturating_sub(1)).min(src.len())
 }

@@ -66,10 +66,16 @@ pub struct Role {
 }
 
 const fn req(name: &'static str) -> Role {
-    Role { name, optional: false }
+    Role {
+        name,
+        optional: false,
+    }
 }
 const fn opt(name: &'static str) -> Role {
-    Role { name, optional: true }
+    Role {
+        name,
+        optional: true,
+    }
 }
 
 /// Kind of an online rotation.
@@ -266,9 +272,27 @@ pub type AttrMap = BTreeMap<String, Attr>;
 impl Op {
     /// Every op name, for diagnostics ("expected one of ...").
     pub const NAMES: [&'static str; 21] = [
-        "input", "weight", "const", "linear", "matmul", "dequant", "rotate", "spmm", "add", "mul",
-        "quantize_act", "rmsnorm", "rope", "silu", "softmax", "attention", "embedding", "qlinear",
-        "transpose", "reshape", "cast",
+        "input",
+        "weight",
+        "const",
+        "linear",
+        "matmul",
+        "dequant",
+        "rotate",
+        "spmm",
+        "add",
+        "mul",
+        "quantize_act",
+        "rmsnorm",
+        "rope",
+        "silu",
+        "softmax",
+        "attention",
+        "embedding",
+        "qlinear",
+        "transpose",
+        "reshape",
+        "cast",
     ];
 
     /// The op's text name.
@@ -342,13 +366,19 @@ impl Op {
 
     /// Is this a source (no operands: input, weight, const)?
     pub fn is_source(&self) -> bool {
-        matches!(self, Op::Input { .. } | Op::Weight { .. } | Op::Const { .. })
+        matches!(
+            self,
+            Op::Input { .. } | Op::Weight { .. } | Op::Const { .. }
+        )
     }
 
     /// The generic attributes, in canonical (printing) order.
     pub fn attrs(&self) -> Vec<(&'static str, Attr)> {
         let mut v = Vec::new();
-        let act = |v: &mut Vec<(&'static str, Attr)>, bits: &'static str, sym: &'static str, a: &Option<ActQuant>| {
+        let act = |v: &mut Vec<(&'static str, Attr)>,
+                   bits: &'static str,
+                   sym: &'static str,
+                   a: &Option<ActQuant>| {
             if let Some(a) = a {
                 v.push((bits, Attr::Int(i64::from(a.bits))));
                 if !a.sym {
@@ -376,7 +406,11 @@ impl Op {
             Op::Rotate(r) => push_rotation(&mut v, "kind", r),
             Op::QuantizeAct(a) => act(&mut v, "bits", "sym", &Some(*a)),
             Op::Rmsnorm { eps } => v.push(("eps", Attr::Float(*eps))),
-            Op::Rope { theta, head_dim, style } => {
+            Op::Rope {
+                theta,
+                head_dim,
+                style,
+            } => {
                 v.push(("theta", Attr::Float(*theta)));
                 v.push(("head_dim", Attr::Int(i64::from(*head_dim))));
                 if *style == RopeStyle::Interleaved {
@@ -415,35 +449,61 @@ impl Op {
 
     /// Build an op from its generic form. `attrs` is drained; unknown or ill-typed attributes
     /// are errors `(attribute key or "", message)`.
-    pub fn from_generic(name: &str, symbol: Option<String>, attrs: &mut AttrMap) -> Result<Op, (String, String)> {
+    pub fn from_generic(
+        name: &str,
+        symbol: Option<String>,
+        attrs: &mut AttrMap,
+    ) -> Result<Op, (String, String)> {
         if !Op::takes_symbol(name) {
             if let Some(s) = &symbol {
-                return Err((String::new(), format!("op `{name}` takes no name, found \"{s}\"")));
+                return Err((
+                    String::new(),
+                    format!("op `{name}` takes no name, found \"{s}\""),
+                ));
             }
         }
-        let mut a = Attrs { map: attrs, op: name };
+        let mut a = Attrs {
+            map: attrs,
+            op: name,
+        };
         let op = match name {
-            "input" => Op::Input { name: a.symbol(symbol)? },
+            "input" => Op::Input {
+                name: a.symbol(symbol)?,
+            },
             "weight" => {
                 let name = a.symbol(symbol)?;
                 let density = a.opt_float("density")?;
                 let fold = a.rotation("fold")?;
-                Op::Weight { name, density, fold }
+                Op::Weight {
+                    name,
+                    density,
+                    fold,
+                }
             }
-            "const" => Op::Const { value: a.floats("value")? },
+            "const" => Op::Const {
+                value: a.floats("value")?,
+            },
             "linear" => Op::Linear,
             "matmul" => Op::Matmul,
             "dequant" => Op::Dequant,
             "rotate" => Op::Rotate(a.rotation("kind")?.ok_or_else(|| {
-                (String::new(), "`rotate` needs `kind = hadamard` or `kind = dense`".to_string())
+                (
+                    String::new(),
+                    "`rotate` needs `kind = hadamard` or `kind = dense`".to_string(),
+                )
             })?),
             "spmm" => Op::Spmm,
             "add" => Op::Add,
             "mul" => Op::Mul,
             "quantize_act" => Op::QuantizeAct(a.act("bits", "sym")?.ok_or_else(|| {
-                (String::new(), "`quantize_act` needs `bits` (4 or 8)".to_string())
+                (
+                    String::new(),
+                    "`quantize_act` needs `bits` (4 or 8)".to_string(),
+                )
             })?),
-            "rmsnorm" => Op::Rmsnorm { eps: a.float("eps")? },
+            "rmsnorm" => Op::Rmsnorm {
+                eps: a.float("eps")?,
+            },
             "rope" => Op::Rope {
                 theta: a.float("theta")?,
                 head_dim: a.u32("head_dim")?,
@@ -463,13 +523,26 @@ impl Op {
                 let rope = match a.opt_float("rope_theta")? {
                     None => {
                         if a.map.contains_key("rope_style") {
-                            return Err(("rope_style".into(), "`rope_style` needs `rope_theta`".into()));
+                            return Err((
+                                "rope_style".into(),
+                                "`rope_style` needs `rope_theta`".into(),
+                            ));
                         }
                         None
                     }
-                    Some(theta) => Some(RopeAttrs { theta, style: a.rope_style("rope_style")? }),
+                    Some(theta) => Some(RopeAttrs {
+                        theta,
+                        style: a.rope_style("rope_style")?,
+                    }),
                 };
-                Op::Attention(AttentionAttrs { heads, kv_heads, head_dim, cache, max_seq, rope })
+                Op::Attention(AttentionAttrs {
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    cache,
+                    max_seq,
+                    rope,
+                })
             }
             "embedding" => Op::Embedding,
             "qlinear" => {
@@ -478,10 +551,17 @@ impl Op {
                 let silu_gate = match a.opt_ident("gate")?.as_deref() {
                     None => false,
                     Some("silu") => true,
-                    Some(o) => return Err(("gate".into(), format!("unknown gate `{o}` (expected silu)"))),
+                    Some(o) => {
+                        return Err(("gate".into(), format!("unknown gate `{o}` (expected silu)")))
+                    }
                 };
                 let out_act = a.act("out_act_bits", "out_act_sym")?;
-                Op::Qlinear(QLinearAttrs { rotate, act, silu_gate, out_act })
+                Op::Qlinear(QLinearAttrs {
+                    rotate,
+                    act,
+                    silu_gate,
+                    out_act,
+                })
             }
             "transpose" => Op::Transpose,
             "reshape" => Op::Reshape,
@@ -525,13 +605,27 @@ type AResult<T> = Result<T, (String, String)>;
 
 impl Attrs<'_> {
     fn missing(&self, key: &str) -> (String, String) {
-        (String::new(), format!("op `{}` needs attribute `{key}`", self.op))
+        (
+            String::new(),
+            format!("op `{}` needs attribute `{key}`", self.op),
+        )
     }
     fn wrong(key: &str, want: &str, got: &Attr) -> (String, String) {
-        (key.to_string(), format!("attribute `{key}` must be {want}, found `{got}`"))
+        (
+            key.to_string(),
+            format!("attribute `{key}` must be {want}, found `{got}`"),
+        )
     }
     fn symbol(&self, s: Option<String>) -> AResult<String> {
-        s.ok_or_else(|| (String::new(), format!("op `{}` needs a quoted name, e.g. {} \"x\"", self.op, self.op)))
+        s.ok_or_else(|| {
+            (
+                String::new(),
+                format!(
+                    "op `{}` needs a quoted name, e.g. {} \"x\"",
+                    self.op, self.op
+                ),
+            )
+        })
     }
     fn opt_float(&mut self, key: &str) -> AResult<Option<f64>> {
         match self.map.remove(key) {
@@ -569,10 +663,12 @@ impl Attrs<'_> {
     }
     fn u32(&mut self, key: &str) -> AResult<u32> {
         let v = self.opt_int(key)?.ok_or_else(|| self.missing(key))?;
-        u32::try_from(v)
-            .ok()
-            .filter(|&v| v > 0)
-            .ok_or_else(|| (key.to_string(), format!("attribute `{key}` must be a positive integer, found {v}")))
+        u32::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
+            (
+                key.to_string(),
+                format!("attribute `{key}` must be a positive integer, found {v}"),
+            )
+        })
     }
     fn opt_bool(&mut self, key: &str) -> AResult<Option<bool>> {
         match self.map.remove(key) {
@@ -599,7 +695,10 @@ impl Attrs<'_> {
         match self.opt_ident(key)?.as_deref() {
             None | Some("half") => Ok(RopeStyle::Half),
             Some("interleaved") => Ok(RopeStyle::Interleaved),
-            Some(o) => Err((key.into(), format!("unknown RoPE style `{o}` (expected half or interleaved)"))),
+            Some(o) => Err((
+                key.into(),
+                format!("unknown RoPE style `{o}` (expected half or interleaved)"),
+            )),
         }
     }
     fn rotation(&mut self, key: &str) -> AResult<Option<Rotation>> {
@@ -613,7 +712,12 @@ impl Attrs<'_> {
             }
             Some("hadamard") => RotKind::Hadamard,
             Some("dense") => RotKind::Dense,
-            Some(o) => return Err((key.into(), format!("unknown rotation `{o}` (expected hadamard or dense)"))),
+            Some(o) => {
+                return Err((
+                    key.into(),
+                    format!("unknown rotation `{o}` (expected hadamard or dense)"),
+                ))
+            }
         };
         let transpose = self.opt_bool(transpose_key(key))?.unwrap_or(false);
         Ok(Some(Rotation { kind, transpose }))
@@ -626,9 +730,15 @@ impl Attrs<'_> {
             return Ok(None);
         };
         if !matches!(bits, 4 | 8) {
-            return Err((bits_key.into(), format!("activation quantization supports 4 or 8 bits, not {bits}")));
+            return Err((
+                bits_key.into(),
+                format!("activation quantization supports 4 or 8 bits, not {bits}"),
+            ));
         }
         let sym = self.opt_bool(sym_key)?.unwrap_or(true);
-        Ok(Some(ActQuant { bits: bits as u8, sym }))
+        Ok(Some(ActQuant {
+            bits: bits as u8,
+            sym,
+        }))
     }
 }

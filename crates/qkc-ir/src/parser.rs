@@ -70,7 +70,8 @@ impl<'a> Parser<'a> {
                 .help("the file looks truncated"),
             Some(_) => {
                 let tok = self.token_text();
-                Diag::error(format!("expected {expected}, found `{tok}`")).at(Span::new(self.pos, tok.len().max(1)))
+                Diag::error(format!("expected {expected}, found `{tok}`"))
+                    .at(Span::new(self.pos, tok.len().max(1)))
             }
         }
     }
@@ -79,7 +80,10 @@ impl<'a> Parser<'a> {
     fn token_text(&self) -> String {
         let rest = &self.src[self.pos..];
         let b = rest.as_bytes();
-        let len = if b.first().is_some_and(|&c| is_ident_char(c) || c == b'%' || c == b'@' || c == b'-') {
+        let len = if b
+            .first()
+            .is_some_and(|&c| is_ident_char(c) || c == b'%' || c == b'@' || c == b'-')
+        {
             1 + b[1..].iter().take_while(|&&c| is_ident_char(c)).count()
         } else {
             rest.chars().next().map_or(0, char::len_utf8)
@@ -112,7 +116,9 @@ impl<'a> Parser<'a> {
                 }
                 b' ' | b'\t' | b'\r' => self.pos += 1,
                 b'/' if self.src[self.pos..].starts_with("//") => {
-                    let end = self.src[self.pos..].find('\n').map_or(self.src.len(), |e| self.pos + e);
+                    let end = self.src[self.pos..]
+                        .find('\n')
+                        .map_or(self.src.len(), |e| self.pos + e);
                     doc.push(self.src[self.pos..end].trim_end().to_string());
                     // the comment's own line ends with its newline
                     newlines_since_code = 1;
@@ -155,7 +161,10 @@ impl<'a> Parser<'a> {
         while self.peek().is_some_and(is_ident_char) {
             self.pos += 1;
         }
-        Ok((self.src[start..self.pos].to_string(), Span::new(start, self.pos - start)))
+        Ok((
+            self.src[start..self.pos].to_string(),
+            Span::new(start, self.pos - start),
+        ))
     }
 
     /// `%name`
@@ -166,12 +175,18 @@ impl<'a> Parser<'a> {
             return Err(self.err_here("a value such as `%x`"));
         }
         self.pos += 1;
-        let n = self.src.as_bytes()[self.pos..].iter().take_while(|&&c| is_ident_char(c)).count();
+        let n = self.src.as_bytes()[self.pos..]
+            .iter()
+            .take_while(|&&c| is_ident_char(c))
+            .count();
         if n == 0 {
             return Err(self.err_at(Span::new(start, 1), "expected a value name after `%`"));
         }
         self.pos += n;
-        Ok((self.src[start + 1..self.pos].to_string(), Span::new(start, self.pos - start)))
+        Ok((
+            self.src[start + 1..self.pos].to_string(),
+            Span::new(start, self.pos - start),
+        ))
     }
 
     fn string(&mut self) -> PResult<(String, Span)> {
@@ -184,24 +199,35 @@ impl<'a> Parser<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.src[self.pos..].chars().next() else {
-                return Err(self.err_at(Span::new(start, 1), "unterminated string").label("string starts here"));
+                return Err(self
+                    .err_at(Span::new(start, 1), "unterminated string")
+                    .label("string starts here"));
             };
             self.pos += c.len_utf8();
             match c {
                 '"' => break,
                 '\n' => {
-                    return Err(self.err_at(Span::new(start, self.pos - start - 1), "unterminated string")
+                    return Err(self
+                        .err_at(
+                            Span::new(start, self.pos - start - 1),
+                            "unterminated string",
+                        )
                         .label("string starts here and runs to the end of the line"))
                 }
                 '\\' => {
-                    let Some(e) = self.src[self.pos..].chars().next() else { continue };
+                    let Some(e) = self.src[self.pos..].chars().next() else {
+                        continue;
+                    };
                     self.pos += e.len_utf8();
                     match e {
                         'n' => out.push('\n'),
                         't' => out.push('\t'),
                         '"' | '\\' => out.push(e),
                         _ => {
-                            return Err(self.err_at(Span::new(self.pos - 2, 2), format!("unknown escape `\\{e}`")))
+                            return Err(self.err_at(
+                                Span::new(self.pos - 2, 2),
+                                format!("unknown escape `\\{e}`"),
+                            ))
                         }
                     }
                 }
@@ -243,10 +269,20 @@ impl<'a> Parser<'a> {
         let attr = if is_float {
             match text.parse::<f64>() {
                 Ok(x) if x.is_finite() => Attr::Float(x),
-                _ => return Err(self.err_at(span, format!("`{}` is not a finite number", clip(text, NAME_MAX)))),
+                _ => {
+                    return Err(self.err_at(
+                        span,
+                        format!("`{}` is not a finite number", clip(text, NAME_MAX)),
+                    ))
+                }
             }
         } else {
-            Attr::Int(text.parse().map_err(|_| self.err_at(span, format!("`{}` is not a valid integer", clip(text, NAME_MAX))))?)
+            Attr::Int(text.parse().map_err(|_| {
+                self.err_at(
+                    span,
+                    format!("`{}` is not a valid integer", clip(text, NAME_MAX)),
+                )
+            })?)
         };
         Ok((attr, span))
     }
@@ -282,26 +318,39 @@ impl<'a> Parser<'a> {
                     sp,
                 ))
             }
-            _ => Err(self.err_here("an attribute value (number, string, identifier, true/false or a list)")),
+            _ => Err(self
+                .err_here("an attribute value (number, string, identifier, true/false or a list)")),
         }
     }
 
     fn dim(&mut self) -> PResult<Dim> {
         self.skip_trivia();
         let start = self.pos;
-        if self.peek() == Some(b'T') && !self.src.as_bytes().get(self.pos + 1).is_some_and(|&c| is_ident_char(c)) {
+        if self.peek() == Some(b'T')
+            && !self
+                .src
+                .as_bytes()
+                .get(self.pos + 1)
+                .is_some_and(|&c| is_ident_char(c))
+        {
             self.pos += 1;
             return Ok(Dim::Tokens);
         }
-        let n = self.src.as_bytes()[self.pos..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let n = self.src.as_bytes()[self.pos..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if n == 0 {
             return Err(self.err_here("a dimension (an integer or `T`)"));
         }
         self.pos += n;
         let text = &self.src[start..self.pos];
-        text.parse::<u64>()
-            .map(Dim::Static)
-            .map_err(|_| self.err_at(Span::new(start, n), format!("dimension `{}` is too large", clip(text, NAME_MAX))))
+        text.parse::<u64>().map(Dim::Static).map_err(|_| {
+            self.err_at(
+                Span::new(start, n),
+                format!("dimension `{}` is too large", clip(text, NAME_MAX)),
+            )
+        })
     }
 
     fn shape(&mut self) -> PResult<Shape> {
@@ -335,7 +384,9 @@ impl<'a> Parser<'a> {
             "q" => {
                 self.expect("<")?;
                 let s0 = self.pos;
-                let len = self.src[s0..].find(['>', '\n']).unwrap_or(self.src.len() - s0);
+                let len = self.src[s0..]
+                    .find(['>', '\n'])
+                    .unwrap_or(self.src.len() - s0);
                 self.pos = s0 + len;
                 let spelling = self.src[s0..self.pos].trim();
                 let sspan = Span::new(s0, len.max(1));
@@ -345,7 +396,10 @@ impl<'a> Parser<'a> {
                         .label(e.reason)
                         .help("schemes are spelled like int4:g128, int4:g128:asym, spqr3:g16, lut3, nf4:b64, aqlm:2x8, bin:g128")
                 })?;
-                Ok(Type::Quant { scheme, shape: self.shape()? })
+                Ok(Type::Quant {
+                    scheme,
+                    shape: self.shape()?,
+                })
             }
             "csr" => {
                 self.expect("<")?;
@@ -353,14 +407,23 @@ impl<'a> Parser<'a> {
                 self.expect(",")?;
                 let index = self.dtype()?;
                 self.expect(">")?;
-                Ok(Type::Sparse { val, index, shape: self.shape()? })
+                Ok(Type::Sparse {
+                    val,
+                    index,
+                    shape: self.shape()?,
+                })
             }
             _ => {
                 self.pos = start;
                 let dtype = self.dtype().map_err(|d| {
-                    d.at(span).label("not a type").help("types look like f32[T, 576], q<int4:g128>[N, K] or csr<f16, u16>[N, K]")
+                    d.at(span).label("not a type").help(
+                        "types look like f32[T, 576], q<int4:g128>[N, K] or csr<f16, u16>[N, K]",
+                    )
                 })?;
-                Ok(Type::Tensor { dtype, shape: self.shape()? })
+                Ok(Type::Tensor {
+                    dtype,
+                    shape: self.shape()?,
+                })
             }
         }
     }
@@ -380,9 +443,14 @@ impl<'a> Parser<'a> {
             };
             return Err(d.help("a .qir file holds one graph; see ir/ for examples"));
         }
-        let (kw, kspan) = self.ident("`graph`").map_err(|d| d.help("a .qir file starts with `graph @name {`"))?;
+        let (kw, kspan) = self
+            .ident("`graph`")
+            .map_err(|d| d.help("a .qir file starts with `graph @name {`"))?;
         if kw != "graph" {
-            return Err(self.err_at(kspan, format!("expected `graph`, found `{}`", clip(&kw, NAME_MAX))));
+            return Err(self.err_at(
+                kspan,
+                format!("expected `graph`, found `{}`", clip(&kw, NAME_MAX)),
+            ));
         }
         self.expect("@")?;
         let (name, _) = self.ident("a graph name")?;
@@ -416,7 +484,13 @@ impl<'a> Parser<'a> {
                 _ => {
                     let (kw, kspan) = self.ident("an op `%name = ...` or `return`")?;
                     if kw != "return" {
-                        return Err(self.err_at(kspan, format!("expected `%name = op(...)` or `return`, found `{}`", clip(&kw, NAME_MAX))));
+                        return Err(self.err_at(
+                            kspan,
+                            format!(
+                                "expected `%name = op(...)` or `return`, found `{}`",
+                                clip(&kw, NAME_MAX)
+                            ),
+                        ));
                     }
                     g.return_doc = doc;
                     let mut outs = Vec::new();
@@ -425,7 +499,8 @@ impl<'a> Parser<'a> {
                     if self.peek() == Some(b'%') {
                         loop {
                             let (v, vspan) = self.value()?;
-                            let (id, _) = names.get(&v).ok_or_else(|| undefined(self, &v, vspan))?;
+                            let (id, _) =
+                                names.get(&v).ok_or_else(|| undefined(self, &v, vspan))?;
                             outs.push(*id);
                             if !self.eat(",") {
                                 break;
@@ -445,12 +520,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn stmt(&mut self, g: &mut Graph, names: &HashMap<String, (NodeId, Span)>, doc: Vec<String>) -> PResult<NodeId> {
+    fn stmt(
+        &mut self,
+        g: &mut Graph,
+        names: &HashMap<String, (NodeId, Span)>,
+        doc: Vec<String>,
+    ) -> PResult<NodeId> {
         let (name, vspan) = self.value()?;
         self.expect("=")?;
         let (opname, ospan) = self.ident("an op name")?;
         let Some(roles) = Op::roles_of(&opname) else {
-            let mut d = self.err_at(ospan, format!("unknown op `{}`", clip(&opname, NAME_MAX))).label("not an op");
+            let mut d = self
+                .err_at(ospan, format!("unknown op `{}`", clip(&opname, NAME_MAX)))
+                .label("not an op");
             if let Some(s) = suggest(&opname) {
                 d = d.help(format!("did you mean `{s}`?"));
             } else {
@@ -459,7 +541,11 @@ impl<'a> Parser<'a> {
             return Err(d);
         };
         self.skip_trivia();
-        let symbol = if self.peek() == Some(b'"') { Some(self.string()?.0) } else { None };
+        let symbol = if self.peek() == Some(b'"') {
+            Some(self.string()?.0)
+        } else {
+            None
+        };
         let mut operands: Vec<(usize, NodeId)> = Vec::new();
         if self.eat("(") {
             let mut next_positional = 0usize;
@@ -469,9 +555,20 @@ impl<'a> Parser<'a> {
                     let (r, rspan) = self.ident("a role")?;
                     self.expect("=")?;
                     let idx = roles.iter().position(|x| x.name == r).ok_or_else(|| {
-                        let names: Vec<_> = roles.iter().filter(|x| x.optional).map(|x| x.name).collect();
-                        self.err_at(rspan, format!("op `{opname}` has no operand `{}`", clip(&r, NAME_MAX)))
-                            .help(if names.is_empty() { format!("`{opname}` takes no named operands") } else { format!("named operands of `{opname}`: {}", names.join(", ")) })
+                        let names: Vec<_> = roles
+                            .iter()
+                            .filter(|x| x.optional)
+                            .map(|x| x.name)
+                            .collect();
+                        self.err_at(
+                            rspan,
+                            format!("op `{opname}` has no operand `{}`", clip(&r, NAME_MAX)),
+                        )
+                        .help(if names.is_empty() {
+                            format!("`{opname}` takes no named operands")
+                        } else {
+                            format!("named operands of `{opname}`: {}", names.join(", "))
+                        })
                     })?;
                     (idx, rspan)
                 } else {
@@ -484,7 +581,13 @@ impl<'a> Parser<'a> {
                     if roles.get(next_positional).is_none_or(|r| r.optional) {
                         let req = roles.iter().filter(|r| !r.optional).count();
                         return Err(self
-                            .err_at(sp, format!("op `{opname}` takes {req} positional operand{}", if req == 1 { "" } else { "s" }))
+                            .err_at(
+                                sp,
+                                format!(
+                                    "op `{opname}` takes {req} positional operand{}",
+                                    if req == 1 { "" } else { "s" }
+                                ),
+                            )
                             .label("one too many")
                             .help(named_help(roles)));
                     }
@@ -494,7 +597,10 @@ impl<'a> Parser<'a> {
                 let (v, vsp) = self.value()?;
                 let (id, _) = names.get(&v).ok_or_else(|| undefined(self, &v, vsp))?;
                 if operands.iter().any(|(r, _)| *r == role) {
-                    return Err(self.err_at(rspan, format!("operand `{}` of `{opname}` given twice", roles[role].name)));
+                    return Err(self.err_at(
+                        rspan,
+                        format!("operand `{}` of `{opname}` given twice", roles[role].name),
+                    ));
                 }
                 operands.push((role, *id));
                 if self.eat(")") {
@@ -506,7 +612,10 @@ impl<'a> Parser<'a> {
         for (i, r) in roles.iter().enumerate() {
             if !r.optional && !operands.iter().any(|(x, _)| *x == i) {
                 return Err(self
-                    .err_at(ospan, format!("op `{opname}` is missing its operand `{}`", r.name))
+                    .err_at(
+                        ospan,
+                        format!("op `{opname}` is missing its operand `{}`", r.name),
+                    )
                     .help(signature(&opname, roles)));
             }
         }
@@ -518,9 +627,15 @@ impl<'a> Parser<'a> {
                 self.expect("=")?;
                 let (v, vspan) = self.attr_value(0)?;
                 if attrs.insert(k.clone(), v).is_some() {
-                    return Err(self.err_at(kspan, format!("attribute `{}` given twice", clip(&k, NAME_MAX))));
+                    return Err(self.err_at(
+                        kspan,
+                        format!("attribute `{}` given twice", clip(&k, NAME_MAX)),
+                    ));
                 }
-                attr_spans.insert(k, Span::new(kspan.offset, vspan.offset + vspan.len - kspan.offset));
+                attr_spans.insert(
+                    k,
+                    Span::new(kspan.offset, vspan.offset + vspan.len - kspan.offset),
+                );
                 if self.eat("}") {
                     break;
                 }
@@ -534,28 +649,59 @@ impl<'a> Parser<'a> {
         self.expect(":")?;
         let ty = self.ty()?;
         let span = Span::new(vspan.offset, self.pos - vspan.offset);
-        Ok(g.add_node(Node { name, op, ty, span: Some(span), doc }, &operands))
+        Ok(g.add_node(
+            Node {
+                name,
+                op,
+                ty,
+                span: Some(span),
+                doc,
+            },
+            &operands,
+        ))
     }
 }
 
 fn undefined(p: &Parser<'_>, v: &str, span: Span) -> Diag {
-    p.err_at(span, format!("use of undefined value `%{}`", clip(v, NAME_MAX)))
-        .label("not defined above")
-        .help("values must be defined before they are used")
+    p.err_at(
+        span,
+        format!("use of undefined value `%{}`", clip(v, NAME_MAX)),
+    )
+    .label("not defined above")
+    .help("values must be defined before they are used")
 }
 
 fn signature(op: &str, roles: &[crate::ops::Role]) -> String {
-    let parts: Vec<String> =
-        roles.iter().map(|r| if r.optional { format!("{} = %v?", r.name) } else { format!("%{}", r.name) }).collect();
+    let parts: Vec<String> = roles
+        .iter()
+        .map(|r| {
+            if r.optional {
+                format!("{} = %v?", r.name)
+            } else {
+                format!("%{}", r.name)
+            }
+        })
+        .collect();
     format!("usage: {op}({})", parts.join(", "))
 }
 
 fn named_help(roles: &[crate::ops::Role]) -> String {
-    let names: Vec<_> = roles.iter().filter(|r| r.optional).map(|r| r.name).collect();
+    let names: Vec<_> = roles
+        .iter()
+        .filter(|r| r.optional)
+        .map(|r| r.name)
+        .collect();
     if names.is_empty() {
         "this op has no optional operands".to_string()
     } else {
-        format!("optional operands are passed by name: {}", names.iter().map(|n| format!("{n} = %v")).collect::<Vec<_>>().join(", "))
+        format!(
+            "optional operands are passed by name: {}",
+            names
+                .iter()
+                .map(|n| format!("{n} = %v"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -578,7 +724,12 @@ fn suggest(name: &str) -> Option<&'static str> {
     if name.len() > 24 {
         return None;
     }
-    Op::NAMES.iter().map(|n| (dist(name, n), *n)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
+    Op::NAMES
+        .iter()
+        .map(|n| (dist(name, n), *n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
 }
 
 /// 1-based line and column (in chars) of a byte offset.
@@ -586,7 +737,13 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src.as_bytes()[..offset];
     let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }

@@ -215,7 +215,9 @@ impl Type {
     /// The shape, whatever the kind.
     pub fn shape(&self) -> &Shape {
         match self {
-            Type::Tensor { shape, .. } | Type::Quant { shape, .. } | Type::Sparse { shape, .. } => shape,
+            Type::Tensor { shape, .. } | Type::Quant { shape, .. } | Type::Sparse { shape, .. } => {
+                shape
+            }
         }
     }
 

@@ -36,10 +36,18 @@ pub enum Class {
 
 impl Expected {
     fn exact(dtype: DType, shape: Shape) -> Self {
-        Expected { shape, dtype: Some(dtype), class: Class::Any }
+        Expected {
+            shape,
+            dtype: Some(dtype),
+            class: Class::Any,
+        }
     }
     fn float(shape: Shape) -> Self {
-        Expected { shape, dtype: None, class: Class::Float }
+        Expected {
+            shape,
+            dtype: None,
+            class: Class::Float,
+        }
     }
 }
 
@@ -52,7 +60,10 @@ pub fn verify(g: &Graph) -> Result<(), Vec<Diag>> {
         let node = g.node(id);
         let at = |d: Diag| d.at_opt(node.span).value(node.name.clone());
         if names.insert(node.name.as_str(), id).is_some() {
-            errs.push(at(Diag::error(format!("value `%{}` is defined twice", node.name))));
+            errs.push(at(Diag::error(format!(
+                "value `%{}` is defined twice",
+                node.name
+            ))));
         }
         if let Some(sym) = node.op.symbol() {
             let key = (node.op.name(), sym);
@@ -61,7 +72,11 @@ pub fn verify(g: &Graph) -> Result<(), Vec<Diag>> {
                     errs.push(at(Diag::error(format!(
                         "{} \"{sym}\" is bound twice{}",
                         node.op.name(),
-                        if *prev_ty != &node.ty { format!(" with different types ({prev_ty} and {})", node.ty) } else { String::new() }
+                        if *prev_ty != &node.ty {
+                            format!(" with different types ({prev_ty} and {})", node.ty)
+                        } else {
+                            String::new()
+                        }
                     ))));
                 }
             } else {
@@ -87,18 +102,30 @@ pub fn verify(g: &Graph) -> Result<(), Vec<Diag>> {
         }
     }
     if let Err(n) = g.topo_order() {
-        errs.push(Diag::error("the graph has a cycle").at_opt(g.node(n).span).value(g.node(n).name.clone()));
+        errs.push(
+            Diag::error("the graph has a cycle")
+                .at_opt(g.node(n).span)
+                .value(g.node(n).name.clone()),
+        );
     }
     if g.outputs().is_empty() {
-        errs.push(Diag::error("the graph has no outputs").at_opt(g.outputs_span).help("end the graph with `return %value`"));
+        errs.push(
+            Diag::error("the graph has no outputs")
+                .at_opt(g.outputs_span)
+                .help("end the graph with `return %value`"),
+        );
     }
     for &o in g.outputs() {
         if !g.contains(o) {
             errs.push(Diag::error("an output refers to a removed value").at_opt(g.outputs_span));
         } else if !g.node(o).ty.is_tensor() {
             errs.push(
-                Diag::error(format!("output `%{}` is a {}, not a tensor", g.node(o).name, g.node(o).ty.kind_name()))
-                    .at_opt(g.outputs_span),
+                Diag::error(format!(
+                    "output `%{}` is a {}, not a tensor",
+                    g.node(o).name,
+                    g.node(o).ty.kind_name()
+                ))
+                .at_opt(g.outputs_span),
             );
         }
     }
@@ -115,7 +142,10 @@ fn check_roles(g: &Graph, id: NodeId) -> Result<(), String> {
     let ops = g.operands(id);
     for w in ops.windows(2) {
         if w[0].0 == w[1].0 {
-            return Err(format!("operand `{}` given twice", roles.get(w[0].0).map_or("?", |r| r.name)));
+            return Err(format!(
+                "operand `{}` given twice",
+                roles.get(w[0].0).map_or("?", |r| r.name)
+            ));
         }
     }
     for &(r, v) in &ops {
@@ -128,7 +158,11 @@ fn check_roles(g: &Graph, id: NodeId) -> Result<(), String> {
     }
     for (i, r) in roles.iter().enumerate() {
         if !r.optional && !ops.iter().any(|(x, _)| *x == i) {
-            return Err(format!("`{}` is missing its operand `{}`", node.op.name(), r.name));
+            return Err(format!(
+                "`{}` is missing its operand `{}`",
+                node.op.name(),
+                r.name
+            ));
         }
     }
     Ok(())
@@ -160,24 +194,33 @@ struct Operands<'g> {
 
 impl<'g> Operands<'g> {
     fn get(&self, role: &str) -> Option<(&'g str, &'g Type)> {
-        self.g.operand(self.id, role).map(|v| (self.g.node(v).name.as_str(), &self.g.node(v).ty))
+        self.g
+            .operand(self.id, role)
+            .map(|v| (self.g.node(v).name.as_str(), &self.g.node(v).ty))
     }
     fn req(&self, role: &str) -> Result<(&'g str, &'g Type), String> {
-        self.get(role).ok_or_else(|| format!("`{}` is missing its operand `{role}`", self.op))
+        self.get(role)
+            .ok_or_else(|| format!("`{}` is missing its operand `{role}`", self.op))
     }
     /// A float tensor operand: `(dtype, shape)`.
     fn float(&self, role: &str) -> Result<(DType, &'g Shape), String> {
         let (name, t) = self.req(role)?;
         match t {
             Type::Tensor { dtype, shape } if dtype.is_float() => Ok((*dtype, shape)),
-            _ => Err(format!("operand `{role}` (%{name}) of `{}` must be a float tensor, found {t}", self.op)),
+            _ => Err(format!(
+                "operand `{role}` (%{name}) of `{}` must be a float tensor, found {t}",
+                self.op
+            )),
         }
     }
     fn int(&self, role: &str) -> Result<&'g Shape, String> {
         let (name, t) = self.req(role)?;
         match t {
             Type::Tensor { dtype, shape } if dtype.is_int() => Ok(shape),
-            _ => Err(format!("operand `{role}` (%{name}) of `{}` must be an integer tensor, found {t}", self.op)),
+            _ => Err(format!(
+                "operand `{role}` (%{name}) of `{}` must be an integer tensor, found {t}",
+                self.op
+            )),
         }
     }
     /// A weight `[N, K]`, dense float or quantized.
@@ -200,7 +243,10 @@ impl<'g> Operands<'g> {
         let (name, t) = self.req(role)?;
         match (t, static2(t.shape())) {
             (Type::Sparse { .. }, Some(nk)) => Ok(nk),
-            _ => Err(format!("operand `{role}` (%{name}) of `{}` must be a csr<...>[N, K] matrix, found {t}", self.op)),
+            _ => Err(format!(
+                "operand `{role}` (%{name}) of `{}` must be a csr<...>[N, K] matrix, found {t}",
+                self.op
+            )),
         }
     }
 }
@@ -213,17 +259,35 @@ fn static2(s: &Shape) -> Option<(u64, u64)> {
 }
 
 fn last_static(s: &Shape, what: &str) -> Result<u64, String> {
-    s.last().and_then(Dim::as_static).ok_or_else(|| format!("{what} must end in a static dimension, found {s}"))
+    s.last()
+        .and_then(Dim::as_static)
+        .ok_or_else(|| format!("{what} must end in a static dimension, found {s}"))
 }
 
 /// The type an op's result must have, from its operands and attributes.
 pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
     let node = g.node(id);
-    let o = Operands { g, id, op: node.op.name() };
-    let declared = Expected { shape: node.ty.shape().clone(), dtype: None, class: Class::Declared };
+    let o = Operands {
+        g,
+        id,
+        op: node.op.name(),
+    };
+    let declared = Expected {
+        shape: node.ty.shape().clone(),
+        dtype: None,
+        class: Class::Declared,
+    };
     match &node.op {
         Op::Input { .. } => {
-            if node.ty.shape().0.iter().filter(|d| **d == Dim::Tokens).count() > 1 {
+            if node
+                .ty
+                .shape()
+                .0
+                .iter()
+                .filter(|d| **d == Dim::Tokens)
+                .count()
+                > 1
+            {
                 return Err("an input may use the token dimension `T` at most once".into());
             }
             Ok(declared)
@@ -235,24 +299,36 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             if let Some(r) = fold {
                 let k = match (&node.ty, static2(node.ty.shape())) {
                     (Type::Tensor { dtype, .. }, Some((_, k))) if dtype.is_float() => k,
-                    _ => return Err(format!("`fold` applies to float [N, K] weights, not {}", node.ty)),
+                    _ => {
+                        return Err(format!(
+                            "`fold` applies to float [N, K] weights, not {}",
+                            node.ty
+                        ))
+                    }
                 };
                 if r.kind != RotKind::Hadamard || !qkc_quant::hadamard::supported(k as usize) {
-                    return Err(format!("`fold` supports a Hadamard of size K; K = {k} has none"));
+                    return Err(format!(
+                        "`fold` supports a Hadamard of size K; K = {k} has none"
+                    ));
                 }
             }
             match &node.ty {
                 Type::Quant { scheme, shape } => {
-                    let (n, k) = static2(shape).ok_or_else(|| format!("a quantized weight is 2-D [N, K], found {shape}"))?;
+                    let (n, k) = static2(shape).ok_or_else(|| {
+                        format!("a quantized weight is 2-D [N, K], found {shape}")
+                    })?;
                     scheme.check_shape(n as usize, k as usize)?;
                 }
                 Type::Sparse { val, index, shape } => {
-                    static2(shape).ok_or_else(|| format!("sparse outliers are 2-D [N, K], found {shape}"))?;
+                    static2(shape)
+                        .ok_or_else(|| format!("sparse outliers are 2-D [N, K], found {shape}"))?;
                     if !matches!(val, DType::F16 | DType::F32) {
                         return Err(format!("sparse values must be f16 or f32, found {val}"));
                     }
                     if !matches!(index, DType::U16 | DType::U32 | DType::I32) {
-                        return Err(format!("sparse column indices must be u16, u32 or i32, found {index}"));
+                        return Err(format!(
+                            "sparse column indices must be u16, u32 or i32, found {index}"
+                        ));
                     }
                     if let Some((_, k)) = static2(shape) {
                         if *index == DType::U16 && k > 65536 {
@@ -273,9 +349,17 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             Ok(declared)
         }
         Op::Const { value } => {
-            let n = node.ty.shape().static_numel().ok_or("constants need a static shape")?;
+            let n = node
+                .ty
+                .shape()
+                .static_numel()
+                .ok_or("constants need a static shape")?;
             if value.len() != 1 && value.len() as u64 != n {
-                return Err(format!("constant has {} values for shape {} ({n} elements)", value.len(), node.ty.shape()));
+                return Err(format!(
+                    "constant has {} values for shape {} ({n} elements)",
+                    value.len(),
+                    node.ty.shape()
+                ));
             }
             if !node.ty.is_tensor() {
                 return Err("constants are dense tensors".into());
@@ -355,15 +439,22 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             }
             Ok(Expected::exact(dt, xs.clone()))
         }
-        Op::Rope { head_dim, theta, .. } => {
+        Op::Rope {
+            head_dim, theta, ..
+        } => {
             let (dt, xs) = o.float("x")?;
             let ps = o.int("pos")?;
             let d = last_static(xs, "operand `x`")?;
             if *head_dim % 2 != 0 || d % u64::from(*head_dim) != 0 {
-                return Err(format!("head_dim = {head_dim} must be even and divide the last dimension {d}"));
+                return Err(format!(
+                    "head_dim = {head_dim} must be even and divide the last dimension {d}"
+                ));
             }
             if ps.0 != xs.prefix() {
-                return Err(format!("`pos` must have shape {} (one position per token), found {ps}", Shape(xs.prefix().to_vec())));
+                return Err(format!(
+                    "`pos` must have shape {} (one position per token), found {ps}",
+                    Shape(xs.prefix().to_vec())
+                ));
             }
             if theta.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return Err(format!("theta must be positive, found {theta}"));
@@ -375,16 +466,24 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             let (_, ks) = o.float("k")?;
             let (_, vs) = o.float("v")?;
             if a.heads % a.kv_heads != 0 {
-                return Err(format!("heads = {} must be a multiple of kv_heads = {}", a.heads, a.kv_heads));
+                return Err(format!(
+                    "heads = {} must be a multiple of kv_heads = {}",
+                    a.heads, a.kv_heads
+                ));
             }
             let qd = u64::from(a.heads) * u64::from(a.head_dim);
             let kd = u64::from(a.kv_heads) * u64::from(a.head_dim);
             if qs.rank() != 2 || qs.last() != Some(Dim::Static(qd)) {
-                return Err(format!("`q` must be [T, heads·head_dim = {qd}], found {qs}"));
+                return Err(format!(
+                    "`q` must be [T, heads·head_dim = {qd}], found {qs}"
+                ));
             }
             for (name, s) in [("k", ks), ("v", vs)] {
                 if s.rank() != 2 || s.last() != Some(Dim::Static(kd)) || s.0[0] != qs.0[0] {
-                    return Err(format!("`{name}` must be [{}, kv_heads·head_dim = {kd}], found {s}", qs.0[0]));
+                    return Err(format!(
+                        "`{name}` must be [{}, kv_heads·head_dim = {kd}], found {s}",
+                        qs.0[0]
+                    ));
                 }
             }
             if a.cache.is_some() && a.max_seq == 0 {
@@ -394,7 +493,10 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
                 (true, true) => {
                     let ps = o.int("pos")?;
                     if ps.0 != qs.prefix() {
-                        return Err(format!("`pos` must have shape {}, found {ps}", Shape(qs.prefix().to_vec())));
+                        return Err(format!(
+                            "`pos` must have shape {}, found {ps}",
+                            Shape(qs.prefix().to_vec())
+                        ));
                     }
                     if a.head_dim % 2 != 0 {
                         return Err(format!("RoPE needs an even head_dim, found {}", a.head_dim));
@@ -427,7 +529,10 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
                 if o.get(role).is_some() {
                     let s = o.sparse(role)?;
                     if s != (n, k) {
-                        return Err(format!("`{role}` is [{}, {}] but the weight is [{n}, {k}]", s.0, s.1));
+                        return Err(format!(
+                            "`{role}` is [{}, {}] but the weight is [{n}, {k}]",
+                            s.0, s.1
+                        ));
                     }
                 }
             }
@@ -447,22 +552,31 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             }
             match q.rotate {
                 Some(r) => check_rotation(&o, r.kind, k)?,
-                None if o.get("r").is_some() => return Err("an `r` operand needs `rotate = dense`".into()),
+                None if o.get("r").is_some() => {
+                    return Err("an `r` operand needs `rotate = dense`".into())
+                }
                 None => {}
             }
             let out = xs.with_last(Dim::Static(n));
             if let Some((_, rt)) = o.get("residual") {
                 if rt != &Type::tensor(dt, out.clone()) {
-                    return Err(format!("`residual` must be {}, found {rt}", Type::tensor(dt, out.clone())));
+                    return Err(format!(
+                        "`residual` must be {}, found {rt}",
+                        Type::tensor(dt, out.clone())
+                    ));
                 }
             }
             Ok(Expected::exact(dt, out))
         }
         Op::Transpose => {
             let (_, t) = o.req("x")?;
-            let Type::Tensor { dtype, shape } = t else { return Err(format!("`transpose` takes a tensor, found {t}")) };
+            let Type::Tensor { dtype, shape } = t else {
+                return Err(format!("`transpose` takes a tensor, found {t}"));
+            };
             if shape.rank() < 2 {
-                return Err(format!("`transpose` needs at least 2 dimensions, found {shape}"));
+                return Err(format!(
+                    "`transpose` needs at least 2 dimensions, found {shape}"
+                ));
             }
             let mut s = shape.0.clone();
             let r = s.len();
@@ -471,20 +585,33 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
         }
         Op::Reshape => {
             let (_, t) = o.req("x")?;
-            let Type::Tensor { dtype, shape } = t else { return Err(format!("`reshape` takes a tensor, found {t}")) };
+            let Type::Tensor { dtype, shape } = t else {
+                return Err(format!("`reshape` takes a tensor, found {t}"));
+            };
             let split = |s: &Shape| -> (usize, u64) {
-                (s.0.iter().filter(|d| **d == Dim::Tokens).count(), s.0.iter().filter_map(|d| d.as_static()).product())
+                (
+                    s.0.iter().filter(|d| **d == Dim::Tokens).count(),
+                    s.0.iter().filter_map(|d| d.as_static()).product(),
+                )
             };
             let target = node.ty.shape();
             if split(shape) != split(target) {
-                return Err(format!("cannot reshape {shape} to {target}: element counts differ"));
+                return Err(format!(
+                    "cannot reshape {shape} to {target}: element counts differ"
+                ));
             }
             Ok(Expected::exact(*dtype, target.clone()))
         }
         Op::Cast => {
             let (_, t) = o.req("x")?;
-            let Type::Tensor { shape, .. } = t else { return Err(format!("`cast` takes a tensor, found {t}")) };
-            Ok(Expected { shape: shape.clone(), dtype: None, class: Class::Any })
+            let Type::Tensor { shape, .. } = t else {
+                return Err(format!("`cast` takes a tensor, found {t}"));
+            };
+            Ok(Expected {
+                shape: shape.clone(),
+                dtype: None,
+                class: Class::Any,
+            })
         }
     }
 }
@@ -513,9 +640,13 @@ fn check_rotation(o: &Operands<'_>, kind: RotKind, n: u64) -> Result<(), String>
             Ok(())
         }
         RotKind::Dense => {
-            let (_, rs) = o.float("r").map_err(|_| "a dense rotation needs a float `r` operand [n, n]".to_string())?;
+            let (_, rs) = o
+                .float("r")
+                .map_err(|_| "a dense rotation needs a float `r` operand [n, n]".to_string())?;
             if rs.0 != [Dim::Static(n), Dim::Static(n)] {
-                return Err(format!("the rotation matrix must be [{n}, {n}], found {rs}"));
+                return Err(format!(
+                    "the rotation matrix must be [{n}, {n}], found {rs}"
+                ));
             }
             Ok(())
         }

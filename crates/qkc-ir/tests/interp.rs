@@ -14,11 +14,16 @@ fn parse(src: &str) -> qkc_ir::Graph {
 fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 fn fresh_seed() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64)
 }
 
 /// A linear layer on f32 weights from a safetensors file equals a hand-written dot product.
@@ -26,13 +31,23 @@ fn fresh_seed() -> u64 {
 fn linear_matches_a_hand_computation_from_a_checkpoint() {
     let (n, k) = (5usize, 7usize);
     let seed = fresh_seed();
-    let w: Vec<f32> = (0..n * k).map(|i| (((i as u64 * 2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect();
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| (((i as u64 * 2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
     let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 0.5).collect();
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let (wb, bb) = (bytes(&w), bytes(&b));
     let views = vec![
-        ("w", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, k], &wb).expect("view")),
-        ("b", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &bb).expect("view")),
+        (
+            "w",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, k], &wb)
+                .expect("view"),
+        ),
+        (
+            "b",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &bb)
+                .expect("view"),
+        ),
     ];
     let file = safetensors::serialize(views, None).expect("serialize");
     let g = parse(
@@ -45,8 +60,14 @@ fn linear_matches_a_hand_computation_from_a_checkpoint() {
     let y = &it.run(&inputs).expect("run")[0].1;
     for t in 0..3 {
         for o in 0..n {
-            let want: f64 = (0..k).map(|j| x.data[t * k + j] * f64::from(w[o * k + j])).sum::<f64>() + f64::from(b[o]);
-            assert!((y.data[t * n + o] - want).abs() <= 1e-12 * want.abs().max(1.0), "[{t},{o}]");
+            let want: f64 = (0..k)
+                .map(|j| x.data[t * k + j] * f64::from(w[o * k + j]))
+                .sum::<f64>()
+                + f64::from(b[o]);
+            assert!(
+                (y.data[t * n + o] - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "[{t},{o}]"
+            );
         }
     }
 }
@@ -54,7 +75,11 @@ fn linear_matches_a_hand_computation_from_a_checkpoint() {
 /// Decoding token by token through the KV cache gives the same outputs as one prefill.
 #[test]
 fn decode_through_the_kv_cache_equals_prefill() {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ir/llama_block.qir")).expect("read");
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../ir/llama_block.qir"
+    ))
+    .expect("read");
     let g = parse(&src);
     let w = Weights::Seed(fresh_seed());
     let tokens = 5;
@@ -66,7 +91,10 @@ fn decode_through_the_kv_cache_equals_prefill() {
     let d = hidden.last();
     for t in 0..tokens {
         let mut step = HashMap::new();
-        step.insert("hidden".to_string(), Tensor::new(vec![1, d], hidden.data[t * d..(t + 1) * d].to_vec()));
+        step.insert(
+            "hidden".to_string(),
+            Tensor::new(vec![1, d], hidden.data[t * d..(t + 1) * d].to_vec()),
+        );
         step.insert("pos".to_string(), Tensor::new(vec![1], vec![t as f64]));
         let y = &dec.run(&step).expect("decode")[0].1;
         let err = max_rel_err(&y.data, &full.data[t * d..(t + 1) * d]);
@@ -74,7 +102,9 @@ fn decode_through_the_kv_cache_equals_prefill() {
     }
     // The cache is bounded: max_seq = 256.
     let mut big = Interpreter::new(&g, &w).expect("bind");
-    let e = big.run(&synth_inputs(&g, 257, 1, 0)).expect_err("cache overflow");
+    let e = big
+        .run(&synth_inputs(&g, 257, 1, 0))
+        .expect_err("cache overflow");
     assert!(e.to_string().contains("full"), "{e}");
 }
 
@@ -119,8 +149,14 @@ fn qlinear_equals_its_unfused_chain() {
     );
     let w = Weights::Seed(fresh_seed());
     let inputs = synth_inputs(&unfused, 4, fresh_seed(), 0);
-    let a = Interpreter::new(&unfused, &w).expect("bind").run(&inputs).expect("run");
-    let b = Interpreter::new(&fused, &w).expect("bind").run(&inputs).expect("run");
+    let a = Interpreter::new(&unfused, &w)
+        .expect("bind")
+        .run(&inputs)
+        .expect("run");
+    let b = Interpreter::new(&fused, &w)
+        .expect("bind")
+        .run(&inputs)
+        .expect("run");
     let err = max_rel_err(&b[0].1.data, &a[0].1.data);
     assert!(err < 1e-12, "max rel err {err}");
 }
@@ -138,7 +174,10 @@ fn rotation_then_transpose_is_identity() {
 "#,
     );
     let inputs = synth_inputs(&g, 3, fresh_seed(), 0);
-    let out = Interpreter::new(&g, &Weights::Seed(0)).expect("bind").run(&inputs).expect("run");
+    let out = Interpreter::new(&g, &Weights::Seed(0))
+        .expect("bind")
+        .run(&inputs)
+        .expect("run");
     assert!(max_rel_err(&out[0].1.data, &out[1].1.data) < 1e-13);
 }
 
@@ -156,7 +195,10 @@ fn attention_over_one_token_returns_v() {
 "#,
     );
     let inputs = synth_inputs(&g, 1, fresh_seed(), 0);
-    let out = Interpreter::new(&g, &Weights::Seed(0)).expect("bind").run(&inputs).expect("run");
+    let out = Interpreter::new(&g, &Weights::Seed(0))
+        .expect("bind")
+        .run(&inputs)
+        .expect("run");
     let v = &inputs["v"].data;
     assert_eq!(&out[0].1.data[..4], &v[..]);
     assert_eq!(&out[0].1.data[4..], &v[..]);
@@ -195,7 +237,8 @@ fn quantized_weights_and_outliers_from_a_checkpoint() {
     use qkc_quant::{io::SafetensorsWriter, Csr, QuantTensor};
     let (n, k) = (48usize, 128usize);
     let seed = fresh_seed();
-    let q = QuantTensor::synthesize("int3:g32:asym".parse().expect("scheme"), n, k, seed).expect("quantize");
+    let q = QuantTensor::synthesize("int3:g32:asym".parse().expect("scheme"), n, k, seed)
+        .expect("quantize");
     let csr = Csr::synthesize(n, k, 0.02, 0.5, seed ^ 1);
     let mut w = SafetensorsWriter::new();
     w.add_quant("layer.w", &q).expect("add");
@@ -217,13 +260,22 @@ fn quantized_weights_and_outliers_from_a_checkpoint() {
 "#,
     );
     let inputs = synth_inputs(&g, 2, seed, 0);
-    let y = Interpreter::new(&g, &Weights::Checkpoint(file)).expect("bind").run(&inputs).expect("run")[0].1.clone();
+    let y = Interpreter::new(&g, &Weights::Checkpoint(file))
+        .expect("bind")
+        .run(&inputs)
+        .expect("run")[0]
+        .1
+        .clone();
     let (wd, sd) = (q.dequant().expect("dequant"), csr.to_dense());
     let x = &inputs["x"].data;
     let want: Vec<f64> = (0..2)
         .flat_map(|t| {
             let (wd, sd) = (&wd, &sd);
-            (0..n).map(move |o| (0..k).map(|j| x[t * k + j] * (f64::from(wd[o * k + j]) + f64::from(sd[o * k + j]))).sum())
+            (0..n).map(move |o| {
+                (0..k)
+                    .map(|j| x[t * k + j] * (f64::from(wd[o * k + j]) + f64::from(sd[o * k + j])))
+                    .sum()
+            })
         })
         .collect();
     assert!(max_rel_err(&y.data, &want) < 1e-12);
@@ -234,11 +286,16 @@ fn quantized_weights_and_outliers_from_a_checkpoint() {
 fn checkpoint_shape_mismatch_names_the_tensor() {
     use qkc_quant::{io::SafetensorsWriter, Part};
     let mut w = SafetensorsWriter::new();
-    w.add_part("norm", Part::from_f32(vec![3], &[1.0, 2.0, 3.0])).expect("add");
+    w.add_part("norm", Part::from_f32(vec![3], &[1.0, 2.0, 3.0]))
+        .expect("add");
     let g = parse("graph @g {\n  %x = input \"x\" : f32[T, 4]\n  %n = weight \"norm\" : f32[4]\n  %y = rmsnorm(%x, %n) {eps = 1e-5} : f32[T, 4]\n  return %y\n}\n");
-    let e = Interpreter::new(&g, &Weights::Checkpoint(w.to_bytes().expect("bytes"))).err().expect("must fail");
+    let e = Interpreter::new(&g, &Weights::Checkpoint(w.to_bytes().expect("bytes")))
+        .err()
+        .expect("must fail");
     let msg = e.to_string();
     assert!(msg.contains("norm") && msg.contains("[3]"), "{msg}");
-    let e = Interpreter::new(&g, &Weights::Checkpoint(b"garbage".to_vec())).err().expect("must fail");
+    let e = Interpreter::new(&g, &Weights::Checkpoint(b"garbage".to_vec()))
+        .err()
+        .expect("must fail");
     assert!(e.to_string().contains("cannot read the checkpoint"), "{e}");
 }

@@ -3,11 +3,23 @@
 //! round-tripping is a property of the syntax.
 
 use proptest::prelude::*;
-use qkc_ir::ops::{ActQuant, AttentionAttrs, QLinearAttrs, RopeAttrs, RopeStyle, RotKind, Rotation};
+use qkc_ir::ops::{
+    ActQuant, AttentionAttrs, QLinearAttrs, RopeAttrs, RopeStyle, RotKind, Rotation,
+};
 use qkc_ir::{DType, Dim, Graph, Op, Shape, Type};
 
-const SCHEMES: [&str; 10] =
-    ["int4:g128", "int3:g64:asym", "int8:pc", "spqr3:g16", "lut3", "nf4:b64:dq", "aqlm:2x8", "aqlm:1x16", "bin:pc", "billm:g128"];
+const SCHEMES: [&str; 10] = [
+    "int4:g128",
+    "int3:g64:asym",
+    "int8:pc",
+    "spqr3:g16",
+    "lut3",
+    "nf4:b64:dq",
+    "aqlm:2x8",
+    "aqlm:1x16",
+    "bin:pc",
+    "billm:g128",
+];
 
 fn dim() -> impl Strategy<Value = Dim> {
     prop_oneof![Just(Dim::Tokens), (1u64..5000).prop_map(Dim::Static)]
@@ -25,15 +37,24 @@ fn ty() -> impl Strategy<Value = Type> {
 }
 
 fn finite() -> impl Strategy<Value = f64> {
-    prop_oneof![any::<f64>().prop_filter("finite", |x| x.is_finite()), -10.0f64..10.0, Just(1e-5), Just(0.0)]
+    prop_oneof![
+        any::<f64>().prop_filter("finite", |x| x.is_finite()),
+        -10.0f64..10.0,
+        Just(1e-5),
+        Just(0.0)
+    ]
 }
 
 fn act() -> impl Strategy<Value = ActQuant> {
-    (prop::sample::select(vec![4u8, 8]), any::<bool>()).prop_map(|(bits, sym)| ActQuant { bits, sym })
+    (prop::sample::select(vec![4u8, 8]), any::<bool>())
+        .prop_map(|(bits, sym)| ActQuant { bits, sym })
 }
 
 fn rotation() -> impl Strategy<Value = Rotation> {
-    (prop::sample::select(vec![RotKind::Hadamard, RotKind::Dense]), any::<bool>())
+    (
+        prop::sample::select(vec![RotKind::Hadamard, RotKind::Dense]),
+        any::<bool>(),
+    )
         .prop_map(|(kind, transpose)| Rotation { kind, transpose })
 }
 
@@ -45,8 +66,16 @@ fn name() -> impl Strategy<Value = String> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         "[ -~]{0,16}".prop_map(|name| Op::Input { name }),
-        ("[ -~]{0,16}", prop::option::of(0.0f64..1.0), prop::option::of(rotation()))
-            .prop_map(|(name, density, fold)| Op::Weight { name, density, fold }),
+        (
+            "[ -~]{0,16}",
+            prop::option::of(0.0f64..1.0),
+            prop::option::of(rotation())
+        )
+            .prop_map(|(name, density, fold)| Op::Weight {
+                name,
+                density,
+                fold
+            }),
         prop::collection::vec(finite(), 1..5).prop_map(|value| Op::Const { value }),
         Just(Op::Linear),
         Just(Op::Matmul),
@@ -60,26 +89,54 @@ fn op() -> impl Strategy<Value = Op> {
         (finite(), 1u32..512, any::<bool>()).prop_map(|(theta, head_dim, i)| Op::Rope {
             theta,
             head_dim,
-            style: if i { RopeStyle::Interleaved } else { RopeStyle::Half }
+            style: if i {
+                RopeStyle::Interleaved
+            } else {
+                RopeStyle::Half
+            }
         }),
         Just(Op::Silu),
         Just(Op::Softmax),
-        (1u32..64, 1u32..64, 1u32..256, prop::option::of("[ -~]{0,8}"), 1u32..4096, prop::option::of((finite(), any::<bool>())))
-            .prop_map(|(heads, kv_heads, head_dim, cache, max_seq, rope)| Op::Attention(AttentionAttrs {
-                heads,
-                kv_heads,
-                head_dim,
-                max_seq: if cache.is_some() { max_seq } else { 0 },
-                cache,
-                rope: rope.map(|(theta, i)| RopeAttrs {
-                    theta,
-                    style: if i { RopeStyle::Interleaved } else { RopeStyle::Half }
-                }),
-            })),
+        (
+            1u32..64,
+            1u32..64,
+            1u32..256,
+            prop::option::of("[ -~]{0,8}"),
+            1u32..4096,
+            prop::option::of((finite(), any::<bool>()))
+        )
+            .prop_map(
+                |(heads, kv_heads, head_dim, cache, max_seq, rope)| Op::Attention(AttentionAttrs {
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    max_seq: if cache.is_some() { max_seq } else { 0 },
+                    cache,
+                    rope: rope.map(|(theta, i)| RopeAttrs {
+                        theta,
+                        style: if i {
+                            RopeStyle::Interleaved
+                        } else {
+                            RopeStyle::Half
+                        }
+                    }),
+                })
+            ),
         Just(Op::Embedding),
-        (prop::option::of(rotation()), prop::option::of(act()), any::<bool>(), prop::option::of(act())).prop_map(
-            |(rotate, act, silu_gate, out_act)| Op::Qlinear(QLinearAttrs { rotate, act, silu_gate, out_act })
-        ),
+        (
+            prop::option::of(rotation()),
+            prop::option::of(act()),
+            any::<bool>(),
+            prop::option::of(act())
+        )
+            .prop_map(
+                |(rotate, act, silu_gate, out_act)| Op::Qlinear(QLinearAttrs {
+                    rotate,
+                    act,
+                    silu_gate,
+                    out_act
+                })
+            ),
         Just(Op::Transpose),
         Just(Op::Reshape),
         Just(Op::Cast),
@@ -87,17 +144,33 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn doc() -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec(prop_oneof![Just(String::new()), "// [ -~]{0,20}".prop_map(|s| s.trim_end().to_string())], 0..3)
-        .prop_map(|mut v| {
-            v.dedup_by(|a, b| a.is_empty() && b.is_empty());
-            v
-        })
+    prop::collection::vec(
+        prop_oneof![
+            Just(String::new()),
+            "// [ -~]{0,20}".prop_map(|s| s.trim_end().to_string())
+        ],
+        0..3,
+    )
+    .prop_map(|mut v| {
+        v.dedup_by(|a, b| a.is_empty() && b.is_empty());
+        v
+    })
 }
 
 /// A graph of up to 12 nodes; operands pick earlier nodes, optional operands are coin flips.
 fn graph() -> impl Strategy<Value = Graph> {
-    let node = (op(), ty(), doc(), prop::collection::vec((any::<bool>(), any::<prop::sample::Index>()), 8));
-    (name(), prop::collection::vec(node, 1..12), prop::collection::vec(any::<prop::sample::Index>(), 0..3), doc())
+    let node = (
+        op(),
+        ty(),
+        doc(),
+        prop::collection::vec((any::<bool>(), any::<prop::sample::Index>()), 8),
+    );
+    (
+        name(),
+        prop::collection::vec(node, 1..12),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+        doc(),
+    )
         .prop_map(|(gname, nodes, outs, gdoc)| {
             let mut g = Graph::new(gname.replace('.', "_"));
             g.doc = gdoc.into_iter().filter(|l| !l.is_empty()).collect();
@@ -105,7 +178,13 @@ fn graph() -> impl Strategy<Value = Graph> {
             for (i, (op, ty, doc, picks)) in nodes.into_iter().enumerate() {
                 let roles = op.roles();
                 let mut operands = Vec::new();
-                let op = if ids.is_empty() && !roles.is_empty() { Op::Input { name: format!("in{i}") } } else { op };
+                let op = if ids.is_empty() && !roles.is_empty() {
+                    Op::Input {
+                        name: format!("in{i}"),
+                    }
+                } else {
+                    op
+                };
                 for (r, role) in op.roles().iter().enumerate() {
                     let (take, which) = &picks[r];
                     if !role.optional || *take {
@@ -118,7 +197,16 @@ fn graph() -> impl Strategy<Value = Graph> {
                         doc.remove(0);
                     }
                 }
-                let id = g.add_node(qkc_ir::Node { name: format!("v{i}"), op, ty, span: None, doc }, &operands);
+                let id = g.add_node(
+                    qkc_ir::Node {
+                        name: format!("v{i}"),
+                        op,
+                        ty,
+                        span: None,
+                        doc,
+                    },
+                    &operands,
+                );
                 ids.push(id);
             }
             let mut o: Vec<_> = outs.iter().map(|ix| *ix.get(&ids)).collect();

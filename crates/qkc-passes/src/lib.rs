@@ -13,8 +13,8 @@
 mod manager;
 pub mod partition;
 pub mod passes;
-pub mod quantize_graph;
 mod pattern;
+pub mod quantize_graph;
 
 pub use manager::{default_pipeline, pass_by_name, Options, PassManager, Report};
 pub use partition::{partition, KernelPlan, KernelSpec};
@@ -68,7 +68,11 @@ pub struct PassContext {
 impl PassContext {
     /// Record why a rewrite rooted at `value` did not fire.
     pub fn remark(&mut self, pass: &'static str, value: &str, message: impl Into<String>) {
-        self.remarks.push(Remark { pass, value: value.to_string(), message: message.into() });
+        self.remarks.push(Remark {
+            pass,
+            value: value.to_string(),
+            message: message.into(),
+        });
     }
 }
 

@@ -24,7 +24,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { print_after: Vec::new(), print_after_all: false, print_changed: false, verify_each: cfg!(debug_assertions) }
+        Options {
+            print_after: Vec::new(),
+            print_after_all: false,
+            print_changed: false,
+            verify_each: cfg!(debug_assertions),
+        }
     }
 }
 
@@ -43,12 +48,20 @@ impl Report {
     /// A `--time-passes` table.
     pub fn timing_table(&self) -> String {
         let total: Duration = self.timings.iter().map(|t| t.1).sum();
-        let mut s = String::from("===-------------------------------------------------------------===\n");
+        let mut s =
+            String::from("===-------------------------------------------------------------===\n");
         s.push_str("                      qkc pass execution timing report\n");
         s.push_str("===-------------------------------------------------------------===\n");
-        s.push_str(&format!("  Total: {:.3} ms\n\n    time (ms)   changed  pass\n", total.as_secs_f64() * 1e3));
+        s.push_str(&format!(
+            "  Total: {:.3} ms\n\n    time (ms)   changed  pass\n",
+            total.as_secs_f64() * 1e3
+        ));
         for (name, t, changed) in &self.timings {
-            s.push_str(&format!("  {:>11.3}   {:<7}  {name}\n", t.as_secs_f64() * 1e3, if *changed { "yes" } else { "no" }));
+            s.push_str(&format!(
+                "  {:>11.3}   {:<7}  {name}\n",
+                t.as_secs_f64() * 1e3,
+                if *changed { "yes" } else { "no" }
+            ));
         }
         s
     }
@@ -80,7 +93,10 @@ pub fn default_pipeline(opts: Options) -> PassManager {
 
 /// Escape hatch for tests: a single named pass.
 pub fn pass_by_name(name: &str) -> Option<Box<dyn Pass>> {
-    default_pipeline(Options::default()).passes.into_iter().find(|p| p.name() == name)
+    default_pipeline(Options::default())
+        .passes
+        .into_iter()
+        .find(|p| p.name() == name)
 }
 
 impl PassManager {
@@ -91,7 +107,10 @@ impl PassManager {
 
     /// The passes with their descriptions.
     pub fn describe(&self) -> Vec<(&'static str, &'static str)> {
-        self.passes.iter().map(|p| (p.name(), p.description())).collect()
+        self.passes
+            .iter()
+            .map(|p| (p.name(), p.description()))
+            .collect()
     }
 
     /// Run every pass on `g`.
@@ -110,11 +129,18 @@ impl PassManager {
             let changed = p.run(g, &mut cx) == Changed::Yes;
             report.timings.push((p.name(), t0.elapsed(), changed));
             if self.opts.verify_each {
-                qkc_ir::verify::verify(g).map_err(|d| PassError::BrokeGraph { pass: p.name(), diags: join(&d) })?;
+                qkc_ir::verify::verify(g).map_err(|d| PassError::BrokeGraph {
+                    pass: p.name(),
+                    diags: join(&d),
+                })?;
             }
-            let wanted = self.opts.print_after_all || self.opts.print_after.iter().any(|n| n == p.name());
+            let wanted =
+                self.opts.print_after_all || self.opts.print_after.iter().any(|n| n == p.name());
             if wanted && (changed || !self.opts.print_changed) {
-                report.dumps.push((p.name(), format!("// -----// IR Dump After {} //----- //\n{g}", p.name())));
+                report.dumps.push((
+                    p.name(),
+                    format!("// -----// IR Dump After {} //----- //\n{g}", p.name()),
+                ));
             }
         }
         report.remarks = cx.remarks;
@@ -123,5 +149,8 @@ impl PassManager {
 }
 
 fn join(d: &[qkc_ir::Diag]) -> String {
-    d.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

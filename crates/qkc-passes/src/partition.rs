@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use qkc_ir::ops::{ActQuant, Rotation, RotKind};
+use qkc_ir::ops::{ActQuant, RotKind, Rotation};
 use qkc_ir::{Graph, NodeId, Op, Type};
 use serde::Serialize;
 
@@ -46,18 +46,46 @@ impl KernelPlan {
             self.launches,
             if self.launches == 1 { "" } else { "es" }
         );
-        let w = self.kernels.iter().map(|k| k.op.len()).max().unwrap_or(2).max(2);
-        let _ = writeln!(s, "{:<4}  {:<w$}  {:>5}  {:<16}  key", "id", "op", "uses", "hash");
+        let w = self
+            .kernels
+            .iter()
+            .map(|k| k.op.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        let _ = writeln!(
+            s,
+            "{:<4}  {:<w$}  {:>5}  {:<16}  key",
+            "id", "op", "uses", "hash"
+        );
         for k in &self.kernels {
-            let _ = writeln!(s, "{:<4}  {:<w$}  {:>5}  {:<16}  {}", k.id, k.op, k.instances.len(), k.hash, k.key);
-            let _ = writeln!(s, "{:<4}  {:<w$}  {:>5}  {:<16}  values: %{}", "", "", "", "", k.instances.join(", %"));
+            let _ = writeln!(
+                s,
+                "{:<4}  {:<w$}  {:>5}  {:<16}  {}",
+                k.id,
+                k.op,
+                k.instances.len(),
+                k.hash,
+                k.key
+            );
+            let _ = writeln!(
+                s,
+                "{:<4}  {:<w$}  {:>5}  {:<16}  values: %{}",
+                "",
+                "",
+                "",
+                "",
+                k.instances.join(", %")
+            );
         }
         s
     }
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 fn rot(r: &Rotation) -> String {
@@ -88,12 +116,19 @@ fn weight_key(g: &Graph, v: Option<NodeId>) -> String {
 pub fn key(g: &Graph, id: NodeId) -> String {
     let node = g.node(id);
     let ty = &node.ty;
-    let operand_types: Vec<String> = g.operands(id).into_iter().map(|(_, v)| g.node(v).ty.to_string()).collect();
+    let operand_types: Vec<String> = g
+        .operands(id)
+        .into_iter()
+        .map(|(_, v)| g.node(v).ty.to_string())
+        .collect();
     match &node.op {
         Op::Qlinear(q) => {
             let mut parts = vec![format!("w={}", weight_key(g, g.operand(id, "w")))];
             if let Some(x) = g.operand(id, "x") {
-                parts.push(format!("x={}", g.node(x).ty.dtype().map_or("?".into(), |d| d.to_string())));
+                parts.push(format!(
+                    "x={}",
+                    g.node(x).ty.dtype().map_or("?".into(), |d| d.to_string())
+                ));
             }
             if let Some(r) = &q.rotate {
                 parts.push(format!("rotate={}", rot(r)));
@@ -112,7 +147,10 @@ pub fn key(g: &Graph, id: NodeId) -> String {
                 parts.push("bias".into());
             }
             if q.silu_gate {
-                parts.push(format!("gate=silu(up={})", weight_key(g, g.operand(id, "up"))));
+                parts.push(format!(
+                    "gate=silu(up={})",
+                    weight_key(g, g.operand(id, "up"))
+                ));
             }
             if g.operand(id, "residual").is_some() {
                 parts.push("residual".into());
@@ -123,7 +161,12 @@ pub fn key(g: &Graph, id: NodeId) -> String {
             format!("qlinear[{}]", parts.join(" "))
         }
         op => {
-            let attrs: Vec<String> = op.attrs().into_iter().filter(|(k, _)| *k != "cache").map(|(k, v)| format!("{k}={v}")).collect();
+            let attrs: Vec<String> = op
+                .attrs()
+                .into_iter()
+                .filter(|(k, _)| *k != "cache")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let mut s = format!("{}({}) -> {ty}", op.name(), operand_types.join(", "));
             if !attrs.is_empty() {
                 s.push_str(&format!(" {{{}}}", attrs.join(" ")));

@@ -23,7 +23,9 @@ pub fn qlinear(g: &Graph, id: NodeId) -> Option<(QLinearAttrs, Vec<(usize, NodeI
 
 /// Role index of `name` in qlinear's operand table.
 pub fn qrole(name: &str) -> usize {
-    Op::Qlinear(QLinearAttrs::default()).role_index(name).unwrap_or(usize::MAX)
+    Op::Qlinear(QLinearAttrs::default())
+        .role_index(name)
+        .unwrap_or(usize::MAX)
 }
 
 /// Replace (or add) operand `role` in an operand list.

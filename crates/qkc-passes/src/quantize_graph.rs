@@ -30,32 +30,62 @@ fn fresh(g: &Graph, base: &str) -> String {
     if g.find(base).is_none() {
         return base.to_string();
     }
-    (1..).map(|i| format!("{base}_{i}")).find(|n| g.find(n).is_none()).unwrap_or_else(|| base.to_string())
+    (1..)
+        .map(|i| format!("{base}_{i}"))
+        .find(|n| g.find(n).is_none())
+        .unwrap_or_else(|| base.to_string())
 }
 
 /// Apply `plans` (by checkpoint name) to every float weight of `g` used by `linear`.
 /// Errors name the weight that cannot be rewritten.
 pub fn quantize_graph(g: &mut Graph, plans: &HashMap<String, WeightPlan>) -> Result<usize, String> {
-    let weights: Vec<NodeId> = g.nodes().filter(|&n| matches!(&g.node(n).op, Op::Weight { name, .. } if plans.contains_key(name))).collect();
+    let weights: Vec<NodeId> = g
+        .nodes()
+        .filter(|&n| matches!(&g.node(n).op, Op::Weight { name, .. } if plans.contains_key(name)))
+        .collect();
     let mut rewritten = 0;
     for w in weights {
-        let Op::Weight { name, .. } = g.node(w).op.clone() else { continue };
+        let Op::Weight { name, .. } = g.node(w).op.clone() else {
+            continue;
+        };
         let plan = &plans[&name];
         let Type::Tensor { dtype, shape } = g.node(w).ty.clone() else {
-            return Err(format!("weight \"{name}\" is already {}, not a float tensor", g.node(w).ty));
+            return Err(format!(
+                "weight \"{name}\" is already {}, not a float tensor",
+                g.node(w).ty
+            ));
         };
         if !dtype.is_float() || shape.rank() != 2 {
-            return Err(format!("weight \"{name}\" is {}, not a float [N, K] matrix", g.node(w).ty));
+            return Err(format!(
+                "weight \"{name}\" is {}, not a float [N, K] matrix",
+                g.node(w).ty
+            ));
         }
         let users = g.users(w);
-        if users.iter().any(|&u| !matches!(g.node(u).op, Op::Linear) || g.operand(u, "w") != Some(w)) {
-            return Err(format!("weight \"{name}\" is used other than as the weight of a linear layer"));
+        if users
+            .iter()
+            .any(|&u| !matches!(g.node(u).op, Op::Linear) || g.operand(u, "w") != Some(w))
+        {
+            return Err(format!(
+                "weight \"{name}\" is used other than as the weight of a linear layer"
+            ));
         }
-        g.node_mut(w).ty = Type::Quant { scheme: plan.scheme, shape: shape.clone() };
+        g.node_mut(w).ty = Type::Quant {
+            scheme: plan.scheme,
+            shape: shape.clone(),
+        };
         let wname = g.node(w).name.clone();
         let outliers = plan.outliers.map(|index| {
-            let ty = Type::Sparse { val: DType::F16, index, shape: shape.clone() };
-            let op = Op::Weight { name: format!("{name}.outliers"), density: None, fold: None };
+            let ty = Type::Sparse {
+                val: DType::F16,
+                index,
+                shape: shape.clone(),
+            };
+            let op = Op::Weight {
+                name: format!("{name}.outliers"),
+                density: None,
+                fold: None,
+            };
             g.add(fresh(g, &format!("{wname}_outliers")), op, ty, &[])
         });
         for l in users {
@@ -63,19 +93,47 @@ pub fn quantize_graph(g: &mut Graph, plans: &HashMap<String, WeightPlan>) -> Res
         }
         rewritten += 1;
     }
-    g.reorder_topologically().map_err(|_| "internal error: the rewritten graph has a cycle".to_string())?;
+    g.reorder_topologically()
+        .map_err(|_| "internal error: the rewritten graph has a cycle".to_string())?;
     Ok(rewritten)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the values are the rewrite's inputs")]
-fn rewrite_use(g: &mut Graph, l: NodeId, w: NodeId, wname: &str, dtype: DType, shape: &Shape, rotated: bool, s: Option<NodeId>) {
-    let dq = g.add(fresh(g, &format!("{wname}_dq")), Op::Dequant, Type::tensor(dtype, shape.clone()), &[(0, w)]);
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the values are the rewrite's inputs"
+)]
+fn rewrite_use(
+    g: &mut Graph,
+    l: NodeId,
+    w: NodeId,
+    wname: &str,
+    dtype: DType,
+    shape: &Shape,
+    rotated: bool,
+    s: Option<NodeId>,
+) {
+    let dq = g.add(
+        fresh(g, &format!("{wname}_dq")),
+        Op::Dequant,
+        Type::tensor(dtype, shape.clone()),
+        &[(0, w)],
+    );
     g.set_operand(l, 1, Some(dq));
-    let Some(mut x) = g.operand(l, "x") else { return };
+    let Some(mut x) = g.operand(l, "x") else {
+        return;
+    };
     if rotated {
         let xt = g.node(x).ty.clone();
-        let r = Op::Rotate(Rotation { kind: RotKind::Hadamard, transpose: false });
-        x = g.add(fresh(g, &format!("{}_rot", g.node(x).name)), r, xt, &[(0, x)]);
+        let r = Op::Rotate(Rotation {
+            kind: RotKind::Hadamard,
+            transpose: false,
+        });
+        x = g.add(
+            fresh(g, &format!("{}_rot", g.node(x).name)),
+            r,
+            xt,
+            &[(0, x)],
+        );
         g.set_operand(l, 0, Some(x));
     }
     if let Some(s) = s {
@@ -83,9 +141,18 @@ fn rewrite_use(g: &mut Graph, l: NodeId, w: NodeId, wname: &str, dtype: DType, s
         let lname = g.node(l).name.clone();
         let ty = g.node(l).ty.clone();
         g.node_mut(l).name = fresh(g, &format!("{lname}_dense"));
-        let sp = g.add(fresh(g, &format!("{lname}_sparse")), Op::Spmm, ty.clone(), &[(0, s), (1, x)]);
+        let sp = g.add(
+            fresh(g, &format!("{lname}_sparse")),
+            Op::Spmm,
+            ty.clone(),
+            &[(0, s), (1, x)],
+        );
         let users = g.users(l);
-        let outs: Vec<NodeId> = g.outputs().iter().map(|&o| if o == l { sp } else { o }).collect();
+        let outs: Vec<NodeId> = g
+            .outputs()
+            .iter()
+            .map(|&o| if o == l { sp } else { o })
+            .collect();
         let add = g.add(lname, Op::Add, ty, &[(0, l), (1, sp)]);
         for u in users {
             for (role, v) in g.operands(u) {
@@ -94,6 +161,10 @@ fn rewrite_use(g: &mut Graph, l: NodeId, w: NodeId, wname: &str, dtype: DType, s
                 }
             }
         }
-        g.set_outputs(outs.into_iter().map(|o| if o == sp { add } else { o }).collect());
+        g.set_outputs(
+            outs.into_iter()
+                .map(|o| if o == sp { add } else { o })
+                .collect(),
+        );
     }
 }

@@ -16,14 +16,20 @@ fn dir() -> PathBuf {
 }
 
 fn seed() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(3, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(3, |d| d.as_nanos() as u64)
 }
 
 /// Outputs of `g` under seeded weights and inputs.
 fn eval(g: &qkc_ir::Graph, wseed: u64, iseed: u64) -> Vec<Vec<f64>> {
     let mut it = Interpreter::new(g, &Weights::Seed(wseed)).unwrap_or_else(|e| panic!("bind: {e}"));
     let inputs = synth_inputs(g, 3, iseed, 0);
-    it.run(&inputs).unwrap_or_else(|e| panic!("run: {e}")).into_iter().map(|(_, t)| t.data).collect()
+    it.run(&inputs)
+        .unwrap_or_else(|e| panic!("run: {e}"))
+        .into_iter()
+        .map(|(_, t)| t.data)
+        .collect()
 }
 
 fn run_case(path: &Path, bless: bool) -> Result<(), String> {
@@ -58,9 +64,15 @@ fn run_case(path: &Path, bless: bool) -> Result<(), String> {
     let (a, b) = (eval(&before, ws, is), eval(&after, ws, is));
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-        let err = x.iter().zip(y).fold(0.0f64, |m, (p, q)| m.max((p - q).abs())) / scale;
+        let err = x
+            .iter()
+            .zip(y)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()))
+            / scale;
         if err > 1e-9 || x.len() != y.len() {
-            return Err(format!("output {i} changed: max rel err {err:e} (weight seed {ws}, input seed {is})"));
+            return Err(format!(
+                "output {i} changed: max rel err {err:e} (weight seed {ws}, input seed {is})"
+            ));
         }
     }
     match tail {
@@ -80,10 +92,24 @@ fn filetests() {
         .filter(|p| p.extension().is_some_and(|e| e == "qir"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the filetest corpus, found {}", files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the filetest corpus, found {}",
+        files.len()
+    );
     let failures: Vec<String> = files
         .iter()
-        .filter_map(|f| run_case(f, bless).err().map(|e| format!("{}: {e}", f.display())))
+        .filter_map(|f| {
+            run_case(f, bless)
+                .err()
+                .map(|e| format!("{}: {e}", f.display()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} filetests failed:\n\n{}", failures.len(), files.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} filetests failed:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }

@@ -9,7 +9,9 @@ use qkc_ir::{Graph, Op};
 use qkc_passes::{default_pipeline, partition, Options};
 
 fn ir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ir").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../ir")
+        .join(name)
 }
 
 fn load(path: &Path) -> Graph {
@@ -18,7 +20,11 @@ fn load(path: &Path) -> Graph {
 }
 
 fn opts() -> Options {
-    Options { print_after_all: true, verify_each: true, ..Options::default() }
+    Options {
+        print_after_all: true,
+        verify_each: true,
+        ..Options::default()
+    }
 }
 
 fn fuse(g: &Graph) -> (Graph, qkc_passes::Report) {
@@ -28,7 +34,9 @@ fn fuse(g: &Graph) -> (Graph, qkc_passes::Report) {
 }
 
 fn seed() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(5, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(5, |d| d.as_nanos() as u64)
 }
 
 /// Max relative error between the outputs of `a` and `b` over two steps of `tokens` tokens.
@@ -40,12 +48,23 @@ fn compare(a: &Graph, b: &Graph, tokens: usize) -> f64 {
     let mut worst = 0.0f64;
     for step in 0..2 {
         let inputs = synth_inputs(a, tokens, is + step, ia.cached_tokens());
-        let (oa, ob) = (ia.run(&inputs).expect("run a"), ib.run(&inputs).expect("run b"));
+        let (oa, ob) = (
+            ia.run(&inputs).expect("run a"),
+            ib.run(&inputs).expect("run b"),
+        );
         assert_eq!(oa.len(), ob.len());
         for ((_, x), (_, y)) in oa.iter().zip(&ob) {
-            assert!(x.data.iter().any(|v| *v != 0.0), "an all-zero output tests nothing");
+            assert!(
+                x.data.iter().any(|v| *v != 0.0),
+                "an all-zero output tests nothing"
+            );
             let scale = x.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let err = x.data.iter().zip(&y.data).fold(0.0f64, |m, (p, q)| m.max((p - q).abs())) / scale;
+            let err = x
+                .data
+                .iter()
+                .zip(&y.data)
+                .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()))
+                / scale;
             worst = worst.max(err);
         }
     }
@@ -53,19 +72,31 @@ fn compare(a: &Graph, b: &Graph, tokens: usize) -> f64 {
 }
 
 fn linear_layers(g: &Graph) -> usize {
-    g.nodes().filter(|&n| matches!(g.node(n).op, Op::Linear | Op::Matmul)).count()
+    g.nodes()
+        .filter(|&n| matches!(g.node(n).op, Op::Linear | Op::Matmul))
+        .count()
 }
 
 #[test]
 fn every_ir_graph_means_the_same_after_fusion() {
     let mut seen = 0;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(ir("")).expect("ir/").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(ir(""))
+        .expect("ir/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
-    for p in files.iter().filter(|p| p.extension().is_some_and(|e| e == "qir")) {
+    for p in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "qir"))
+    {
         let g = load(p);
         let (f, _) = fuse(&g);
         let err = compare(&g, &f, 3);
-        assert!(err <= 1e-9, "{}: max rel err {err:e} after fusion", p.display());
+        assert!(
+            err <= 1e-9,
+            "{}: max rel err {err:e} after fusion",
+            p.display()
+        );
         let plan = partition(&f);
         // a linear layer never becomes more than one kernel
         assert!(plan.launches <= g.len(), "{}", p.display());
@@ -79,7 +110,11 @@ fn squeezellm_layer_is_one_kernel() {
     let (f, _) = fuse(&load(&ir("squeezellm_layer.qir")));
     let plan = partition(&f);
     assert_eq!(plan.launches, 1, "{}", plan.table());
-    assert!(plan.kernels[0].key.contains("lut3") && plan.kernels[0].key.contains("rotate=hadamard") && plan.kernels[0].key.contains("outliers=csr"));
+    assert!(
+        plan.kernels[0].key.contains("lut3")
+            && plan.kernels[0].key.contains("rotate=hadamard")
+            && plan.kernels[0].key.contains("outliers=csr")
+    );
 }
 
 #[test]
@@ -87,7 +122,9 @@ fn quarot_w4a4_layer_is_one_kernel() {
     let (f, _) = fuse(&load(&ir("quarot_w4a4.qir")));
     let plan = partition(&f);
     assert_eq!(plan.launches, 1, "{}", plan.table());
-    assert!(plan.kernels[0].key.contains("act=int4") && plan.kernels[0].key.contains("out_act=int8"));
+    assert!(
+        plan.kernels[0].key.contains("act=int4") && plan.kernels[0].key.contains("out_act=int8")
+    );
 }
 
 #[test]
@@ -112,10 +149,26 @@ fn llama_block_kernels() {
     let g = load(&ir("llama_block.qir"));
     let (f, _) = fuse(&g);
     let plan = partition(&f);
-    let count = |op: &str| plan.kernels.iter().filter(|k| k.op == op).map(|k| k.instances.len()).sum::<usize>();
+    let count = |op: &str| {
+        plan.kernels
+            .iter()
+            .filter(|k| k.op == op)
+            .map(|k| k.instances.len())
+            .sum::<usize>()
+    };
     assert_eq!(linear_layers(&g), 7);
-    assert_eq!(count("qlinear"), 6, "q, k, v, o+residual, gate_up, down+rotation+outliers+residual\n{}", plan.table());
-    assert_eq!(count("attention"), 1, "RoPE fused into attention\n{}", plan.table());
+    assert_eq!(
+        count("qlinear"),
+        6,
+        "q, k, v, o+residual, gate_up, down+rotation+outliers+residual\n{}",
+        plan.table()
+    );
+    assert_eq!(
+        count("attention"),
+        1,
+        "RoPE fused into attention\n{}",
+        plan.table()
+    );
     assert_eq!(count("rmsnorm"), 2);
     assert_eq!(plan.launches, 9, "{}", plan.table());
     let kv = plan.kernels.iter().find(|k| k.instances == ["k", "v"]);
@@ -133,7 +186,10 @@ fn llama_block_print_after_all() {
 #[test]
 fn unknown_print_after_is_an_error() {
     let mut g = load(&ir("qlinear_int4.qir"));
-    let pm = default_pipeline(Options { print_after: vec!["fuse-nothing".into()], ..Options::default() });
+    let pm = default_pipeline(Options {
+        print_after: vec!["fuse-nothing".into()],
+        ..Options::default()
+    });
     let e = pm.run(&mut g).expect_err("unknown pass");
     assert!(e.to_string().contains("unknown pass `fuse-nothing`"), "{e}");
 }

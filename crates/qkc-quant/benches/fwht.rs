@@ -13,7 +13,11 @@ use qkc_quant::hadamard::Plan;
 
 fn bench(c: &mut Criterion) {
     // `cargo test --all-targets` runs each bench once without `--bench`: keep that cheap.
-    let batches: &[usize] = if std::env::args().any(|a| a == "--bench") { &[16, 1024] } else { &[2] };
+    let batches: &[usize] = if std::env::args().any(|a| a == "--bench") {
+        &[16, 1024]
+    } else {
+        &[2]
+    };
     for &batch in batches {
         let mut g = c.benchmark_group(format!("fwht_batch{batch}"));
         if batch > 64 {

@@ -9,8 +9,21 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use qkc_quant::{QuantTensor, Scheme};
 
 const SCHEMES: &[&str] = &[
-    "int4:g128", "int4:g128:asym:act", "int3:g128:asym", "int4:g128:awq", "spqr3:g16", "lut3", "lut4", "nf4:b64",
-    "nf4:b64:dq", "fp4:b64", "aqlm:2x8", "aqlm:1x16", "bin:g128", "tern:g128", "billm:g128",
+    "int4:g128",
+    "int4:g128:asym:act",
+    "int3:g128:asym",
+    "int4:g128:awq",
+    "spqr3:g16",
+    "lut3",
+    "lut4",
+    "nf4:b64",
+    "nf4:b64:dq",
+    "fp4:b64",
+    "aqlm:2x8",
+    "aqlm:1x16",
+    "bin:g128",
+    "tern:g128",
+    "billm:g128",
 ];
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` runs each bench once without it,
@@ -38,7 +51,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements((n * k) as u64));
     for s in SCHEMES {
         let scheme: Scheme = s.parse().expect("scheme");
-        g.bench_function(*s, |b| b.iter(|| QuantTensor::quantize(scheme, black_box(&w), n, k).expect("quantize")));
+        g.bench_function(*s, |b| {
+            b.iter(|| QuantTensor::quantize(scheme, black_box(&w), n, k).expect("quantize"))
+        });
     }
     g.finish();
 }

@@ -50,7 +50,11 @@ fn stored_bits(c: Codebook) -> usize {
 
 /// Storage bits per weight of the layout above.
 pub fn bits_estimate(c: Codebook, n: usize, k: usize) -> f64 {
-    let (cb, og, ig) = (c.codebooks as usize, c.out_group as usize, c.in_group as usize);
+    let (cb, og, ig) = (
+        c.codebooks as usize,
+        c.out_group as usize,
+        c.in_group as usize,
+    );
     let codes = (n / og) * (k / ig) * cb * stored_bits(c);
     let books = 16 * cb * (1usize << c.bits) * og * ig;
     let scales = 16 * (n / og);
@@ -58,7 +62,12 @@ pub fn bits_estimate(c: Codebook, n: usize, k: usize) -> f64 {
 }
 
 /// Fit a codebook of `2^bits` entries to the `d`-dim vectors `x`; returns (entries, codes).
-fn fit_codebook(x: &[f32], d: usize, bits: u8, rng: &mut ChaCha8Rng) -> Result<(Vec<f32>, Vec<u32>), QuantError> {
+fn fit_codebook(
+    x: &[f32],
+    d: usize,
+    bits: u8,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<f32>, Vec<u32>), QuantError> {
     let m = 1usize << bits;
     if bits <= DIRECT_MAX_BITS {
         let s = kmeans::sample(x, d, 16 * m, rng);
@@ -72,7 +81,9 @@ fn fit_codebook(x: &[f32], d: usize, bits: u8, rng: &mut ChaCha8Rng) -> Result<(
     let (a, ca) = fit_codebook(x, d, b1, rng)?;
     let mut resid = x.to_vec();
     for (v, &i) in resid.chunks_exact_mut(d).zip(&ca) {
-        v.iter_mut().zip(&a[i as usize * d..]).for_each(|(r, &t)| *r -= t);
+        v.iter_mut()
+            .zip(&a[i as usize * d..])
+            .for_each(|(r, &t)| *r -= t);
     }
     let (b, cb) = fit_codebook(&resid, d, b2, rng)?;
     let m2 = 1usize << b2;
@@ -83,22 +94,42 @@ fn fit_codebook(x: &[f32], d: usize, bits: u8, rng: &mut ChaCha8Rng) -> Result<(
             v[t] = a[i * d + t] + b[j * d + t];
         }
     }
-    let codes: Vec<u32> = ca.iter().zip(&cb).map(|(&i, &j)| i * m2 as u32 + j).collect();
+    let codes: Vec<u32> = ca
+        .iter()
+        .zip(&cb)
+        .map(|(&i, &j)| i * m2 as u32 + j)
+        .collect();
     kmeans::update(x, d, &codes, &mut c, None);
     Ok((c, codes))
 }
 
 /// Residual k-means fit (see the module doc), deterministic for `opts.seed`.
-pub fn quantize(c: Codebook, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
-    let (ncb, og, ig) = (c.codebooks as usize, c.out_group as usize, c.in_group as usize);
+pub fn quantize(
+    c: Codebook,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
+    let (ncb, og, ig) = (
+        c.codebooks as usize,
+        c.out_group as usize,
+        c.in_group as usize,
+    );
     let (no, ni, d, m) = (n / og, k / ig, og * ig, 1usize << c.bits);
     let progress = opts.progress_tracker(n);
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xA91A_0000 ^ (u64::from(c.bits) << 8) ^ ncb as u64);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(opts.seed ^ 0xA91A_0000 ^ (u64::from(c.bits) << 8) ^ ncb as u64);
     // Per output group RMS scale, stored in f16; vectors are normalized by the stored value.
     let scales: Vec<f16> = (0..no)
         .map(|o| {
             let rows = &w[o * og * k..(o + 1) * og * k];
-            let rms = (rows.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / rows.len() as f64).sqrt();
+            let rms = (rows
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+                / rows.len() as f64)
+                .sqrt();
             let s = f16::from_f64(rms);
             if s.to_f64() > 0.0 && s.is_finite() {
                 s
@@ -126,7 +157,9 @@ pub fn quantize(c: Codebook, w: &[f32], n: usize, k: usize, opts: &QuantOptions<
         let entries: Vec<f16> = entries.iter().map(|&v| f16::from_f32(v)).collect();
         for (vi, (v, &a)) in x.chunks_exact_mut(d).zip(&assign).enumerate() {
             codes[vi * ncb + cbi] = a;
-            v.iter_mut().zip(&entries[a as usize * d..]).for_each(|(r, t)| *r -= t.to_f32());
+            v.iter_mut()
+                .zip(&entries[a as usize * d..])
+                .for_each(|(r, t)| *r -= t.to_f32());
         }
         books.extend_from_slice(&entries);
         progress.add(n / ncb);
@@ -134,31 +167,57 @@ pub fn quantize(c: Codebook, w: &[f32], n: usize, k: usize, opts: &QuantOptions<
     let mut q = QuantTensor::new(crate::Scheme::Codebook(c), n, k);
     let shape = vec![no, ni, ncb];
     let part = if c.bits <= 8 {
-        Part::from_i8(shape, &codes.iter().map(|&v| v as u8 as i8).collect::<Vec<_>>())
+        Part::from_i8(
+            shape,
+            &codes.iter().map(|&v| v as u8 as i8).collect::<Vec<_>>(),
+        )
     } else {
-        Part::from_i16(shape, &codes.iter().map(|&v| v as u16 as i16).collect::<Vec<_>>())
+        Part::from_i16(
+            shape,
+            &codes.iter().map(|&v| v as u16 as i16).collect::<Vec<_>>(),
+        )
     };
     q.parts.insert("codes".into(), part);
-    q.parts.insert("codebooks".into(), Part::from_f16(vec![ncb, m, og, ig], &books));
-    q.parts.insert("scales".into(), Part::from_f16(vec![no, 1, 1, 1], &scales));
+    q.parts.insert(
+        "codebooks".into(),
+        Part::from_f16(vec![ncb, m, og, ig], &books),
+    );
+    q.parts
+        .insert("scales".into(), Part::from_f16(vec![no, 1, 1, 1], &scales));
     Ok(q)
 }
 
 /// Exact reference dequantization to row-major `[n, k]` f32.
 pub fn dequant(c: Codebook, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (n, k) = (q.n, q.k);
-    let (ncb, og, ig) = (c.codebooks as usize, c.out_group as usize, c.in_group as usize);
+    let (ncb, og, ig) = (
+        c.codebooks as usize,
+        c.out_group as usize,
+        c.in_group as usize,
+    );
     let (no, ni, m) = (n / og, k / ig, 1usize << c.bits);
-    let dtype = if c.bits <= 8 { PartDtype::I8 } else { PartDtype::I16 };
+    let dtype = if c.bits <= 8 {
+        PartDtype::I8
+    } else {
+        PartDtype::I16
+    };
     let codes_p = q.expect_part("codes", dtype, &[no, ni, ncb])?;
     let mask = (m - 1) as u32;
     let codes: Vec<u32> = if c.bits <= 8 {
         codes_p.bytes.iter().map(|&b| u32::from(b) & mask).collect()
     } else {
-        codes_p.to_u16_bits().into_iter().map(|v| u32::from(v) & mask).collect()
+        codes_p
+            .to_u16_bits()
+            .into_iter()
+            .map(|v| u32::from(v) & mask)
+            .collect()
     };
-    let books = q.expect_part("codebooks", PartDtype::F16, &[ncb, m, og, ig])?.to_f64();
-    let scales = q.expect_part("scales", PartDtype::F16, &[no, 1, 1, 1])?.to_f64();
+    let books = q
+        .expect_part("codebooks", PartDtype::F16, &[ncb, m, og, ig])?
+        .to_f64();
+    let scales = q
+        .expect_part("scales", PartDtype::F16, &[no, 1, 1, 1])?
+        .to_f64();
     let mut out = vec![0f32; n * k];
     for o in 0..no {
         for i in 0..ni {

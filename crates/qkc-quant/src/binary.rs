@@ -43,7 +43,10 @@ pub fn bits_estimate(b: Binary, n: usize, k: usize) -> f64 {
         BinaryKind::Ternary => (words_per_row(k, 2) * 32) as f64 / kf + 16.0 / g,
         BinaryKind::Residual => {
             let mask = (words_per_row(k, 1) * 32) as f64 / (n * k) as f64;
-            (words_per_row(k, 1) * 32) as f64 / kf + (words_per_row(k / 8, 1) * 32) as f64 / kf + 48.0 / g + mask
+            (words_per_row(k, 1) * 32) as f64 / kf
+                + (words_per_row(k / 8, 1) * 32) as f64 / kf
+                + 48.0 / g
+                + mask
         }
     }
 }
@@ -81,7 +84,9 @@ fn billm_group(x: &[f32], sal: &[bool]) -> ([f16; 3], f64) {
     let a = f16_scale(mean_abs(x.iter().zip(sal).filter(|p| !*p.1).map(|p| *p.0)));
     let a1 = f16_scale(mean_abs(x.iter().zip(sal).filter(|p| *p.1).map(|p| *p.0)));
     let r1 = |v: f32| v - a1.to_f32() * if v >= 0.0 { 1.0 } else { -1.0 };
-    let a2 = f16_scale(mean_abs(x.iter().zip(sal).filter(|p| *p.1).map(|p| r1(*p.0))));
+    let a2 = f16_scale(mean_abs(
+        x.iter().zip(sal).filter(|p| *p.1).map(|p| r1(*p.0)),
+    ));
     let mut err = 0f64;
     for (&v, &s) in x.iter().zip(sal) {
         let b1 = if v >= 0.0 { 1.0 } else { -1.0 };
@@ -99,7 +104,10 @@ fn billm_group(x: &[f32], sal: &[bool]) -> ([f16; 3], f64) {
 /// Salient-column mask of one column group `[c0, c0+g)`, chosen by the error search.
 fn billm_mask(w: &[f32], n: usize, k: usize, c0: usize, g: usize, h: Option<&[f32]>) -> Vec<bool> {
     let score: Vec<f64> = (c0..c0 + g)
-        .map(|j| (0..n).map(|i| f64::from(w[i * k + j]).powi(2)).sum::<f64>() * h.map_or(1.0, |h| f64::from(h[j])))
+        .map(|j| {
+            (0..n).map(|i| f64::from(w[i * k + j]).powi(2)).sum::<f64>()
+                * h.map_or(1.0, |h| f64::from(h[j]))
+        })
         .collect();
     let mut order: Vec<usize> = (0..g).collect();
     order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
@@ -108,7 +116,9 @@ fn billm_mask(w: &[f32], n: usize, k: usize, c0: usize, g: usize, h: Option<&[f3
     while count <= g / 8 {
         let mut sal = vec![false; g];
         order[..count].iter().for_each(|&j| sal[j] = true);
-        let err: f64 = (0..n).map(|i| billm_group(&w[i * k + c0..i * k + c0 + g], &sal).1).sum();
+        let err: f64 = (0..n)
+            .map(|i| billm_group(&w[i * k + c0..i * k + c0 + g], &sal).1)
+            .sum();
         if err < best.0 {
             best = (err, sal);
         }
@@ -118,7 +128,13 @@ fn billm_mask(w: &[f32], n: usize, k: usize, c0: usize, g: usize, h: Option<&[f3
 }
 
 /// Quantize into bin / tern / billm, rows in parallel.
-pub fn quantize(b: Binary, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
+pub fn quantize(
+    b: Binary,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
     let (g, groups) = (b.group.len(k), b.group.count(k));
     let mask: Vec<bool> = if b.kind == BinaryKind::Residual {
         let h = opts.input_importance;
@@ -150,7 +166,15 @@ pub fn quantize(b: Binary, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_
                         let a = f16_scale(ternary_scale(x));
                         let half = 0.5 * a.to_f32();
                         for (j, &v) in x.iter().enumerate() {
-                            tern[gi * g + j] = if v.abs() > half { if v > 0.0 { 2 } else { 0 } } else { 1 };
+                            tern[gi * g + j] = if v.abs() > half {
+                                if v > 0.0 {
+                                    2
+                                } else {
+                                    0
+                                }
+                            } else {
+                                1
+                            };
                         }
                         vec![a]
                     }
@@ -178,23 +202,42 @@ pub fn quantize(b: Binary, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_
         Ok(())
     })?;
     let mut q = QuantTensor::new(crate::Scheme::Binary(b), n, k);
-    let col = |a: usize, len: usize| -> Vec<u32> { out.chunks_exact(row_len).flat_map(|r| r[a..a + len].iter().copied()).collect() };
-    let scales: Vec<f16> = col(wb + wr, nsc * groups).into_iter().map(|v| f16::from_bits(v as u16)).collect();
-    let sshape = if nsc == 1 { vec![n, groups] } else { vec![n, groups, nsc] };
-    q.parts.insert("scales".into(), Part::from_f16(sshape, &scales));
+    let col = |a: usize, len: usize| -> Vec<u32> {
+        out.chunks_exact(row_len)
+            .flat_map(|r| r[a..a + len].iter().copied())
+            .collect()
+    };
+    let scales: Vec<f16> = col(wb + wr, nsc * groups)
+        .into_iter()
+        .map(|v| f16::from_bits(v as u16))
+        .collect();
+    let sshape = if nsc == 1 {
+        vec![n, groups]
+    } else {
+        vec![n, groups, nsc]
+    };
+    q.parts
+        .insert("scales".into(), Part::from_f16(sshape, &scales));
     match b.kind {
         BinaryKind::Ternary => {
-            q.parts.insert("qweight".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
+            q.parts
+                .insert("qweight".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
         }
         BinaryKind::Binary => {
-            q.parts.insert("signs".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
+            q.parts
+                .insert("signs".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
         }
         BinaryKind::Residual => {
-            q.parts.insert("signs".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
-            q.parts.insert("res_signs".into(), Part::from_u32(vec![n, wr], &col(wb, wr)));
+            q.parts
+                .insert("signs".into(), Part::from_u32(vec![n, wb], &col(0, wb)));
+            q.parts.insert(
+                "res_signs".into(),
+                Part::from_u32(vec![n, wr], &col(wb, wr)),
+            );
             let mut m = vec![0u32; words_per_row(k, 1)];
             pack::pack_bits(mask.iter().copied(), &mut m);
-            q.parts.insert("mask".into(), Part::from_u32(vec![m.len()], &m));
+            q.parts
+                .insert("mask".into(), Part::from_u32(vec![m.len()], &m));
         }
     }
     Ok(q)
@@ -210,24 +253,31 @@ pub fn dequant(b: Binary, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     match b.kind {
         BinaryKind::Binary => {
             let signs = q.expect_part("signs", PartDtype::U32, &[n, wb])?.to_u32();
-            let scales = q.expect_part("scales", PartDtype::F16, &[n, groups])?.to_f64();
+            let scales = q
+                .expect_part("scales", PartDtype::F16, &[n, groups])?
+                .to_f64();
             for i in 0..n {
                 for j in 0..k {
-                    out[i * k + j] = (scales[i * groups + j / g] * sign(&signs[i * wb..], j)) as f32;
+                    out[i * k + j] =
+                        (scales[i * groups + j / g] * sign(&signs[i * wb..], j)) as f32;
                 }
             }
         }
         BinaryKind::Ternary => {
             let w2 = words_per_row(k, 2);
             let qw = q.expect_part("qweight", PartDtype::U32, &[n, w2])?.to_u32();
-            let scales = q.expect_part("scales", PartDtype::F16, &[n, groups])?.to_f64();
+            let scales = q
+                .expect_part("scales", PartDtype::F16, &[n, groups])?
+                .to_f64();
             for i in 0..n {
                 for j in 0..k {
                     let c = pack::get(&qw[i * w2..], 2, j);
                     if c == 3 {
                         return Err(QuantError::BadTensor {
                             tensor: "qweight".into(),
-                            reason: format!("ternary code 3 at [{i}, {j}] (valid codes are 0, 1, 2)"),
+                            reason: format!(
+                                "ternary code 3 at [{i}, {j}] (valid codes are 0, 1, 2)"
+                            ),
                         });
                     }
                     out[i * k + j] = (scales[i * groups + j / g] * (f64::from(c) - 1.0)) as f32;
@@ -239,8 +289,12 @@ pub fn dequant(b: Binary, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
             let s = (0..k).filter(|&j| pack::bit(&mask, j)).count();
             let wr = words_per_row(s, 1);
             let signs = q.expect_part("signs", PartDtype::U32, &[n, wb])?.to_u32();
-            let res = q.expect_part("res_signs", PartDtype::U32, &[n, wr])?.to_u32();
-            let scales = q.expect_part("scales", PartDtype::F16, &[n, groups, 3])?.to_f64();
+            let res = q
+                .expect_part("res_signs", PartDtype::U32, &[n, wr])?
+                .to_u32();
+            let scales = q
+                .expect_part("scales", PartDtype::F16, &[n, groups, 3])?
+                .to_f64();
             for i in 0..n {
                 let mut t = 0;
                 for j in 0..k {

@@ -27,9 +27,15 @@ impl QuantError {
     /// name the weight.
     pub fn in_tensor(self, name: &str) -> Self {
         match self {
-            QuantError::BadTensor { tensor, reason } => QuantError::BadTensor { tensor: format!("{name}.{tensor}"), reason },
+            QuantError::BadTensor { tensor, reason } => QuantError::BadTensor {
+                tensor: format!("{name}.{tensor}"),
+                reason,
+            },
             QuantError::Missing(t) => QuantError::Missing(format!("{name}.{t}")),
-            QuantError::Invalid(reason) => QuantError::BadTensor { tensor: name.to_string(), reason },
+            QuantError::Invalid(reason) => QuantError::BadTensor {
+                tensor: name.to_string(),
+                reason,
+            },
             other @ QuantError::Unsupported(_) => other,
         }
     }

@@ -25,13 +25,22 @@ use crate::scheme::{FixedLut, FixedTable};
 use crate::tensor::{Part, PartDtype, QuantOptions, QuantTensor};
 
 /// Part names this scheme may store.
-pub const PARTS: &[&str] = &["qweight", "absmax", "absmax_q", "nested_absmax", "nested_offset"];
+pub const PARTS: &[&str] = &[
+    "qweight",
+    "absmax",
+    "absmax_q",
+    "nested_absmax",
+    "nested_offset",
+];
 
 /// Absmax values per nested block (bitsandbytes' `blocksize=256` for the statistics).
 pub const NESTED_BLOCK: usize = 256;
 
 /// bitsandbytes' NF4 table (`get_4bit_type("nf4")`).
-#[expect(clippy::excessive_precision, reason = "bitsandbytes' literals, verbatim; they round to its f32 values")]
+#[expect(
+    clippy::excessive_precision,
+    reason = "bitsandbytes' literals, verbatim; they round to its f32 values"
+)]
 pub const NF4: [f32; 16] = [
     -1.0,
     -0.696_192_800_998_687_7,
@@ -54,7 +63,10 @@ pub const NF4: [f32; 16] = [
 /// bitsandbytes' FP4 table in bit-pattern order (`get_4bit_type("fp4")`: the e2m1 values
 /// divided by their absmax 12, in f32).
 pub fn fp4_table() -> [f32; 16] {
-    let raw = [0.0f32, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0.0, -0.0625, -8.0, -12.0, -4.0, -6.0, -2.0, -3.0];
+    let raw = [
+        0.0f32, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0.0, -0.0625, -8.0, -12.0, -4.0, -6.0,
+        -2.0, -3.0,
+    ];
     raw.map(|v| v / 12.0)
 }
 
@@ -72,7 +84,13 @@ fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     let step = (end - start) / (steps - 1) as f32;
     let half = steps / 2;
     (0..steps)
-        .map(|i| if i < half { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 })
+        .map(|i| {
+            if i < half {
+                start + step * i as f32
+            } else {
+                end - step * (steps - i - 1) as f32
+            }
+        })
         .collect()
 }
 
@@ -102,7 +120,11 @@ pub fn dynamic_map() -> [f32; 256] {
 pub fn bits_estimate(f: FixedLut, n: usize, k: usize) -> f64 {
     let total = n * k;
     let blocks = total.div_ceil(f.block as usize);
-    let stats = if f.double_quant { blocks * 8 + blocks.div_ceil(NESTED_BLOCK) * 32 + 32 } else { blocks * 32 };
+    let stats = if f.double_quant {
+        blocks * 8 + blocks.div_ceil(NESTED_BLOCK) * 32 + 32
+    } else {
+        blocks * 32
+    };
     (total.div_ceil(2) * 8 + stats) as f64 / total as f64
 }
 
@@ -120,7 +142,8 @@ fn nearest_code(tab: &[f32; 16], v: f32, a: f32) -> u8 {
 
 /// Double quantization of the absmax values: (absmax_q, nested_absmax, offset, reconstructed).
 fn double_quant(absmax: &[f32]) -> (Vec<u8>, Vec<f32>, f32, Vec<f32>) {
-    let offset = (absmax.iter().map(|&v| f64::from(v)).sum::<f64>() / absmax.len().max(1) as f64) as f32;
+    let offset =
+        (absmax.iter().map(|&v| f64::from(v)).sum::<f64>() / absmax.len().max(1) as f64) as f32;
     let map = dynamic_map();
     let mapd: Vec<f64> = map.iter().map(|&v| f64::from(v)).collect();
     let (mut codes, mut nested, mut recon) = (Vec::new(), Vec::new(), Vec::new());
@@ -139,18 +162,33 @@ fn double_quant(absmax: &[f32]) -> (Vec<u8>, Vec<f32>, f32, Vec<f32>) {
 }
 
 /// Block absmax quantization (and double quant), blocks in parallel.
-pub fn quantize(f: FixedLut, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
+pub fn quantize(
+    f: FixedLut,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
     let (total, block) = (n * k, f.block as usize);
-    let absmax: Vec<f32> = w.chunks(block).map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs()))).collect();
+    let absmax: Vec<f32> = w
+        .chunks(block)
+        .map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs())))
+        .collect();
     let mut q = QuantTensor::new(crate::Scheme::Fixed(f), n, k);
     let scale: Vec<f32> = if f.double_quant {
         let (codes, nested, offset, recon) = double_quant(&absmax);
-        q.parts.insert("absmax_q".into(), Part::from_u8(vec![codes.len()], &codes));
-        q.parts.insert("nested_absmax".into(), Part::from_f32(vec![nested.len()], &nested));
-        q.parts.insert("nested_offset".into(), Part::from_f32(vec![1], &[offset]));
+        q.parts
+            .insert("absmax_q".into(), Part::from_u8(vec![codes.len()], &codes));
+        q.parts.insert(
+            "nested_absmax".into(),
+            Part::from_f32(vec![nested.len()], &nested),
+        );
+        q.parts
+            .insert("nested_offset".into(), Part::from_f32(vec![1], &[offset]));
         recon
     } else {
-        q.parts.insert("absmax".into(), Part::from_f32(vec![absmax.len()], &absmax));
+        q.parts
+            .insert("absmax".into(), Part::from_f32(vec![absmax.len()], &absmax));
         absmax
     };
     let tab = table(f.table);
@@ -166,8 +204,14 @@ pub fn quantize(f: FixedLut, w: &[f32], n: usize, k: usize, opts: &QuantOptions<
         progress.add((chunk.len() * n).div_ceil(total));
         Ok(())
     })?;
-    let packed: Vec<u8> = codes.chunks(2).map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0)).collect();
-    q.parts.insert("qweight".into(), Part::from_u8(vec![total.div_ceil(2)], &packed));
+    let packed: Vec<u8> = codes
+        .chunks(2)
+        .map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0))
+        .collect();
+    q.parts.insert(
+        "qweight".into(),
+        Part::from_u8(vec![total.div_ceil(2)], &packed),
+    );
     Ok(q)
 }
 
@@ -175,13 +219,27 @@ pub fn quantize(f: FixedLut, w: &[f32], n: usize, k: usize, opts: &QuantOptions<
 pub fn dequant(f: FixedLut, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (total, block) = (q.n * q.k, f.block as usize);
     let blocks = total.div_ceil(block);
-    let packed = &q.expect_part("qweight", PartDtype::U8, &[total.div_ceil(2)])?.bytes;
+    let packed = &q
+        .expect_part("qweight", PartDtype::U8, &[total.div_ceil(2)])?
+        .bytes;
     let absmax: Vec<f32> = if f.double_quant {
         let codes = &q.expect_part("absmax_q", PartDtype::U8, &[blocks])?.bytes;
-        let nested = q.expect_part("nested_absmax", PartDtype::F32, &[blocks.div_ceil(NESTED_BLOCK)])?.to_f32();
-        let offset = q.expect_part("nested_offset", PartDtype::F32, &[1])?.to_f32()[0];
+        let nested = q
+            .expect_part(
+                "nested_absmax",
+                PartDtype::F32,
+                &[blocks.div_ceil(NESTED_BLOCK)],
+            )?
+            .to_f32();
+        let offset = q
+            .expect_part("nested_offset", PartDtype::F32, &[1])?
+            .to_f32()[0];
         let map = dynamic_map();
-        codes.iter().enumerate().map(|(b, &c)| map[c as usize] * nested[b / NESTED_BLOCK] + offset).collect()
+        codes
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| map[c as usize] * nested[b / NESTED_BLOCK] + offset)
+            .collect()
     } else {
         q.expect_part("absmax", PartDtype::F32, &[blocks])?.to_f32()
     };

@@ -50,7 +50,11 @@ struct HadK {
 
 fn parse_table(k: usize, text: &str) -> Result<HadK, String> {
     let mut signs = Vec::with_capacity(k * k);
-    let rows: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if rows.len() != k {
         return Err(format!("had{k}.txt has {} rows", rows.len()));
     }
@@ -62,7 +66,11 @@ fn parse_table(k: usize, text: &str) -> Result<HadK, String> {
             signs.push(match c {
                 '+' => 1,
                 '-' => -1,
-                other => return Err(format!("had{k}.txt row {r}: unexpected character {other:?}")),
+                other => {
+                    return Err(format!(
+                        "had{k}.txt row {r}: unexpected character {other:?}"
+                    ))
+                }
             });
         }
     }
@@ -167,7 +175,8 @@ impl Real for f32 {
 
     fn run(plan: &mut Plan<Self>, x: &mut [Self]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only requirement
             // of a `#[target_feature]` function; it has no other preconditions.
             unsafe { run_avx2(plan, x) };
@@ -225,7 +234,13 @@ impl<T: Real> Plan<T> {
             Some(kernels::HadKSteps::new(k, &s))
         };
         let scratch = steps.as_ref().map_or(0, |s| n + s.scratch_len());
-        Ok(Plan { n, k, steps, scale: T::from_f64(1.0 / (n as f64).sqrt()), scratch: vec![T::default(); scratch] })
+        Ok(Plan {
+            n,
+            k,
+            steps,
+            scale: T::from_f64(1.0 / (n as f64).sqrt()),
+            scratch: vec![T::default(); scratch],
+        })
     }
 
     /// The size n.
@@ -309,17 +324,27 @@ pub fn apply_rows(x: &mut [f64], n: usize, transpose: bool) -> Result<(), QuantE
 /// formula directly (not through the transform). For tests and small n (refuses n > 8192).
 pub fn dense(n: usize, transpose: bool) -> Result<Vec<f64>, QuantError> {
     if n > 8192 {
-        return Err(QuantError::Unsupported(format!("dense Hadamard of size {n} (> 8192) is too large")));
+        return Err(QuantError::Unsupported(format!(
+            "dense Hadamard of size {n} (> 8192) is too large"
+        )));
     }
     let (k, m) = (get_hadk(n)?, n / get_hadk(n)?);
-    let had = if k == 1 { vec![1i8] } else { table(k)?.signs.clone() };
+    let had = if k == 1 {
+        vec![1i8]
+    } else {
+        table(k)?.signs.clone()
+    };
     let s = 1.0 / (n as f64).sqrt();
     let mut h = vec![0f64; n * n];
     for i in 0..n {
         for j in 0..n {
             let (a, b, c, d) = (i / m, i % m, j / m, j % m);
             let hk = f64::from(had[a * k + c]);
-            let hm = if (b & d).count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+            let hm = if (b & d).count_ones() % 2 == 0 {
+                1.0
+            } else {
+                -1.0
+            };
             let (r, cc) = if transpose { (j, i) } else { (i, j) };
             h[r * n + cc] = hk * hm * s;
         }
@@ -337,8 +362,14 @@ mod tests {
             let t = table(k).expect("table");
             for a in 0..k {
                 for b in 0..k {
-                    let dot: i32 = (0..k).map(|c| i32::from(t.signs[a * k + c]) * i32::from(t.signs[b * k + c])).sum();
-                    assert_eq!(dot, if a == b { k as i32 } else { 0 }, "had{k} rows {a},{b}");
+                    let dot: i32 = (0..k)
+                        .map(|c| i32::from(t.signs[a * k + c]) * i32::from(t.signs[b * k + c]))
+                        .sum();
+                    assert_eq!(
+                        dot,
+                        if a == b { k as i32 } else { 0 },
+                        "had{k} rows {a},{b}"
+                    );
                 }
             }
         }

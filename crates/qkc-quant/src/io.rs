@@ -62,16 +62,25 @@ impl safetensors::View for &Part {
 
 /// Read tensor `name` of a safetensors file as a [`Part`].
 pub fn read_part(st: &safetensors::SafeTensors<'_>, name: &str) -> Result<Part, QuantError> {
-    let view = st.tensor(name).map_err(|_| QuantError::Missing(name.to_string()))?;
+    let view = st
+        .tensor(name)
+        .map_err(|_| QuantError::Missing(name.to_string()))?;
     part_from_view(name, &view)
 }
 
-pub(crate) fn part_from_view(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Part, QuantError> {
+pub(crate) fn part_from_view(
+    name: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<Part, QuantError> {
     let dtype = PartDtype::from_safetensors(view.dtype()).ok_or_else(|| QuantError::BadTensor {
         tensor: name.to_string(),
         reason: format!("dtype {:?} is not used by any qkc scheme", view.dtype()),
     })?;
-    Ok(Part { dtype, shape: view.shape().to_vec(), bytes: view.data().to_vec() })
+    Ok(Part {
+        dtype,
+        shape: view.shape().to_vec(),
+        bytes: view.data().to_vec(),
+    })
 }
 
 /// The header metadata of a safetensors buffer (empty when it has none).
@@ -99,7 +108,10 @@ impl SafetensorsWriter {
 
     fn insert(&mut self, name: String, part: Part) -> Result<(), QuantError> {
         if self.parts.contains_key(&name) {
-            return Err(QuantError::BadTensor { tensor: name, reason: "written twice".into() });
+            return Err(QuantError::BadTensor {
+                tensor: name,
+                reason: "written twice".into(),
+            });
         }
         self.parts.insert(name, part);
         Ok(())
@@ -110,8 +122,10 @@ impl SafetensorsWriter {
         for (pname, part) in q.to_safetensors_parts(name) {
             self.insert(pname, part)?;
         }
-        self.metadata.insert(format!("{name}.scheme"), q.scheme.to_string());
-        self.metadata.insert(format!("{name}.shape"), format!("{},{}", q.n, q.k));
+        self.metadata
+            .insert(format!("{name}.scheme"), q.scheme.to_string());
+        self.metadata
+            .insert(format!("{name}.shape"), format!("{},{}", q.n, q.k));
         Ok(self)
     }
 
@@ -121,7 +135,8 @@ impl SafetensorsWriter {
         for (pname, part) in csr.to_parts(&format!("{name}.outliers")) {
             self.insert(pname, part)?;
         }
-        self.metadata.insert(format!("{name}.outliers"), "csr".into());
+        self.metadata
+            .insert(format!("{name}.outliers"), "csr".into());
         Ok(self)
     }
 
@@ -147,8 +162,12 @@ impl SafetensorsWriter {
     /// Write to `path`.
     pub fn write(&self, path: &std::path::Path) -> Result<(), QuantError> {
         let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        safetensors::serialize_to_file(self.parts.iter().map(|(k, v)| (k.as_str(), v)), Some(meta), path)
-            .map_err(|e| QuantError::Invalid(format!("writing {}: {e}", path.display())))
+        safetensors::serialize_to_file(
+            self.parts.iter().map(|(k, v)| (k.as_str(), v)),
+            Some(meta),
+            path,
+        )
+        .map_err(|e| QuantError::Invalid(format!("writing {}: {e}", path.display())))
     }
 }
 
@@ -166,18 +185,37 @@ pub fn load_weight(bytes: &[u8], name: &str) -> Result<LoadedWeight, QuantError>
     let meta = read_metadata(bytes)?;
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| QuantError::Invalid(format!("not a safetensors file: {e}")))?;
-    let spelling = meta.get(&format!("{name}.scheme")).ok_or_else(|| QuantError::Missing(format!("{name}.scheme (metadata)")))?;
-    let scheme: crate::Scheme = spelling
-        .parse()
-        .map_err(|e: crate::SchemeParseError| QuantError::BadTensor { tensor: name.into(), reason: e.to_string() })?;
-    let shape = meta.get(&format!("{name}.shape")).ok_or_else(|| QuantError::Missing(format!("{name}.shape (metadata)")))?;
-    let dims: Vec<usize> = shape.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let spelling = meta
+        .get(&format!("{name}.scheme"))
+        .ok_or_else(|| QuantError::Missing(format!("{name}.scheme (metadata)")))?;
+    let scheme: crate::Scheme =
+        spelling
+            .parse()
+            .map_err(|e: crate::SchemeParseError| QuantError::BadTensor {
+                tensor: name.into(),
+                reason: e.to_string(),
+            })?;
+    let shape = meta
+        .get(&format!("{name}.shape"))
+        .ok_or_else(|| QuantError::Missing(format!("{name}.shape (metadata)")))?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let [n, k] = dims[..] else {
-        return Err(QuantError::BadTensor { tensor: name.into(), reason: format!("shape metadata `{shape}` is not `n,k`") });
+        return Err(QuantError::BadTensor {
+            tensor: name.into(),
+            reason: format!("shape metadata `{shape}` is not `n,k`"),
+        });
     };
     let quant = QuantTensor::from_safetensors(&st, name, scheme, n, k)?;
     let outliers = if meta.contains_key(&format!("{name}.outliers")) {
-        Some(Csr::from_safetensors(&st, &format!("{name}.outliers"), n, k)?)
+        Some(Csr::from_safetensors(
+            &st,
+            &format!("{name}.outliers"),
+            n,
+            k,
+        )?)
     } else {
         None
     };

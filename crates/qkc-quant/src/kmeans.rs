@@ -17,7 +17,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn assign_chunk<const D: usize>(x: &[f32], c: &[f32], half_norm: &[f32], out: &mut [u32]) {
     for (v, o) in x.chunks_exact(D).zip(out.iter_mut()) {
-        let Ok(v): Result<&[f32; D], _> = v.try_into() else { continue };
+        let Ok(v): Result<&[f32; D], _> = v.try_into() else {
+            continue;
+        };
         let (mut best, mut bi) = (f32::INFINITY, 0u32);
         for (ci, (cv, &hn)) in c.chunks_exact(D).zip(half_norm).enumerate() {
             let mut s = 0f32;
@@ -66,14 +68,23 @@ pub fn assign(x: &[f32], d: usize, c: &[f32]) -> Result<Vec<u32>, QuantError> {
 
 /// Move each centroid to the mean of its assigned vectors; centroids with none are re-seeded
 /// from a random vector when `rng` is given, else kept. Returns how many were empty.
-pub fn update(x: &[f32], d: usize, codes: &[u32], c: &mut [f32], rng: Option<&mut ChaCha8Rng>) -> usize {
+pub fn update(
+    x: &[f32],
+    d: usize,
+    codes: &[u32],
+    c: &mut [f32],
+    rng: Option<&mut ChaCha8Rng>,
+) -> usize {
     let m = c.len() / d;
     let mut sum = vec![0f64; m * d];
     let mut cnt = vec![0usize; m];
     for (v, &a) in x.chunks_exact(d).zip(codes) {
         let a = a as usize;
         cnt[a] += 1;
-        sum[a * d..(a + 1) * d].iter_mut().zip(v).for_each(|(s, &t)| *s += f64::from(t));
+        sum[a * d..(a + 1) * d]
+            .iter_mut()
+            .zip(v)
+            .for_each(|(s, &t)| *s += f64::from(t));
     }
     let nvec = x.len() / d;
     let mut empty = 0;
@@ -82,7 +93,9 @@ pub fn update(x: &[f32], d: usize, codes: &[u32], c: &mut [f32], rng: Option<&mu
         let dst = &mut c[ci * d..(ci + 1) * d];
         if cnt[ci] > 0 {
             let inv = 1.0 / cnt[ci] as f64;
-            dst.iter_mut().zip(&sum[ci * d..(ci + 1) * d]).for_each(|(o, &s)| *o = (s * inv) as f32);
+            dst.iter_mut()
+                .zip(&sum[ci * d..(ci + 1) * d])
+                .for_each(|(o, &s)| *o = (s * inv) as f32);
         } else {
             empty += 1;
             if let (Some(r), true) = (rng.as_deref_mut(), nvec > 0) {
@@ -95,7 +108,13 @@ pub fn update(x: &[f32], d: usize, codes: &[u32], c: &mut [f32], rng: Option<&mu
 }
 
 /// Lloyd's k-means with `m` centroids: initialized from random vectors of `x`, `iters` steps.
-pub fn fit(x: &[f32], d: usize, m: usize, iters: usize, rng: &mut ChaCha8Rng) -> Result<Vec<f32>, QuantError> {
+pub fn fit(
+    x: &[f32],
+    d: usize,
+    m: usize,
+    iters: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<f32>, QuantError> {
     let nvec = x.len() / d;
     let mut c = vec![0f32; m * d];
     if nvec == 0 {
@@ -104,7 +123,11 @@ pub fn fit(x: &[f32], d: usize, m: usize, iters: usize, rng: &mut ChaCha8Rng) ->
     if nvec <= m {
         // Every vector gets its own centroid; the rest repeat random vectors.
         for ci in 0..m {
-            let src = if ci < nvec { ci } else { rng.gen_range(0..nvec) };
+            let src = if ci < nvec {
+                ci
+            } else {
+                rng.gen_range(0..nvec)
+            };
             c[ci * d..(ci + 1) * d].copy_from_slice(&x[src * d..(src + 1) * d]);
         }
         return Ok(c);

@@ -40,7 +40,10 @@ pub fn kmeans_1d(x: &[f32], wt: Option<&[f32]>, m: usize) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..x.len()).collect();
     idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
     let xs: Vec<f64> = idx.iter().map(|&i| f64::from(x[i])).collect();
-    let mut ws: Vec<f64> = idx.iter().map(|&i| wt.map_or(1.0, |w| f64::from(w[i]))).collect();
+    let mut ws: Vec<f64> = idx
+        .iter()
+        .map(|&i| wt.map_or(1.0, |w| f64::from(w[i])))
+        .collect();
     if ws.iter().sum::<f64>() <= 0.0 {
         ws.fill(1.0);
     }
@@ -55,7 +58,10 @@ pub fn kmeans_1d(x: &[f32], wt: Option<&[f32]>, m: usize) -> Vec<f64> {
     let mut c: Vec<f64> = (0..m)
         .map(|i| {
             let target = (i as f64 + 0.5) / m as f64 * total;
-            let at = p0.partition_point(|&v| v < target).saturating_sub(1).min(xs.len() - 1);
+            let at = p0
+                .partition_point(|&v| v < target)
+                .saturating_sub(1)
+                .min(xs.len() - 1);
             xs[at]
         })
         .collect();
@@ -100,7 +106,13 @@ pub fn nearest_sorted(table: &[f64], v: f64) -> usize {
 }
 
 /// Per-row weighted k-means, rows in parallel.
-pub fn quantize(bits: u8, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
+pub fn quantize(
+    bits: u8,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
     let m = 1usize << bits;
     let wpr = words_per_row(k, bits);
     // One output row: wpr words, then m table entries as f16 bits.
@@ -135,8 +147,10 @@ pub fn quantize(bits: u8, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>
         lut.extend(buf[wpr..].iter().map(|&b| f16::from_bits(b as u16)));
     }
     let mut q = QuantTensor::new(crate::Scheme::Lut { bits }, n, k);
-    q.parts.insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
-    q.parts.insert("lut".into(), Part::from_f16(vec![n, m], &lut));
+    q.parts
+        .insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
+    q.parts
+        .insert("lut".into(), Part::from_f16(vec![n, m], &lut));
     Ok(q)
 }
 
@@ -144,8 +158,12 @@ pub fn quantize(bits: u8, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>
 pub fn dequant(bits: u8, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (n, k) = (q.n, q.k);
     let (m, wpr) = (1usize << bits, words_per_row(k, bits));
-    let qweight = q.expect_part("qweight", PartDtype::U32, &[n, wpr])?.to_u32();
-    let lut = q.expect_part_of("lut", &[PartDtype::F16, PartDtype::F32], &[n, m])?.to_f32();
+    let qweight = q
+        .expect_part("qweight", PartDtype::U32, &[n, wpr])?
+        .to_u32();
+    let lut = q
+        .expect_part_of("lut", &[PartDtype::F16, PartDtype::F32], &[n, m])?
+        .to_f32();
     let mut out = vec![0f32; n * k];
     for i in 0..n {
         let row = &qweight[i * wpr..(i + 1) * wpr];

@@ -30,15 +30,31 @@ pub enum Saliency<'a> {
     PerInput(&'a [f32]),
 }
 
-fn check_inputs(w: &[f32], n: usize, k: usize, fraction: f64, sal: Saliency<'_>) -> Result<(), QuantError> {
+fn check_inputs(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    fraction: f64,
+    sal: Saliency<'_>,
+) -> Result<(), QuantError> {
     if w.len() != n * k {
-        return Err(QuantError::Invalid(format!("{} weights given for a [{n}, {k}] tensor", w.len())));
+        return Err(QuantError::Invalid(format!(
+            "{} weights given for a [{n}, {k}] tensor",
+            w.len()
+        )));
     }
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-        return Err(QuantError::Invalid(format!("weight [{}, {}] is {} (not finite)", i / k.max(1), i % k.max(1), w[i])));
+        return Err(QuantError::Invalid(format!(
+            "weight [{}, {}] is {} (not finite)",
+            i / k.max(1),
+            i % k.max(1),
+            w[i]
+        )));
     }
     if !(0.0..=1.0).contains(&fraction) {
-        return Err(QuantError::Invalid(format!("outlier fraction {fraction} is outside [0, 1]")));
+        return Err(QuantError::Invalid(format!(
+            "outlier fraction {fraction} is outside [0, 1]"
+        )));
     }
     let (s, want) = match sal {
         Saliency::Magnitude => return Ok(()),
@@ -48,7 +64,10 @@ fn check_inputs(w: &[f32], n: usize, k: usize, fraction: f64, sal: Saliency<'_>)
     if s.len() != want {
         return Err(QuantError::BadTensor {
             tensor: "sensitivity".into(),
-            reason: format!("has {} entries, expected {want} for a [{n}, {k}] weight", s.len()),
+            reason: format!(
+                "has {} entries, expected {want} for a [{n}, {k}] weight",
+                s.len()
+            ),
         });
     }
     if let Some(i) = s.iter().position(|v| !v.is_finite() || *v < 0.0) {
@@ -62,7 +81,13 @@ fn check_inputs(w: &[f32], n: usize, k: usize, fraction: f64, sal: Saliency<'_>)
 
 /// Split `w` (`[n, k]` row-major) into (dense remainder with outliers zeroed, outliers as CSR
 /// holding the full outlier weights in f32). `fraction` is in [0, 1] (1% = 0.01).
-pub fn extract(w: &[f32], n: usize, k: usize, fraction: f64, sal: Saliency<'_>) -> Result<(Vec<f32>, Csr), QuantError> {
+pub fn extract(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    fraction: f64,
+    sal: Saliency<'_>,
+) -> Result<(Vec<f32>, Csr), QuantError> {
     check_inputs(w, n, k, fraction, sal)?;
     let total = n * k;
     let count = ((fraction * total as f64).round() as usize).min(total);
@@ -111,7 +136,16 @@ pub fn extract(w: &[f32], n: usize, k: usize, fraction: f64, sal: Saliency<'_>) 
         }
         row_ptr.push(col.len() as u32);
     }
-    Ok((dense, Csr { n, k, row_ptr, col, val }))
+    Ok((
+        dense,
+        Csr {
+            n,
+            k,
+            row_ptr,
+            col,
+            val,
+        },
+    ))
 }
 
 /// Extract outliers, quantize the remainder into `scheme`, and store each outlier as

@@ -98,12 +98,22 @@ pub fn pack_row_with(codes: &[u8], bits: u8, packing: Packing, out: &mut [u32]) 
 }
 
 /// Unpack `k` codes of one row packed under `packing`.
-pub fn unpack_row(row: &[u32], bits: u8, packing: Packing, k: usize) -> Result<Vec<u8>, QuantError> {
+pub fn unpack_row(
+    row: &[u32],
+    bits: u8,
+    packing: Packing,
+    k: usize,
+) -> Result<Vec<u8>, QuantError> {
     let need = words_per_row_packed(k, bits, packing);
     if row.len() < need {
-        return Err(QuantError::Invalid(format!("packed row has {} words, {k} codes of {bits} bits need {need}", row.len())));
+        return Err(QuantError::Invalid(format!(
+            "packed row has {} words, {k} codes of {bits} bits need {need}",
+            row.len()
+        )));
     }
-    Ok((0..k).map(|j| get(row, bits, position(j, bits, packing)) as u8).collect())
+    Ok((0..k)
+        .map(|j| get(row, bits, position(j, bits, packing)) as u8)
+        .collect())
 }
 
 /// Pack sign-like bits (`true` = 1) of one row, LSB first.

@@ -17,7 +17,9 @@ pub fn set_max_threads(n: usize) {
 
 /// The number of worker threads to use.
 pub fn threads() -> usize {
-    let avail = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let avail = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     match MAX_THREADS.load(Ordering::Relaxed) {
         0 => avail,
         n => n.min(avail).max(1),
@@ -39,7 +41,10 @@ where
     let chunk_rows = (65536 / row_len).clamp(1, rows.max(1));
     let nthreads = threads().min(rows.div_ceil(chunk_rows)).max(1);
     if nthreads == 1 {
-        return data.chunks_mut(chunk_rows * row_len).enumerate().try_for_each(|(i, c)| f(i * chunk_rows, c));
+        return data
+            .chunks_mut(chunk_rows * row_len)
+            .enumerate()
+            .try_for_each(|(i, c)| f(i * chunk_rows, c));
     }
     let queue = Mutex::new(data.chunks_mut(chunk_rows * row_len).enumerate());
     let errors: Mutex<Vec<(usize, QuantError)>> = Mutex::new(Vec::new());
@@ -112,7 +117,11 @@ pub struct Progress<'a> {
 impl<'a> Progress<'a> {
     /// A tracker of `total` rows.
     pub fn new(total: usize, cb: Option<&'a (dyn Fn(usize, usize) + Sync)>) -> Self {
-        Progress { total, done: AtomicUsize::new(0), cb }
+        Progress {
+            total,
+            done: AtomicUsize::new(0),
+            cb,
+        }
     }
 
     /// `rows` more rows are done.

@@ -48,7 +48,9 @@ impl Rotation {
     pub fn random_hadamard(n: usize, seed: u64) -> Result<Self, QuantError> {
         hadamard::get_hadk(n)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let signs = (0..n).map(|_| if rng.gen_bool(0.5) { 1.0 } else { -1.0 }).collect();
+        let signs = (0..n)
+            .map(|_| if rng.gen_bool(0.5) { 1.0 } else { -1.0 })
+            .collect();
         Ok(Rotation::SignedHadamard { n, signs })
     }
 
@@ -61,7 +63,10 @@ impl Rotation {
             });
         }
         if let Some(i) = r.iter().position(|v| !v.is_finite()) {
-            return Err(QuantError::BadTensor { tensor: "rotation".into(), reason: format!("entry {i} is not finite") });
+            return Err(QuantError::BadTensor {
+                tensor: "rotation".into(),
+                reason: format!("entry {i} is not finite"),
+            });
         }
         let err = orthogonality_error(&r, n);
         if err > tol {
@@ -85,7 +90,11 @@ impl Rotation {
                     r[i * n + c] -= dot * r[j * n + c];
                 }
             }
-            let norm = (0..n).map(|c| r[i * n + c] * r[i * n + c]).sum::<f64>().sqrt().max(1e-300);
+            let norm = (0..n)
+                .map(|c| r[i * n + c] * r[i * n + c])
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-300);
             for c in 0..n {
                 r[i * n + c] /= norm;
             }
@@ -96,13 +105,18 @@ impl Rotation {
     /// Size n.
     pub fn n(&self) -> usize {
         match self {
-            Rotation::Hadamard { n } | Rotation::SignedHadamard { n, .. } | Rotation::Dense { n, .. } => *n,
+            Rotation::Hadamard { n }
+            | Rotation::SignedHadamard { n, .. }
+            | Rotation::Dense { n, .. } => *n,
         }
     }
 
     fn check_len(&self, len: usize) -> Result<(), QuantError> {
         if len != self.n() {
-            return Err(QuantError::Invalid(format!("rotation of size {} applied to length {len}", self.n())));
+            return Err(QuantError::Invalid(format!(
+                "rotation of size {} applied to length {len}",
+                self.n()
+            )));
         }
         Ok(())
     }
@@ -117,7 +131,9 @@ impl Rotation {
                 hadamard::apply(x, false)
             }
             Rotation::Dense { n, r } => {
-                let y: Vec<f64> = (0..*n).map(|i| (0..*n).map(|j| r[i * n + j] * x[j]).sum()).collect();
+                let y: Vec<f64> = (0..*n)
+                    .map(|i| (0..*n).map(|j| r[i * n + j] * x[j]).sum())
+                    .collect();
                 x.copy_from_slice(&y);
                 Ok(())
             }
@@ -135,7 +151,9 @@ impl Rotation {
                 Ok(())
             }
             Rotation::Dense { n, r } => {
-                let y: Vec<f64> = (0..*n).map(|j| (0..*n).map(|i| r[i * n + j] * x[i]).sum()).collect();
+                let y: Vec<f64> = (0..*n)
+                    .map(|j| (0..*n).map(|i| r[i * n + j] * x[i]).sum())
+                    .collect();
                 x.copy_from_slice(&y);
                 Ok(())
             }
@@ -176,15 +194,24 @@ pub fn orthogonality_error(r: &[f64], n: usize) -> f64 {
 pub fn fold(w: &mut [f32], rows: usize, rot: &Rotation) -> Result<(), QuantError> {
     let n = rot.n();
     if w.len() != rows * n {
-        return Err(QuantError::Invalid(format!("fold: {} weights for a [{rows}, {n}] matrix", w.len())));
+        return Err(QuantError::Invalid(format!(
+            "fold: {} weights for a [{rows}, {n}] matrix",
+            w.len()
+        )));
     }
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-        return Err(QuantError::Invalid(format!("fold: weight [{}, {}] is not finite", i / n, i % n)));
+        return Err(QuantError::Invalid(format!(
+            "fold: weight [{}, {}] is not finite",
+            i / n,
+            i % n
+        )));
     }
     crate::par::for_each_row_chunk(w, n, |_, chunk| {
         let mut buf = vec![0f64; n];
         for row in chunk.chunks_exact_mut(n) {
-            buf.iter_mut().zip(row.iter()).for_each(|(b, &v)| *b = f64::from(v));
+            buf.iter_mut()
+                .zip(row.iter())
+                .for_each(|(b, &v)| *b = f64::from(v));
             rot.apply(&mut buf)?;
             row.iter_mut().zip(&buf).for_each(|(v, &b)| *v = b as f32);
         }

@@ -277,7 +277,10 @@ impl Scheme {
     }
 
     fn validate(self, spelling: &str) -> Result<Self, SchemeParseError> {
-        let err = |reason: String| SchemeParseError { spelling: spelling.to_string(), reason };
+        let err = |reason: String| SchemeParseError {
+            spelling: spelling.to_string(),
+            reason,
+        };
         let check_group = |g: Group| match g {
             Group::Size(0) => Err(err("group size must be positive".into())),
             _ => Ok(()),
@@ -285,11 +288,16 @@ impl Scheme {
         match self {
             Scheme::Uniform(u) => {
                 if !matches!(u.bits, 2 | 3 | 4 | 8) {
-                    return Err(err(format!("uniform int supports 2, 3, 4 or 8 bits, not {}", u.bits)));
+                    return Err(err(format!(
+                        "uniform int supports 2, 3, 4 or 8 bits, not {}",
+                        u.bits
+                    )));
                 }
                 check_group(u.group)?;
                 if u.act_order && u.group == Group::PerChannel {
-                    return Err(err("act-order needs groups (`:act` with `:pc` has no effect)".into()));
+                    return Err(err(
+                        "act-order needs groups (`:act` with `:pc` has no effect)".into(),
+                    ));
                 }
             }
             Scheme::Spqr(s) => {
@@ -297,7 +305,9 @@ impl Scheme {
                     return Err(err(format!("SpQR supports 2 to 4 bits, not {}", s.bits)));
                 }
                 if s.group == 0 || !(2..=8).contains(&s.stat_bits) {
-                    return Err(err("SpQR needs a positive group and 2 to 8 stat bits".into()));
+                    return Err(err(
+                        "SpQR needs a positive group and 2 to 8 stat bits".into()
+                    ));
                 }
             }
             Scheme::Lut { bits } => {
@@ -374,7 +384,9 @@ fn parse_group(opt: &str) -> Option<Group> {
     if opt == "pc" {
         return Some(Group::PerChannel);
     }
-    opt.strip_prefix('g').and_then(|n| n.parse().ok()).map(Group::Size)
+    opt.strip_prefix('g')
+        .and_then(|n| n.parse().ok())
+        .map(Group::Size)
 }
 
 fn parse_num<T: FromStr>(s: &str, what: &str, spelling: &str) -> Result<T, SchemeParseError> {
@@ -388,7 +400,10 @@ impl FromStr for Scheme {
     type Err = SchemeParseError;
 
     fn from_str(spelling: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| SchemeParseError { spelling: spelling.to_string(), reason };
+        let err = |reason: String| SchemeParseError {
+            spelling: spelling.to_string(),
+            reason,
+        };
         let mut parts = spelling.split(':');
         let head = parts.next().unwrap_or_default();
         let opts: Vec<&str> = parts.collect();
@@ -414,8 +429,16 @@ impl FromStr for Scheme {
             }
             Scheme::Uniform(u)
         } else if let Some(bits) = head.strip_prefix("spqr") {
-            let bits = if bits.is_empty() { 3 } else { parse_num(bits, "bit width", spelling)? };
-            let mut s = Spqr { bits, group: 16, stat_bits: 3 };
+            let bits = if bits.is_empty() {
+                3
+            } else {
+                parse_num(bits, "bit width", spelling)?
+            };
+            let mut s = Spqr {
+                bits,
+                group: 16,
+                stat_bits: 3,
+            };
             for o in &opts {
                 if let Some(n) = o.strip_prefix('g') {
                     s.group = parse_num(n, "group size", spelling)?;
@@ -430,10 +453,20 @@ impl FromStr for Scheme {
             if let Some(o) = opts.first() {
                 return Err(unknown(o));
             }
-            Scheme::Lut { bits: parse_num(bits, "bit width", spelling)? }
+            Scheme::Lut {
+                bits: parse_num(bits, "bit width", spelling)?,
+            }
         } else if head == "nf4" || head == "fp4" {
-            let table = if head == "nf4" { FixedTable::Nf4 } else { FixedTable::Fp4 };
-            let mut x = FixedLut { table, block: 64, double_quant: false };
+            let table = if head == "nf4" {
+                FixedTable::Nf4
+            } else {
+                FixedTable::Fp4
+            };
+            let mut x = FixedLut {
+                table,
+                block: 64,
+                double_quant: false,
+            };
             for o in &opts {
                 if *o == "dq" {
                     x.double_quant = true;
@@ -445,7 +478,9 @@ impl FromStr for Scheme {
             }
             Scheme::Fixed(x)
         } else if head == "aqlm" {
-            let shape = opts.first().ok_or_else(|| err("AQLM needs a shape such as `aqlm:2x8`".into()))?;
+            let shape = opts
+                .first()
+                .ok_or_else(|| err("AQLM needs a shape such as `aqlm:2x8`".into()))?;
             let (c, b) = shape
                 .split_once('x')
                 .ok_or_else(|| err(format!("AQLM shape `{shape}` is not CxB (e.g. 1x16, 2x8)")))?;
@@ -471,7 +506,10 @@ impl FromStr for Scheme {
             "billm" => Some(BinaryKind::Residual),
             _ => None,
         } {
-            let mut b = Binary { kind, group: Group::Size(128) };
+            let mut b = Binary {
+                kind,
+                group: Group::Size(128),
+            };
             for o in &opts {
                 b.group = parse_group(o).ok_or_else(|| unknown(o))?;
             }
@@ -492,9 +530,24 @@ mod tests {
     #[test]
     fn spellings_round_trip() {
         for s in [
-            "int4:g128", "int4:g128:asym", "int3:g64:act", "int8:pc", "int2:g32:asym:act:awq",
-            "spqr3:g16", "spqr3:g16:s4", "lut3", "lut4", "nf4:b64", "fp4:b64:dq", "aqlm:1x16",
-            "aqlm:2x8", "aqlm:2x8:g16:o2", "bin:g128", "bin:pc", "tern:g64", "billm:g128",
+            "int4:g128",
+            "int4:g128:asym",
+            "int3:g64:act",
+            "int8:pc",
+            "int2:g32:asym:act:awq",
+            "spqr3:g16",
+            "spqr3:g16:s4",
+            "lut3",
+            "lut4",
+            "nf4:b64",
+            "fp4:b64:dq",
+            "aqlm:1x16",
+            "aqlm:2x8",
+            "aqlm:2x8:g16:o2",
+            "bin:g128",
+            "bin:pc",
+            "tern:g64",
+            "billm:g128",
         ] {
             let parsed: Scheme = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(parsed.to_string(), s);
@@ -506,9 +559,18 @@ mod tests {
 
     #[test]
     fn defaults_are_canonicalized() {
-        assert_eq!("int4".parse::<Scheme>().map(|s| s.to_string()), Ok("int4:g128".into()));
-        assert_eq!("int4:sym:g64".parse::<Scheme>().map(|s| s.to_string()), Ok("int4:g64".into()));
-        assert_eq!("nf4".parse::<Scheme>().map(|s| s.to_string()), Ok("nf4:b64".into()));
+        assert_eq!(
+            "int4".parse::<Scheme>().map(|s| s.to_string()),
+            Ok("int4:g128".into())
+        );
+        assert_eq!(
+            "int4:sym:g64".parse::<Scheme>().map(|s| s.to_string()),
+            Ok("int4:g64".into())
+        );
+        assert_eq!(
+            "nf4".parse::<Scheme>().map(|s| s.to_string()),
+            Ok("nf4:b64".into())
+        );
     }
 
     #[test]

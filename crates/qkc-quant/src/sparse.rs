@@ -40,37 +40,65 @@ impl Csr {
 
     /// [`Csr::validate`], naming the outlier tensor `name` in errors.
     pub fn validate_named(&self, name: &str) -> Result<(), QuantError> {
-        let bad = |part: &str, reason: String| QuantError::BadTensor { tensor: format!("{name}.{part}"), reason };
+        let bad = |part: &str, reason: String| QuantError::BadTensor {
+            tensor: format!("{name}.{part}"),
+            reason,
+        };
         if self.row_ptr.len() != self.n + 1 {
             return Err(bad(
                 "row_ptr",
-                format!("has {} entries, expected n+1 = {}", self.row_ptr.len(), self.n + 1),
+                format!(
+                    "has {} entries, expected n+1 = {}",
+                    self.row_ptr.len(),
+                    self.n + 1
+                ),
             ));
         }
         let nnz = self.col.len();
         if self.val.len() != nnz {
-            return Err(bad("val", format!("{} values for {} column indices", self.val.len(), nnz)));
+            return Err(bad(
+                "val",
+                format!("{} values for {} column indices", self.val.len(), nnz),
+            ));
         }
         if self.row_ptr[0] != 0 {
-            return Err(bad("row_ptr", format!("must start at 0, starts at {}", self.row_ptr[0])));
+            return Err(bad(
+                "row_ptr",
+                format!("must start at 0, starts at {}", self.row_ptr[0]),
+            ));
         }
         if let Some(r) = (0..self.n).find(|&r| self.row_ptr[r] > self.row_ptr[r + 1]) {
             return Err(bad("row_ptr", format!("decreases at row {r}")));
         }
         if self.row_ptr[self.n] as usize != nnz {
-            return Err(bad("row_ptr", format!("must end at nnz = {nnz}, ends at {}", self.row_ptr[self.n])));
+            return Err(bad(
+                "row_ptr",
+                format!("must end at nnz = {nnz}, ends at {}", self.row_ptr[self.n]),
+            ));
         }
         for r in 0..self.n {
             let (a, b) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
             for t in a..b {
                 if self.col[t] as usize >= self.k {
-                    return Err(bad("col", format!("row {r}: column {} is out of range [0, {})", self.col[t], self.k)));
+                    return Err(bad(
+                        "col",
+                        format!(
+                            "row {r}: column {} is out of range [0, {})",
+                            self.col[t], self.k
+                        ),
+                    ));
                 }
                 if t > a && self.col[t] <= self.col[t - 1] {
-                    return Err(bad("col", format!("row {r}: columns are not strictly increasing at entry {t}")));
+                    return Err(bad(
+                        "col",
+                        format!("row {r}: columns are not strictly increasing at entry {t}"),
+                    ));
                 }
                 if !self.val[t].is_finite() {
-                    return Err(bad("val", format!("row {r}: value {} is not finite", self.val[t])));
+                    return Err(bad(
+                        "val",
+                        format!("row {r}: value {} is not finite", self.val[t]),
+                    ));
                 }
             }
         }
@@ -84,14 +112,34 @@ impl Csr {
 
     /// Round every value to the nearest f16 (so [`Csr::to_parts`] stores them as F16).
     pub fn round_values_f16(&mut self) {
-        self.val.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32());
+        self.val
+            .iter_mut()
+            .for_each(|v| *v = f16::from_f32(*v).to_f32());
     }
 
     /// Build from parts `name.row_ptr`, `name.col`, `name.val` (see the module doc) and validate.
-    pub fn from_parts(name: &str, row_ptr: &Part, col: &Part, val: &Part, n: usize, k: usize) -> Result<Self, QuantError> {
-        let bad = |part: &str, reason: String| QuantError::BadTensor { tensor: format!("{name}.{part}"), reason };
+    pub fn from_parts(
+        name: &str,
+        row_ptr: &Part,
+        col: &Part,
+        val: &Part,
+        n: usize,
+        k: usize,
+    ) -> Result<Self, QuantError> {
+        let bad = |part: &str, reason: String| QuantError::BadTensor {
+            tensor: format!("{name}.{part}"),
+            reason,
+        };
         if row_ptr.dtype != PartDtype::I32 || row_ptr.shape != [n + 1] {
-            return Err(bad("row_ptr", format!("expected I32 [{}], found {:?} {:?}", n + 1, row_ptr.dtype, row_ptr.shape)));
+            return Err(bad(
+                "row_ptr",
+                format!(
+                    "expected I32 [{}], found {:?} {:?}",
+                    n + 1,
+                    row_ptr.dtype,
+                    row_ptr.shape
+                ),
+            ));
         }
         let rp = row_ptr.to_f64();
         if let Some(i) = rp.iter().position(|&v| v < 0.0) {
@@ -99,11 +147,21 @@ impl Csr {
         }
         let nnz = val.numel();
         if col.shape != [nnz] || val.shape != [nnz] {
-            return Err(bad("col", format!("shape {:?} does not match val shape {:?}", col.shape, val.shape)));
+            return Err(bad(
+                "col",
+                format!(
+                    "shape {:?} does not match val shape {:?}",
+                    col.shape, val.shape
+                ),
+            ));
         }
         let cols: Vec<u32> = match col.dtype {
             // u16 column indices stored in an I16 tensor: reinterpret the bits.
-            PartDtype::I16 => col.bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            PartDtype::I16 => col
+                .bytes
+                .chunks_exact(2)
+                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
             PartDtype::I32 => {
                 let v = col.to_f64();
                 if let Some(i) = v.iter().position(|&c| c < 0.0) {
@@ -111,7 +169,12 @@ impl Csr {
                 }
                 v.into_iter().map(|c| c as u32).collect()
             }
-            other => return Err(bad("col", format!("expected I16 (u16 bits) or I32, found {other:?}"))),
+            other => {
+                return Err(bad(
+                    "col",
+                    format!("expected I16 (u16 bits) or I32, found {other:?}"),
+                ))
+            }
         };
         let vals: Vec<f32> = match val.dtype {
             PartDtype::F16 | PartDtype::F32 => val.to_f64().into_iter().map(|v| v as f32).collect(),
@@ -120,13 +183,24 @@ impl Csr {
         if cols.len() != nnz || vals.len() != nnz {
             return Err(bad("col", "byte length does not match the shape".into()));
         }
-        let csr = Csr { n, k, row_ptr: rp.into_iter().map(|v| v as u32).collect(), col: cols, val: vals };
+        let csr = Csr {
+            n,
+            k,
+            row_ptr: rp.into_iter().map(|v| v as u32).collect(),
+            col: cols,
+            val: vals,
+        };
         csr.validate_named(name)?;
         Ok(csr)
     }
 
     /// Load outliers `name` (`name.row_ptr`, `name.col`, `name.val`) of a `[n, k]` weight.
-    pub fn from_safetensors(st: &safetensors::SafeTensors<'_>, name: &str, n: usize, k: usize) -> Result<Self, QuantError> {
+    pub fn from_safetensors(
+        st: &safetensors::SafeTensors<'_>,
+        name: &str,
+        n: usize,
+        k: usize,
+    ) -> Result<Self, QuantError> {
         let get = |p: &str| crate::io::read_part(st, &format!("{name}.{p}"));
         Self::from_parts(name, &get("row_ptr")?, &get("col")?, &get("val")?, n, k)
     }
@@ -136,19 +210,40 @@ impl Csr {
         let nnz = self.nnz();
         let rp: Vec<i32> = self.row_ptr.iter().map(|&v| v as i32).collect();
         let col = if self.k <= 1 << 16 {
-            let bytes = self.col.iter().flat_map(|&c| (c as u16).to_le_bytes()).collect();
-            Part { dtype: PartDtype::I16, shape: vec![nnz], bytes }
+            let bytes = self
+                .col
+                .iter()
+                .flat_map(|&c| (c as u16).to_le_bytes())
+                .collect();
+            Part {
+                dtype: PartDtype::I16,
+                shape: vec![nnz],
+                bytes,
+            }
         } else {
-            Part::from_i32(vec![nnz], &self.col.iter().map(|&c| c as i32).collect::<Vec<_>>())
+            Part::from_i32(
+                vec![nnz],
+                &self.col.iter().map(|&c| c as i32).collect::<Vec<_>>(),
+            )
         };
         let f16_exact = self.val.iter().all(|&v| f16::from_f32(v).to_f32() == v);
         let val = if f16_exact {
-            Part::from_f16(vec![nnz], &self.val.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())
+            Part::from_f16(
+                vec![nnz],
+                &self
+                    .val
+                    .iter()
+                    .map(|&v| f16::from_f32(v))
+                    .collect::<Vec<_>>(),
+            )
         } else {
             Part::from_f32(vec![nnz], &self.val)
         };
         vec![
-            (format!("{name}.row_ptr"), Part::from_i32(vec![self.n + 1], &rp)),
+            (
+                format!("{name}.row_ptr"),
+                Part::from_i32(vec![self.n + 1], &rp),
+            ),
             (format!("{name}.col"), col),
             (format!("{name}.val"), val),
         ]
@@ -156,7 +251,10 @@ impl Csr {
 
     /// Storage cost in bits (row pointers, columns and values as [`Csr::to_parts`] stores them).
     pub fn storage_bits(&self) -> u64 {
-        self.to_parts("s").iter().map(|(_, p)| p.bytes.len() as u64 * 8).sum()
+        self.to_parts("s")
+            .iter()
+            .map(|(_, p)| p.bytes.len() as u64 * 8)
+            .sum()
     }
 
     /// `y += S·x` in f64 (x has k entries, y has n). Validates S first.
@@ -183,7 +281,12 @@ impl Csr {
     pub fn add_to_dense(&self, d: &mut [f32]) -> Result<(), QuantError> {
         self.validate()?;
         if d.len() != self.n * self.k {
-            return Err(QuantError::Invalid(format!("CSR [{}, {}] added to {} values", self.n, self.k, d.len())));
+            return Err(QuantError::Invalid(format!(
+                "CSR [{}, {}] added to {} values",
+                self.n,
+                self.k,
+                d.len()
+            )));
         }
         for r in 0..self.n {
             for t in self.row_ptr[r] as usize..self.row_ptr[r + 1] as usize {
@@ -212,7 +315,13 @@ impl Csr {
             }
             row_ptr.push(col.len() as u32);
         }
-        Csr { n, k, row_ptr, col, val }
+        Csr {
+            n,
+            k,
+            row_ptr,
+            col,
+            val,
+        }
     }
 
     /// Dense row-major `[n, k]` form.
@@ -222,7 +331,10 @@ impl Csr {
         for r in 0..self.n.min(self.row_ptr.len().saturating_sub(1)) {
             let (a, b) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
             for t in a..b.min(self.col.len()).min(self.val.len()) {
-                if let Some(v) = d.get_mut(r * self.k + self.col[t] as usize).filter(|_| (self.col[t] as usize) < self.k) {
+                if let Some(v) = d
+                    .get_mut(r * self.k + self.col[t] as usize)
+                    .filter(|_| (self.col[t] as usize) < self.k)
+                {
                     *v += self.val[t];
                 }
             }
@@ -252,7 +364,14 @@ mod tests {
             let back = Csr::from_safetensors(&st, "l.outliers", 7, k).expect("load");
             assert_eq!(back, csr);
             let col = st.tensor("l.outliers.col").expect("col");
-            assert_eq!(col.dtype(), if k <= 65536 { safetensors::Dtype::I16 } else { safetensors::Dtype::I32 });
+            assert_eq!(
+                col.dtype(),
+                if k <= 65536 {
+                    safetensors::Dtype::I16
+                } else {
+                    safetensors::Dtype::I32
+                }
+            );
         }
     }
 }

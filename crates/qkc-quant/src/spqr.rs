@@ -52,12 +52,25 @@ fn quantize_stats(vals: &[f64], bits: u8) -> (f16, f16, Vec<u8>) {
     let maxq = f64::from((1u32 << bits) - 1);
     let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sc = if hi > lo { (hi - lo) / maxq } else if lo != 0.0 { lo.abs() } else { 1.0 };
+    let sc = if hi > lo {
+        (hi - lo) / maxq
+    } else if lo != 0.0 {
+        lo.abs()
+    } else {
+        1.0
+    };
     let sc16 = f16::from_f64(sc);
-    let sc16 = if sc16.to_f64() > 0.0 { sc16 } else { f16::MIN_POSITIVE_SUBNORMAL };
+    let sc16 = if sc16.to_f64() > 0.0 {
+        sc16
+    } else {
+        f16::MIN_POSITIVE_SUBNORMAL
+    };
     let z16 = f16::from_f64(-lo / sc16.to_f64());
     let (s, z) = (sc16.to_f64(), z16.to_f64());
-    let codes = vals.iter().map(|&v| (v / s + z).round().clamp(0.0, maxq) as u8).collect();
+    let codes = vals
+        .iter()
+        .map(|&v| (v / s + z).round().clamp(0.0, maxq) as u8)
+        .collect();
     (sc16, z16, codes)
 }
 
@@ -66,7 +79,13 @@ fn weight_code(w: f64, s: f64, z: f64, maxq: u32) -> u8 {
     if s > 1e-30 {
         return (w / s + z).round().clamp(0.0, f64::from(maxq)) as u8;
     }
-    (0..=maxq).min_by(|&a, &b| (w - s * (f64::from(a) - z)).abs().total_cmp(&(w - s * (f64::from(b) - z)).abs())).unwrap_or(0) as u8
+    (0..=maxq)
+        .min_by(|&a, &b| {
+            (w - s * (f64::from(a) - z))
+                .abs()
+                .total_cmp(&(w - s * (f64::from(b) - z)).abs())
+        })
+        .unwrap_or(0) as u8
 }
 
 struct Block {
@@ -80,7 +99,10 @@ fn quantize_block(s: Spqr, w: &[f32], k: usize, rows: std::ops::Range<usize>) ->
     let groups = k / g;
     let maxq = (1u32 << s.bits) - 1;
     let nr = rows.len();
-    let (wq, ws) = (words_per_row(k, s.bits), words_per_row(2 * groups, s.stat_bits));
+    let (wq, ws) = (
+        words_per_row(k, s.bits),
+        words_per_row(2 * groups, s.stat_bits),
+    );
     let mut codes = vec![0u8; nr * k];
     let mut stat_codes = vec![0u8; nr * 2 * groups];
     let mut stats2 = Vec::with_capacity(groups * 4);
@@ -118,14 +140,32 @@ fn quantize_block(s: Spqr, w: &[f32], k: usize, rows: std::ops::Range<usize>) ->
     let mut qweight = vec![0u32; nr * wq];
     let mut stats = vec![0u32; nr * ws];
     for r in 0..nr {
-        pack::pack_row(&codes[r * k..(r + 1) * k], s.bits, &mut qweight[r * wq..(r + 1) * wq]);
-        pack::pack_row(&stat_codes[r * 2 * groups..(r + 1) * 2 * groups], s.stat_bits, &mut stats[r * ws..(r + 1) * ws]);
+        pack::pack_row(
+            &codes[r * k..(r + 1) * k],
+            s.bits,
+            &mut qweight[r * wq..(r + 1) * wq],
+        );
+        pack::pack_row(
+            &stat_codes[r * 2 * groups..(r + 1) * 2 * groups],
+            s.stat_bits,
+            &mut stats[r * ws..(r + 1) * ws],
+        );
     }
-    Block { qweight, stats, stats2 }
+    Block {
+        qweight,
+        stats,
+        stats2,
+    }
 }
 
 /// Min-max RTN with quantized statistics, 16-row blocks in parallel.
-pub fn quantize(s: Spqr, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
+pub fn quantize(
+    s: Spqr,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
     let groups = k / s.group as usize;
     let progress = opts.progress_tracker(n);
     let blocks = crate::par::map_chunks(n, ROW_BLOCK, |rows| {
@@ -134,14 +174,31 @@ pub fn quantize(s: Spqr, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>)
         progress.add(nr);
         Ok(b)
     })?;
-    let (wq, ws) = (words_per_row(k, s.bits), words_per_row(2 * groups, s.stat_bits));
+    let (wq, ws) = (
+        words_per_row(k, s.bits),
+        words_per_row(2 * groups, s.stat_bits),
+    );
     let mut q = QuantTensor::new(crate::Scheme::Spqr(s), n, k);
-    let qweight: Vec<u32> = blocks.iter().flat_map(|b| b.qweight.iter().copied()).collect();
-    let stats: Vec<u32> = blocks.iter().flat_map(|b| b.stats.iter().copied()).collect();
-    let stats2: Vec<f16> = blocks.iter().flat_map(|b| b.stats2.iter().copied()).collect();
-    q.parts.insert("qweight".into(), Part::from_u32(vec![n, wq], &qweight));
-    q.parts.insert("stats".into(), Part::from_u32(vec![n, ws], &stats));
-    q.parts.insert("stats2".into(), Part::from_f16(vec![n.div_ceil(ROW_BLOCK), groups, 4], &stats2));
+    let qweight: Vec<u32> = blocks
+        .iter()
+        .flat_map(|b| b.qweight.iter().copied())
+        .collect();
+    let stats: Vec<u32> = blocks
+        .iter()
+        .flat_map(|b| b.stats.iter().copied())
+        .collect();
+    let stats2: Vec<f16> = blocks
+        .iter()
+        .flat_map(|b| b.stats2.iter().copied())
+        .collect();
+    q.parts
+        .insert("qweight".into(), Part::from_u32(vec![n, wq], &qweight));
+    q.parts
+        .insert("stats".into(), Part::from_u32(vec![n, ws], &stats));
+    q.parts.insert(
+        "stats2".into(),
+        Part::from_f16(vec![n.div_ceil(ROW_BLOCK), groups, 4], &stats2),
+    );
     Ok(q)
 }
 
@@ -150,10 +207,19 @@ pub fn dequant(s: Spqr, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (n, k) = (q.n, q.k);
     let g = s.group as usize;
     let groups = k / g;
-    let (wq, ws) = (words_per_row(k, s.bits), words_per_row(2 * groups, s.stat_bits));
+    let (wq, ws) = (
+        words_per_row(k, s.bits),
+        words_per_row(2 * groups, s.stat_bits),
+    );
     let qweight = q.expect_part("qweight", PartDtype::U32, &[n, wq])?.to_u32();
     let stats = q.expect_part("stats", PartDtype::U32, &[n, ws])?.to_u32();
-    let stats2 = q.expect_part("stats2", PartDtype::F16, &[n.div_ceil(ROW_BLOCK), groups, 4])?.to_f64();
+    let stats2 = q
+        .expect_part(
+            "stats2",
+            PartDtype::F16,
+            &[n.div_ceil(ROW_BLOCK), groups, 4],
+        )?
+        .to_f64();
     let mut out = vec![0f32; n * k];
     for i in 0..n {
         let (qrow, srow) = (&qweight[i * wq..(i + 1) * wq], &stats[i * ws..(i + 1) * ws]);

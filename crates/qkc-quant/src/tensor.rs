@@ -58,31 +58,59 @@ pub struct Part {
 impl Part {
     /// A part from u32 words.
     pub fn from_u32(shape: Vec<usize>, data: &[u32]) -> Self {
-        Part { dtype: PartDtype::U32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        Part {
+            dtype: PartDtype::U32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     /// A part from i32 values.
     pub fn from_i32(shape: Vec<usize>, data: &[i32]) -> Self {
-        Part { dtype: PartDtype::I32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        Part {
+            dtype: PartDtype::I32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     /// A part from f16 values.
     pub fn from_f16(shape: Vec<usize>, data: &[f16]) -> Self {
-        Part { dtype: PartDtype::F16, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        Part {
+            dtype: PartDtype::F16,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     /// A part from f32 values.
     pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Self {
-        Part { dtype: PartDtype::F32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        Part {
+            dtype: PartDtype::F32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     /// A part from u8 values.
     pub fn from_u8(shape: Vec<usize>, data: &[u8]) -> Self {
-        Part { dtype: PartDtype::U8, shape, bytes: data.to_vec() }
+        Part {
+            dtype: PartDtype::U8,
+            shape,
+            bytes: data.to_vec(),
+        }
     }
     /// A part from i8 values.
     pub fn from_i8(shape: Vec<usize>, data: &[i8]) -> Self {
-        Part { dtype: PartDtype::I8, shape, bytes: data.iter().map(|&v| v as u8).collect() }
+        Part {
+            dtype: PartDtype::I8,
+            shape,
+            bytes: data.iter().map(|&v| v as u8).collect(),
+        }
     }
     /// A part from i16 values.
     pub fn from_i16(shape: Vec<usize>, data: &[i16]) -> Self {
-        Part { dtype: PartDtype::I16, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        Part {
+            dtype: PartDtype::I16,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
 
     /// Number of elements.
@@ -96,35 +124,58 @@ impl Part {
         match self.dtype {
             PartDtype::U8 => b.iter().map(|&v| f64::from(v)).collect(),
             PartDtype::I8 => b.iter().map(|&v| f64::from(v as i8)).collect(),
-            PartDtype::I16 => b.chunks_exact(2).map(|c| f64::from(i16::from_le_bytes([c[0], c[1]]))).collect(),
-            PartDtype::I32 => {
-                b.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-            }
-            PartDtype::U32 => {
-                b.chunks_exact(4).map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-            }
-            PartDtype::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-            PartDtype::F32 => {
-                b.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-            }
+            PartDtype::I16 => b
+                .chunks_exact(2)
+                .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            PartDtype::I32 => b
+                .chunks_exact(4)
+                .map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            PartDtype::U32 => b
+                .chunks_exact(4)
+                .map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            PartDtype::F16 => b
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
+            PartDtype::F32 => b
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
         }
     }
 
     /// The values as u32 words (only for U32 parts).
     pub fn to_u32(&self) -> Vec<u32> {
-        self.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        self.bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     }
 
     /// The raw 16-bit little-endian words (I16 / F16 parts), as unsigned bit patterns.
     pub fn to_u16_bits(&self) -> Vec<u16> {
-        self.bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+        self.bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect()
     }
 
     /// The values widened to f32 (exact for every dtype but large I32/U32).
     pub fn to_f32(&self) -> Vec<f32> {
         match self.dtype {
-            PartDtype::F32 => self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            PartDtype::F16 => self.bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            PartDtype::F32 => self
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            PartDtype::F16 => self
+                .bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             _ => self.to_f64().into_iter().map(|v| v as f32).collect(),
         }
     }
@@ -153,7 +204,10 @@ impl std::fmt::Debug for QuantOptions<'_> {
         f.debug_struct("QuantOptions")
             .field("seed", &self.seed)
             .field("mse_clip", &self.mse_clip)
-            .field("weight_importance", &self.weight_importance.map(<[f32]>::len))
+            .field(
+                "weight_importance",
+                &self.weight_importance.map(<[f32]>::len),
+            )
             .field("input_importance", &self.input_importance.map(<[f32]>::len))
             .field("progress", &self.progress.is_some())
             .finish()
@@ -175,7 +229,10 @@ impl<'a> QuantOptions<'a> {
             if v.len() != want {
                 return Err(QuantError::BadTensor {
                     tensor: name.into(),
-                    reason: format!("has {} entries, expected {want} for a [{n}, {k}] weight", v.len()),
+                    reason: format!(
+                        "has {} entries, expected {want} for a [{n}, {k}] weight",
+                        v.len()
+                    ),
                 });
             }
             if let Some(i) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
@@ -205,7 +262,12 @@ pub struct QuantTensor {
 impl QuantTensor {
     /// An empty tensor of `scheme` (parts are added by the quantizers).
     pub fn new(scheme: Scheme, n: usize, k: usize) -> Self {
-        QuantTensor { scheme, n, k, parts: BTreeMap::new() }
+        QuantTensor {
+            scheme,
+            n,
+            k,
+            parts: BTreeMap::new(),
+        }
     }
 
     /// Quantize dense row-major weights `w` (`n·k` values) into `scheme` with the default
@@ -216,12 +278,23 @@ impl QuantTensor {
     }
 
     /// [`QuantTensor::quantize`] with explicit options.
-    pub fn quantize_with(scheme: Scheme, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<Self, QuantError> {
+    pub fn quantize_with(
+        scheme: Scheme,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        opts: &QuantOptions<'_>,
+    ) -> Result<Self, QuantError> {
         if w.len() != n * k {
-            return Err(QuantError::Invalid(format!("{} weights given for a [{n}, {k}] tensor", w.len())));
+            return Err(QuantError::Invalid(format!(
+                "{} weights given for a [{n}, {k}] tensor",
+                w.len()
+            )));
         }
         if n == 0 || k == 0 {
-            return Err(QuantError::Invalid(format!("cannot quantize an empty [{n}, {k}] tensor")));
+            return Err(QuantError::Invalid(format!(
+                "cannot quantize an empty [{n}, {k}] tensor"
+            )));
         }
         if let Some(i) = w.iter().position(|v| !v.is_finite()) {
             return Err(QuantError::Invalid(format!(
@@ -231,7 +304,9 @@ impl QuantTensor {
                 w[i]
             )));
         }
-        scheme.check_params().map_err(|e| QuantError::Invalid(e.to_string()))?;
+        scheme
+            .check_params()
+            .map_err(|e| QuantError::Invalid(e.to_string()))?;
         scheme.check_shape(n, k).map_err(QuantError::Invalid)?;
         opts.check(n, k)?;
         match scheme {
@@ -249,14 +324,27 @@ impl QuantTensor {
     /// Used by demos and tests, so quantized graphs run with no checkpoint at hand.
     pub fn synthesize(scheme: Scheme, n: usize, k: usize, seed: u64) -> Result<Self, QuantError> {
         let w = crate::uniform::gaussian(n * k, 1.0 / (k.max(1) as f32).sqrt(), seed);
-        Self::quantize_with(scheme, &w, n, k, &QuantOptions { seed, ..Default::default() })
+        Self::quantize_with(
+            scheme,
+            &w,
+            n,
+            k,
+            &QuantOptions {
+                seed,
+                ..Default::default()
+            },
+        )
     }
 
     /// Exact scalar reference dequantization to row-major `[n, k]` f32. Checks every part's
     /// dtype and shape first; errors name the part at fault.
     pub fn dequant(&self) -> Result<Vec<f32>, QuantError> {
-        self.scheme.check_params().map_err(|e| QuantError::Invalid(e.to_string()))?;
-        self.scheme.check_shape(self.n, self.k).map_err(QuantError::Invalid)?;
+        self.scheme
+            .check_params()
+            .map_err(|e| QuantError::Invalid(e.to_string()))?;
+        self.scheme
+            .check_shape(self.n, self.k)
+            .map_err(QuantError::Invalid)?;
         let known: &[&str] = match self.scheme {
             Scheme::Uniform(_) => crate::uniform::PARTS,
             Scheme::Spqr(_) => crate::spqr::PARTS,
@@ -268,7 +356,10 @@ impl QuantTensor {
         if let Some(p) = self.parts.keys().find(|p| !known.contains(&p.as_str())) {
             return Err(QuantError::BadTensor {
                 tensor: p.clone(),
-                reason: format!("is not a part of scheme `{}` (expected some of {known:?})", self.scheme),
+                reason: format!(
+                    "is not a part of scheme `{}` (expected some of {known:?})",
+                    self.scheme
+                ),
             });
         }
         match self.scheme {
@@ -290,19 +381,35 @@ impl QuantTensor {
 
     /// A named part, or a `Missing` error naming `prefix.part`.
     pub fn part(&self, name: &str) -> Result<&Part, QuantError> {
-        self.parts.get(name).ok_or_else(|| QuantError::Missing(name.to_string()))
+        self.parts
+            .get(name)
+            .ok_or_else(|| QuantError::Missing(name.to_string()))
     }
 
     /// Check that part `name` has the given dtype and shape.
-    pub fn expect_part(&self, name: &str, dtype: PartDtype, shape: &[usize]) -> Result<&Part, QuantError> {
+    pub fn expect_part(
+        &self,
+        name: &str,
+        dtype: PartDtype,
+        shape: &[usize],
+    ) -> Result<&Part, QuantError> {
         self.expect_part_of(name, &[dtype], shape)
     }
 
     /// Check that part `name` has one of the given dtypes and the given shape.
-    pub fn expect_part_of(&self, name: &str, dtypes: &[PartDtype], shape: &[usize]) -> Result<&Part, QuantError> {
+    pub fn expect_part_of(
+        &self,
+        name: &str,
+        dtypes: &[PartDtype],
+        shape: &[usize],
+    ) -> Result<&Part, QuantError> {
         let p = self.part(name)?;
         if !dtypes.contains(&p.dtype) || p.shape != shape {
-            let want = dtypes.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(" or ");
+            let want = dtypes
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
             return Err(QuantError::BadTensor {
                 tensor: name.to_string(),
                 reason: format!(
@@ -314,7 +421,11 @@ impl QuantTensor {
         if p.bytes.len() != p.numel() * p.dtype.size() {
             return Err(QuantError::BadTensor {
                 tensor: name.to_string(),
-                reason: format!("holds {} bytes, shape needs {}", p.bytes.len(), p.numel() * p.dtype.size()),
+                reason: format!(
+                    "holds {} bytes, shape needs {}",
+                    p.bytes.len(),
+                    p.numel() * p.dtype.size()
+                ),
             });
         }
         Ok(p)
@@ -324,7 +435,10 @@ impl QuantTensor {
     /// [`QuantTensor::from_safetensors`]; the scheme spelling goes in the metadata, see
     /// [`crate::io::SafetensorsWriter`]).
     pub fn to_safetensors_parts(&self, name: &str) -> Vec<(String, Part)> {
-        self.parts.iter().map(|(p, part)| (format!("{name}.{p}"), part.clone())).collect()
+        self.parts
+            .iter()
+            .map(|(p, part)| (format!("{name}.{p}"), part.clone()))
+            .collect()
     }
 
     /// Load weight `name` from a safetensors file in qkc's layout (`name.part` tensors).
@@ -339,13 +453,22 @@ impl QuantTensor {
         let mut parts = BTreeMap::new();
         for (tname, view) in st.iter() {
             // `name.part` only: `name.outliers.col` belongs to the outliers, not to this weight.
-            let Some(part) = tname.strip_prefix(&prefix).filter(|p| !p.contains('.')) else { continue };
+            let Some(part) = tname.strip_prefix(&prefix).filter(|p| !p.contains('.')) else {
+                continue;
+            };
             parts.insert(part.to_string(), crate::io::part_from_view(tname, &view)?);
         }
         if parts.is_empty() {
-            return Err(QuantError::Missing(format!("{name}.* (no parts of quantized weight `{name}`)")));
+            return Err(QuantError::Missing(format!(
+                "{name}.* (no parts of quantized weight `{name}`)"
+            )));
         }
-        let q = QuantTensor { scheme, n, k, parts };
+        let q = QuantTensor {
+            scheme,
+            n,
+            k,
+            parts,
+        };
         q.dequant().map_err(|e| e.in_tensor(name))?;
         Ok(q)
     }

@@ -69,7 +69,9 @@ fn group_index(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOptions
     }
     let score: Vec<f32> = match opts.input_importance {
         Some(h) => h.to_vec(),
-        None => (0..k).map(|j| (0..n).map(|i| w[i * k + j] * w[i * k + j]).sum::<f32>()).collect(),
+        None => (0..k)
+            .map(|j| (0..n).map(|i| w[i * k + j] * w[i * k + j]).sum::<f32>())
+            .collect(),
     };
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
@@ -102,7 +104,13 @@ fn code(v: f32, s: f32, z: f32, maxq: f32) -> f32 {
 }
 
 /// Round-to-nearest quantization of row-major `w` (`[n, k]`), rows in parallel.
-pub fn quantize(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Result<QuantTensor, QuantError> {
+pub fn quantize(
+    u: UniformInt,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    opts: &QuantOptions<'_>,
+) -> Result<QuantTensor, QuantError> {
     let groups = u.group.count(k);
     let maxq = ((1u32 << u.bits) - 1) as f32;
     let g_idx = group_index(u, w, n, k, opts);
@@ -126,12 +134,17 @@ pub fn quantize(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOption
             let (words, stats) = rowbuf.split_at_mut(wpr);
             for (gi, cols) in members.iter().enumerate() {
                 let lo = cols.iter().map(|&j| row[j]).fold(f32::INFINITY, f32::min);
-                let hi = cols.iter().map(|&j| row[j]).fold(f32::NEG_INFINITY, f32::max);
+                let hi = cols
+                    .iter()
+                    .map(|&j| row[j])
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let mut best = params(u, lo, hi, 1.0);
                 if opts.mse_clip {
                     let err = |(s16, z): (f16, f32)| -> f32 {
                         let s = s16.to_f32();
-                        cols.iter().map(|&j| (row[j] - s * (code(row[j], s, z, maxq) - z)).powi(2)).sum()
+                        cols.iter()
+                            .map(|&j| (row[j] - s * (code(row[j], s, z, maxq) - z)).powi(2))
+                            .sum()
                     };
                     let mut best_err = err(best);
                     for step in 1..16 {
@@ -156,20 +169,35 @@ pub fn quantize(u: UniformInt, w: &[f32], n: usize, k: usize, opts: &QuantOption
         Ok(())
     })?;
     let mut qweight = Vec::with_capacity(n * wpr);
-    let (mut scales, mut zeros) = (Vec::with_capacity(n * groups), Vec::with_capacity(n * groups));
+    let (mut scales, mut zeros) = (
+        Vec::with_capacity(n * groups),
+        Vec::with_capacity(n * groups),
+    );
     for rowbuf in out.chunks_exact(row_len) {
         qweight.extend_from_slice(&rowbuf[..wpr]);
-        scales.extend(rowbuf[wpr..wpr + groups].iter().map(|&b| f16::from_bits(b as u16)));
-        zeros.extend(rowbuf[wpr + groups..].iter().map(|&b| f16::from_bits(b as u16)));
+        scales.extend(
+            rowbuf[wpr..wpr + groups]
+                .iter()
+                .map(|&b| f16::from_bits(b as u16)),
+        );
+        zeros.extend(
+            rowbuf[wpr + groups..]
+                .iter()
+                .map(|&b| f16::from_bits(b as u16)),
+        );
     }
     let mut q = QuantTensor::new(crate::Scheme::Uniform(u), n, k);
-    q.parts.insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
-    q.parts.insert("scales".into(), Part::from_f16(vec![n, groups], &scales));
+    q.parts
+        .insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
+    q.parts
+        .insert("scales".into(), Part::from_f16(vec![n, groups], &scales));
     if !u.sym {
-        q.parts.insert("zeros".into(), Part::from_f16(vec![n, groups], &zeros));
+        q.parts
+            .insert("zeros".into(), Part::from_f16(vec![n, groups], &zeros));
     }
     if u.act_order {
-        q.parts.insert("g_idx".into(), Part::from_i32(vec![k], &g_idx));
+        q.parts
+            .insert("g_idx".into(), Part::from_i32(vec![k], &g_idx));
     }
     Ok(q)
 }
@@ -179,17 +207,24 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (n, k) = (q.n, q.k);
     if let Group::Size(g) = u.group {
         if k % g as usize != 0 {
-            return Err(QuantError::Invalid(format!("K = {k} is not a multiple of group size {g}")));
+            return Err(QuantError::Invalid(format!(
+                "K = {k} is not a multiple of group size {g}"
+            )));
         }
     }
     let groups = u.group.count(k);
     let wpr = words_per_row_packed(k, u.bits, u.packing);
-    let qweight = q.expect_part("qweight", PartDtype::U32, &[n, wpr])?.to_u32();
-    let scales = q.expect_part("scales", PartDtype::F16, &[n, groups])?.to_f64();
+    let qweight = q
+        .expect_part("qweight", PartDtype::U32, &[n, wpr])?
+        .to_u32();
+    let scales = q
+        .expect_part("scales", PartDtype::F16, &[n, groups])?
+        .to_f64();
     let zeros = if u.sym {
         vec![f64::from(1u32 << (u.bits - 1)); n * groups]
     } else {
-        q.expect_part("zeros", PartDtype::F16, &[n, groups])?.to_f64()
+        q.expect_part("zeros", PartDtype::F16, &[n, groups])?
+            .to_f64()
     };
     let g = u.group.len(k);
     let g_idx: Vec<usize> = if u.act_order {
@@ -208,7 +243,9 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     } else {
         (0..k).map(|j| j / g).collect()
     };
-    let pos: Vec<usize> = (0..k).map(|j| pack::position(j, u.bits, u.packing)).collect();
+    let pos: Vec<usize> = (0..k)
+        .map(|j| pack::position(j, u.bits, u.packing))
+        .collect();
     let mut out = vec![0f32; n * k];
     for i in 0..n {
         let row = &qweight[i * wpr..(i + 1) * wpr];
@@ -249,9 +286,19 @@ mod tests {
 
     #[test]
     fn quantize_error_is_within_half_a_step() {
-        for spelling in ["int4:g128", "int4:g32:asym", "int3:g64", "int2:g32:asym", "int8:pc", "int4:g64:act", "int4:g32:awq"] {
+        for spelling in [
+            "int4:g128",
+            "int4:g32:asym",
+            "int3:g64",
+            "int2:g32:asym",
+            "int8:pc",
+            "int4:g64:act",
+            "int4:g32:awq",
+        ] {
             let s: Scheme = spelling.parse().expect("scheme");
-            let Scheme::Uniform(u) = s else { unreachable!() };
+            let Scheme::Uniform(u) = s else {
+                unreachable!()
+            };
             let (n, k) = (5, 256);
             let w = gaussian(n * k, 0.1, 7);
             let q = QuantTensor::quantize(s, &w, n, k).expect("quantize");

@@ -52,8 +52,14 @@ fn error_is_within_budget_for_every_scheme() {
     for &(s, bg, bh) in BUDGETS {
         let eg = rel_mse(&gauss, &quantize(s, &gauss).dequant().expect("dequant"));
         let eh = rel_mse(&heavy, &quantize(s, &heavy).dequant().expect("dequant"));
-        let flag = if eg <= bg && eh <= bh { "" } else { "  <-- over budget" };
-        report += &format!("{s:20} gaussian {eg:.5} (budget {bg})  student-t {eh:.5} (budget {bh}){flag}\n");
+        let flag = if eg <= bg && eh <= bh {
+            ""
+        } else {
+            "  <-- over budget"
+        };
+        report += &format!(
+            "{s:20} gaussian {eg:.5} (budget {bg})  student-t {eh:.5} (budget {bh}){flag}\n"
+        );
     }
     println!("{report}");
     assert!(!report.contains("over budget"), "{report}");
@@ -64,9 +70,22 @@ fn mse_clipping_never_hurts() {
     let w = heavy_tailed(N * K, 3);
     for s in ["int3:g128:asym", "int4:g128", "int2:g64:asym"] {
         let scheme: Scheme = s.parse().expect("scheme");
-        let plain = rel_mse(&w, &QuantTensor::quantize(scheme, &w, N, K).and_then(|q| q.dequant()).expect("q"));
-        let opts = QuantOptions { mse_clip: true, ..Default::default() };
-        let clipped = rel_mse(&w, &QuantTensor::quantize_with(scheme, &w, N, K, &opts).and_then(|q| q.dequant()).expect("q"));
+        let plain = rel_mse(
+            &w,
+            &QuantTensor::quantize(scheme, &w, N, K)
+                .and_then(|q| q.dequant())
+                .expect("q"),
+        );
+        let opts = QuantOptions {
+            mse_clip: true,
+            ..Default::default()
+        };
+        let clipped = rel_mse(
+            &w,
+            &QuantTensor::quantize_with(scheme, &w, N, K, &opts)
+                .and_then(|q| q.dequant())
+                .expect("q"),
+        );
         assert!(clipped <= plain, "{s}: clipped {clipped} > plain {plain}");
     }
 }
@@ -76,12 +95,26 @@ fn weighted_kmeans_favours_important_weights() {
     let w = gaussian(N * K, 4);
     // The tails (|w| > 2σ) matter 100x more: weighted k-means moves centroids onto them.
     let important = |i: usize| w[i].abs() > 0.04;
-    let imp: Vec<f32> = (0..N * K).map(|i| if important(i) { 100.0 } else { 1.0 }).collect();
+    let imp: Vec<f32> = (0..N * K)
+        .map(|i| if important(i) { 100.0 } else { 1.0 })
+        .collect();
     let scheme: Scheme = "lut3".parse().expect("scheme");
-    let err_on = |d: &[f32]| -> f64 { (0..N * K).filter(|&i| important(i)).map(|i| f64::from(w[i] - d[i]).powi(2)).sum() };
-    let plain = QuantTensor::quantize(scheme, &w, N, K).and_then(|q| q.dequant()).expect("q");
-    let opts = QuantOptions { weight_importance: Some(&imp), ..Default::default() };
-    let weighted = QuantTensor::quantize_with(scheme, &w, N, K, &opts).and_then(|q| q.dequant()).expect("q");
+    let err_on = |d: &[f32]| -> f64 {
+        (0..N * K)
+            .filter(|&i| important(i))
+            .map(|i| f64::from(w[i] - d[i]).powi(2))
+            .sum()
+    };
+    let plain = QuantTensor::quantize(scheme, &w, N, K)
+        .and_then(|q| q.dequant())
+        .expect("q");
+    let opts = QuantOptions {
+        weight_importance: Some(&imp),
+        ..Default::default()
+    };
+    let weighted = QuantTensor::quantize_with(scheme, &w, N, K, &opts)
+        .and_then(|q| q.dequant())
+        .expect("q");
     let (ew, ep) = (err_on(&weighted), err_on(&plain));
     assert!(ew < 0.5 * ep, "weighted {ew} vs plain {ep}");
 }
@@ -89,21 +122,41 @@ fn weighted_kmeans_favours_important_weights() {
 #[test]
 fn outlier_extraction_lowers_the_error() {
     let w = heavy_tailed(N * K, 5);
-    for s in ["int3:g128:asym", "int4:g128", "lut3", "spqr3:g16", "nf4:b64", "bin:g128"] {
+    for s in [
+        "int3:g128:asym",
+        "int4:g128",
+        "lut3",
+        "spqr3:g16",
+        "nf4:b64",
+        "bin:g128",
+    ] {
         let scheme: Scheme = s.parse().expect("scheme");
-        let base = rel_mse(&w, &QuantTensor::quantize(scheme, &w, N, K).and_then(|q| q.dequant()).expect("q"));
-        let (q, csr) = outliers::quantize_dense_and_sparse(scheme, &w, N, K, 0.01, Saliency::Magnitude, false).expect("split");
+        let base = rel_mse(
+            &w,
+            &QuantTensor::quantize(scheme, &w, N, K)
+                .and_then(|q| q.dequant())
+                .expect("q"),
+        );
+        let (q, csr) =
+            outliers::quantize_dense_and_sparse(scheme, &w, N, K, 0.01, Saliency::Magnitude, false)
+                .expect("split");
         csr.validate().expect("valid csr");
         assert_eq!(csr.nnz(), (0.01 * (N * K) as f64).round() as usize);
         let mut d = q.dequant().expect("dequant");
         csr.add_to_dense(&mut d).expect("add");
         let split = rel_mse(&w, &d);
-        assert!(split < 0.9 * base, "{s}: dense+sparse {split} vs dense {base}");
+        assert!(
+            split < 0.9 * base,
+            "{s}: dense+sparse {split} vs dense {base}"
+        );
         // Exact at the outliers (f32 values).
         for r in 0..N {
             for t in csr.row_ptr[r] as usize..csr.row_ptr[r + 1] as usize {
                 let i = r * K + csr.col[t] as usize;
-                assert!((d[i] - w[i]).abs() <= 1e-6 * w[i].abs().max(1e-3), "{s}: outlier at {i}");
+                assert!(
+                    (d[i] - w[i]).abs() <= 1e-6 * w[i].abs().max(1e-3),
+                    "{s}: outlier at {i}"
+                );
             }
         }
     }
@@ -115,24 +168,49 @@ fn outliers_follow_magnitude_or_sensitivity() {
     let (dense, csr) = outliers::extract(&w, N, K, 0.02, Saliency::Magnitude).expect("extract");
     let min_kept = csr.val.iter().fold(f32::INFINITY, |m, v| m.min(v.abs()));
     let max_left = dense.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(min_kept >= max_left, "every kept outlier is at least as large as every remaining weight");
+    assert!(
+        min_kept >= max_left,
+        "every kept outlier is at least as large as every remaining weight"
+    );
     // A per-input sensitivity concentrated on column 3 pulls its entries in first.
     let mut h = vec![1e-6f32; K];
     h[3] = 1e6;
-    let (_, csr) = outliers::extract(&w, N, K, 1.0 / K as f64, Saliency::PerInput(&h)).expect("extract");
+    let (_, csr) =
+        outliers::extract(&w, N, K, 1.0 / K as f64, Saliency::PerInput(&h)).expect("extract");
     assert_eq!(csr.nnz(), N);
     assert!(csr.col.iter().all(|&c| c == 3));
-    let per_weight: Vec<f32> = (0..N * K).map(|i| if i == 77 { 1e9 } else { 1.0 }).collect();
-    let (_, csr) = outliers::extract(&w, N, K, 1.0 / (N * K) as f64, Saliency::PerWeight(&per_weight)).expect("extract");
+    let per_weight: Vec<f32> = (0..N * K)
+        .map(|i| if i == 77 { 1e9 } else { 1.0 })
+        .collect();
+    let (_, csr) = outliers::extract(
+        &w,
+        N,
+        K,
+        1.0 / (N * K) as f64,
+        Saliency::PerWeight(&per_weight),
+    )
+    .expect("extract");
     assert_eq!((csr.nnz(), csr.col[0]), (1, 77));
 }
 
 #[test]
 fn quantizers_are_deterministic_whatever_the_thread_count() {
     let w = heavy_tailed(N * K, 7);
-    for s in ["int4:g128:act", "spqr3:g16", "lut4", "nf4:b64:dq", "aqlm:2x8", "aqlm:1x16", "billm:g128", "tern:g128"] {
+    for s in [
+        "int4:g128:act",
+        "spqr3:g16",
+        "lut4",
+        "nf4:b64:dq",
+        "aqlm:2x8",
+        "aqlm:1x16",
+        "billm:g128",
+        "tern:g128",
+    ] {
         let scheme: Scheme = s.parse().expect("scheme");
-        let opts = QuantOptions { seed: 9, ..Default::default() };
+        let opts = QuantOptions {
+            seed: 9,
+            ..Default::default()
+        };
         qkc_quant::par::set_max_threads(1);
         let a = QuantTensor::quantize_with(scheme, &w, N, K, &opts).expect("q");
         qkc_quant::par::set_max_threads(0);
@@ -150,5 +228,9 @@ fn synthesize_is_fast_and_seeded() {
     let c = QuantTensor::synthesize(scheme, 256, 576, 6).expect("synth");
     assert_eq!(a, b);
     assert_ne!(a, c);
-    assert!(t.elapsed().as_secs_f64() < 5.0, "three small AQLM syntheses took {:?}", t.elapsed());
+    assert!(
+        t.elapsed().as_secs_f64() < 5.0,
+        "three small AQLM syntheses took {:?}",
+        t.elapsed()
+    );
 }

@@ -26,7 +26,10 @@ fn had_k(k: usize) -> Vec<f64> {
         172 => include_str!("../data/hadamard/had172.txt"),
         _ => return vec![1.0],
     };
-    text.chars().filter(|c| *c == '+' || *c == '-').map(|c| if c == '+' { 1.0 } else { -1.0 }).collect()
+    text.chars()
+        .filter(|c| *c == '+' || *c == '-')
+        .map(|c| if c == '+' { 1.0 } else { -1.0 })
+        .collect()
 }
 
 /// QuaRot's get_hadK, written out again.
@@ -43,7 +46,11 @@ fn quarot_k(n: usize) -> Option<usize> {
 fn kron_entry(had: &[f64], k: usize, n: usize, i: usize, j: usize, transpose: bool) -> f64 {
     let (i, j) = if transpose { (j, i) } else { (i, j) };
     let m = n / k;
-    let sylvester = if ((i % m) & (j % m)).count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+    let sylvester = if ((i % m) & (j % m)).count_ones() % 2 == 0 {
+        1.0
+    } else {
+        -1.0
+    };
     had[(i / m) * k + j / m] * sylvester / (n as f64).sqrt()
 }
 
@@ -61,7 +68,15 @@ fn supported_sizes_follow_get_hadk() {
     for n in 1..=30000 {
         assert_eq!(hadamard::supported(n), quarot_k(n).is_some(), "n = {n}");
     }
-    for (n, k) in [(11008, 172), (14336, 28), (13824, 108), (5120, 40), (4096, 1), (768, 12), (28672, 28)] {
+    for (n, k) in [
+        (11008, 172),
+        (14336, 28),
+        (13824, 108),
+        (5120, 40),
+        (4096, 1),
+        (768, 12),
+        (28672, 28),
+    ] {
         assert_eq!(hadamard::get_hadk(n).ok(), Some(k), "n = {n}");
     }
 }
@@ -87,7 +102,10 @@ fn h_times_h_transpose_is_identity_for_every_supported_size() {
                 for b in 0..n {
                     let row_dot: f64 = (0..n).map(|j| cols[j][a] * cols[j][b]).sum();
                     let want = if a == b { 1.0 } else { 0.0 };
-                    assert!((row_dot - want).abs() < 1e-12, "n = {n}: (H·Hᵀ)[{a},{b}] = {row_dot}");
+                    assert!(
+                        (row_dot - want).abs() < 1e-12,
+                        "n = {n}: (H·Hᵀ)[{a},{b}] = {row_dot}"
+                    );
                 }
             }
             continue;
@@ -100,14 +118,23 @@ fn h_times_h_transpose_is_identity_for_every_supported_size() {
         plan.apply(&mut hy).expect("apply");
         let tol = 1e-10 * n as f64;
         assert!((dot(&hx, &hx) - dot(&x, &x)).abs() < tol, "n = {n}: norm");
-        assert!((dot(&hx, &hy) - dot(&x, &y)).abs() < tol, "n = {n}: inner product");
+        assert!(
+            (dot(&hx, &hy) - dot(&x, &y)).abs() < tol,
+            "n = {n}: inner product"
+        );
         plan_t.apply(&mut hx).expect("apply T");
-        assert!(hx.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-12), "n = {n}: Hᵀ H x ≠ x");
+        assert!(
+            hx.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-12),
+            "n = {n}: Hᵀ H x ≠ x"
+        );
         let mut e = vec![0.0; n];
         e[n / 3] = 1.0;
         plan.apply(&mut e).expect("apply");
         let s = 1.0 / (n as f64).sqrt();
-        assert!(e.iter().all(|v| (v.abs() - s).abs() < 1e-12), "n = {n}: column is not ±1/sqrt(n)");
+        assert!(
+            e.iter().all(|v| (v.abs() - s).abs() < 1e-12),
+            "n = {n}: column is not ±1/sqrt(n)"
+        );
     }
 }
 
@@ -130,9 +157,18 @@ fn fwht_path_equals_dense_kronecker() {
                 (0..48).map(|_| r.gen_range(0..n)).collect()
             };
             for i in rows {
-                let want: f64 = (0..n).map(|j| kron_entry(&had, k, n, i, j, transpose) * x[j]).sum();
-                assert!((y[i] - want).abs() < 1e-10, "n = {n} T = {transpose}: row {i}: {} vs {want}", y[i]);
-                assert!((f64::from(yf[i]) - want).abs() < 1e-4, "n = {n} T = {transpose}: f32 row {i}");
+                let want: f64 = (0..n)
+                    .map(|j| kron_entry(&had, k, n, i, j, transpose) * x[j])
+                    .sum();
+                assert!(
+                    (y[i] - want).abs() < 1e-10,
+                    "n = {n} T = {transpose}: row {i}: {} vs {want}",
+                    y[i]
+                );
+                assert!(
+                    (f64::from(yf[i]) - want).abs() < 1e-4,
+                    "n = {n} T = {transpose}: f32 row {i}"
+                );
             }
         }
     }
@@ -156,7 +192,10 @@ fn dense_matrix_helper_matches_the_formula() {
 fn batched_f32_rows_equal_single_vectors() {
     let n = 5120;
     let rows = 3;
-    let x: Vec<f32> = random_vec(n * rows, 3).into_iter().map(|v| v as f32).collect();
+    let x: Vec<f32> = random_vec(n * rows, 3)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
     let mut batch = x.clone();
     hadamard::apply_rows_f32(&mut batch, n, false).expect("batch");
     for r in 0..rows {
@@ -177,7 +216,10 @@ fn f32_fast_paths_match_f64_reference() {
             let mut got: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             hadamard::apply_f32(&mut got, transpose).expect("f32");
             for (a, b) in got.iter().zip(&want) {
-                assert!((f64::from(*a) - b).abs() < 1e-5, "n = {n} T = {transpose}: {a} vs {b}");
+                assert!(
+                    (f64::from(*a) - b).abs() < 1e-5,
+                    "n = {n} T = {transpose}: {a} vs {b}"
+                );
             }
         }
     }
@@ -185,7 +227,9 @@ fn f32_fast_paths_match_f64_reference() {
 
 fn matvec(w: &[f32], rows: usize, x: &[f64]) -> Vec<f64> {
     let n = x.len();
-    (0..rows).map(|r| (0..n).map(|j| f64::from(w[r * n + j]) * x[j]).sum()).collect()
+    (0..rows)
+        .map(|r| (0..n).map(|j| f64::from(w[r * n + j]) * x[j]).sum())
+        .collect()
 }
 
 #[test]
@@ -198,7 +242,10 @@ fn fold_then_rotate_gives_the_unrotated_product() {
     ];
     for rot in rots {
         let (n, rows) = (rot.n(), 4);
-        let w: Vec<f32> = random_vec(rows * n, 11).into_iter().map(|v| v as f32).collect();
+        let w: Vec<f32> = random_vec(rows * n, 11)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let x = random_vec(n, 12);
         let want = matvec(&w, rows, &x);
         let mut folded = w.clone();
@@ -207,7 +254,10 @@ fn fold_then_rotate_gives_the_unrotated_product() {
         rot.apply(&mut rx).expect("rotate");
         let got = matvec(&folded, rows, &rx);
         for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "n = {n}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "n = {n}: {a} vs {b}"
+            );
         }
         // And the transpose undoes the rotation.
         rot.apply_transpose(&mut rx).expect("inverse");

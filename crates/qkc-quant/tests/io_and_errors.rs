@@ -9,8 +9,18 @@ use qkc_quant::outliers::{self, Saliency};
 use qkc_quant::{Csr, Part, PartDtype, QuantError, QuantTensor, Scheme};
 
 const SCHEMES: &[&str] = &[
-    "int4:g64", "int3:g32:asym:act", "int4:g32:awq", "spqr3:g16", "lut3", "nf4:b64", "fp4:b64:dq", "aqlm:2x8", "aqlm:1x16",
-    "bin:g64", "tern:pc", "billm:g64",
+    "int4:g64",
+    "int3:g32:asym:act",
+    "int4:g32:awq",
+    "spqr3:g16",
+    "lut3",
+    "nf4:b64",
+    "fp4:b64:dq",
+    "aqlm:2x8",
+    "aqlm:1x16",
+    "bin:g64",
+    "tern:pc",
+    "billm:g64",
 ];
 
 fn scheme(s: &str) -> Scheme {
@@ -28,18 +38,35 @@ fn every_scheme_round_trips_through_a_file_with_outliers() {
     let mut expected = Vec::new();
     for (i, s) in SCHEMES.iter().enumerate() {
         let w = heavy_tailed(n * k, i as u64);
-        let (q, csr) = outliers::quantize_dense_and_sparse(scheme(s), &w, n, k, 0.005, Saliency::Magnitude, i % 2 == 0)
-            .unwrap_or_else(|e| panic!("{s}: {e}"));
+        let (q, csr) = outliers::quantize_dense_and_sparse(
+            scheme(s),
+            &w,
+            n,
+            k,
+            0.005,
+            Saliency::Magnitude,
+            i % 2 == 0,
+        )
+        .unwrap_or_else(|e| panic!("{s}: {e}"));
         let name = format!("layers.{i}.mlp.down_proj");
-        writer.add_quant(&name, &q).expect("add").add_outliers(&name, &csr).expect("add outliers");
+        writer
+            .add_quant(&name, &q)
+            .expect("add")
+            .add_outliers(&name, &csr)
+            .expect("add outliers");
         expected.push((name, q, csr));
     }
-    writer.add_part("norm.weight", Part::from_f32(vec![3], &[1.0, 2.0, 3.0])).expect("dense");
+    writer
+        .add_part("norm.weight", Part::from_f32(vec![3], &[1.0, 2.0, 3.0]))
+        .expect("dense");
     let bytes = writer.to_bytes().expect("serialize");
     let meta = io::read_metadata(&bytes).expect("meta");
     assert_eq!(meta.get("format").map(String::as_str), Some("qkc"));
     for (name, q, csr) in expected {
-        assert_eq!(meta.get(&format!("{name}.scheme")), Some(&q.scheme.to_string()));
+        assert_eq!(
+            meta.get(&format!("{name}.scheme")),
+            Some(&q.scheme.to_string())
+        );
         let loaded = io::load_weight(&bytes, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.quant, q, "{name}");
         assert_eq!(loaded.outliers.as_ref(), Some(&csr), "{name}");
@@ -76,7 +103,9 @@ fn wrong_part_shapes_and_dtypes_name_the_tensor() {
     // Through a file, the error names the full tensor.
     let mut w = SafetensorsWriter::new();
     let mut bad_bytes = q.clone();
-    bad_bytes.parts.insert("zeros".into(), Part::from_f32(vec![4, 2], &[0.0; 8]));
+    bad_bytes
+        .parts
+        .insert("zeros".into(), Part::from_f32(vec![4, 2], &[0.0; 8]));
     w.add_quant("layer.q", &bad_bytes).expect("add");
     let bytes = w.to_bytes().expect("bytes");
     let e = msg(io::load_weight(&bytes, "layer.q").expect_err("bad dtype"));
@@ -86,7 +115,9 @@ fn wrong_part_shapes_and_dtypes_name_the_tensor() {
     missing.parts.remove("qweight");
     assert!(matches!(missing.dequant(), Err(QuantError::Missing(p)) if p == "qweight"));
     let mut extra = q;
-    extra.parts.insert("lut".into(), Part::from_f32(vec![1], &[0.0]));
+    extra
+        .parts
+        .insert("lut".into(), Part::from_f32(vec![1], &[0.0]));
     let e = msg(extra.dequant().expect_err("extra part"));
     assert!(e.contains("`lut`") && e.contains("not a part"), "{e}");
 }
@@ -95,11 +126,13 @@ fn wrong_part_shapes_and_dtypes_name_the_tensor() {
 fn bad_codes_in_parts_are_reported() {
     let q = QuantTensor::synthesize(scheme("int4:g16:act"), 2, 64, 1).expect("synth");
     let mut bad = q.clone();
-    bad.parts.insert("g_idx".into(), Part::from_i32(vec![64], &[9; 64]));
+    bad.parts
+        .insert("g_idx".into(), Part::from_i32(vec![64], &[9; 64]));
     let e = msg(bad.dequant().expect_err("g_idx out of range"));
     assert!(e.contains("g_idx") && e.contains("outside [0, 4)"), "{e}");
     let mut t = QuantTensor::synthesize(scheme("tern:pc"), 1, 16, 1).expect("synth");
-    t.parts.insert("qweight".into(), Part::from_u32(vec![1, 1], &[u32::MAX]));
+    t.parts
+        .insert("qweight".into(), Part::from_u32(vec![1, 1], &[u32::MAX]));
     let e = msg(t.dequant().expect_err("ternary code 3"));
     assert!(e.contains("qweight") && e.contains("code 3"), "{e}");
 }
@@ -115,7 +148,10 @@ fn bad_weights_and_shapes_are_rejected() {
     assert!(QuantTensor::quantize(s, &w, 4, 256).is_err());
     let e = msg(QuantTensor::quantize(s, &gaussian(4 * 200, 1), 4, 200).expect_err("group"));
     assert!(e.contains("not a multiple of 128"), "{e}");
-    let e = msg(QuantTensor::quantize(scheme("aqlm:2x8"), &gaussian(4 * 12, 1), 4, 12).expect_err("aqlm group"));
+    let e = msg(
+        QuantTensor::quantize(scheme("aqlm:2x8"), &gaussian(4 * 12, 1), 4, 12)
+            .expect_err("aqlm group"),
+    );
     assert!(e.contains("not a multiple of 8"), "{e}");
     let e = msg(QuantTensor::quantize(s, &gaussian(10, 1), 4, 256).expect_err("len"));
     assert!(e.contains("10 weights"), "{e}");
@@ -132,17 +168,30 @@ fn bad_weights_and_shapes_are_rejected() {
     q.scheme = zero_bits;
     assert!(q.dequant().is_err());
     // Importance vectors of the wrong size or sign.
-    let opts = qkc_quant::QuantOptions { input_importance: Some(&[1.0; 3]), ..Default::default() };
-    let e = msg(QuantTensor::quantize_with(s, &gaussian(4 * 256, 1), 4, 256, &opts).expect_err("importance"));
+    let opts = qkc_quant::QuantOptions {
+        input_importance: Some(&[1.0; 3]),
+        ..Default::default()
+    };
+    let e = msg(
+        QuantTensor::quantize_with(s, &gaussian(4 * 256, 1), 4, 256, &opts)
+            .expect_err("importance"),
+    );
     assert!(e.contains("input_importance"), "{e}");
     let neg = vec![-1.0f32; 256];
-    let e = msg(outliers::extract(&gaussian(4 * 256, 1), 4, 256, 0.1, Saliency::PerInput(&neg)).expect_err("neg"));
+    let e = msg(
+        outliers::extract(&gaussian(4 * 256, 1), 4, 256, 0.1, Saliency::PerInput(&neg))
+            .expect_err("neg"),
+    );
     assert!(e.contains("sensitivity"), "{e}");
     assert!(outliers::extract(&gaussian(16, 1), 4, 4, 1.5, Saliency::Magnitude).is_err());
 }
 
 fn csr_parts(row_ptr: &[i32], col: &[i32], val: &[f32]) -> (Part, Part, Part) {
-    (Part::from_i32(vec![row_ptr.len()], row_ptr), Part::from_i32(vec![col.len()], col), Part::from_f32(vec![val.len()], val))
+    (
+        Part::from_i32(vec![row_ptr.len()], row_ptr),
+        Part::from_i32(vec![col.len()], col),
+        Part::from_f32(vec![val.len()], val),
+    )
 }
 
 #[test]
@@ -164,9 +213,19 @@ fn bad_csr_is_rejected_naming_the_tensor() {
     let (a, b, _) = csr_parts(&[0, 2, 3], &[0, 1, 2], &[]);
     let c = Part::from_f32(vec![3], &[1.0, f32::NAN, 0.0]);
     assert!(msg(Csr::from_parts("s", &a, &b, &c, 2, 4).expect_err("nan")).contains("not finite"));
-    let c = Part { dtype: PartDtype::U8, shape: vec![3], bytes: vec![0; 3] };
+    let c = Part {
+        dtype: PartDtype::U8,
+        shape: vec![3],
+        bytes: vec![0; 3],
+    };
     assert!(msg(Csr::from_parts("s", &a, &b, &c, 2, 4).expect_err("dtype")).contains("F16 or F32"));
-    let csr = Csr { n: 2, k: 4, row_ptr: vec![0, 1, 2], col: vec![3, 5], val: vec![1.0, 1.0] };
+    let csr = Csr {
+        n: 2,
+        k: 4,
+        row_ptr: vec![0, 1, 2],
+        col: vec![3, 5],
+        val: vec![1.0, 1.0],
+    };
     assert!(msg(csr.validate_named("x").expect_err("range")).contains("x.col"));
     let mut y = vec![0.0; 3];
     assert!(csr.matvec_add(&[0.0; 4], &mut y).is_err());

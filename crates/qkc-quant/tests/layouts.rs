@@ -47,7 +47,14 @@ fn scheme(s: &str) -> Scheme {
 }
 
 fn put(q: &mut QuantTensor, name: &str, dtype: PartDtype, shape: Vec<usize>, bytes: Vec<u8>) {
-    q.parts.insert(name.into(), Part { dtype, shape, bytes });
+    q.parts.insert(
+        name.into(),
+        Part {
+            dtype,
+            shape,
+            bytes,
+        },
+    );
 }
 
 /// A tensor of `s` filled with random codes and statistics by the test's own packer.
@@ -64,90 +71,277 @@ fn random_tensor(s: Scheme, n: usize, k: usize, seed: u64) -> QuantTensor {
                 words.extend(common::pack(&codes, b, u.packing));
             }
             let wpr = common::words(k, b, u.packing);
-            put(&mut q, "qweight", PartDtype::U32, vec![n, wpr], u32_bytes(&words));
-            put(&mut q, "scales", PartDtype::F16, vec![n, groups], f16_bytes(&rand_f16(&mut r, n * groups, 1e-3, 0.1)));
+            put(
+                &mut q,
+                "qweight",
+                PartDtype::U32,
+                vec![n, wpr],
+                u32_bytes(&words),
+            );
+            put(
+                &mut q,
+                "scales",
+                PartDtype::F16,
+                vec![n, groups],
+                f16_bytes(&rand_f16(&mut r, n * groups, 1e-3, 0.1)),
+            );
             if !u.sym {
-                let z: Vec<f16> = (0..n * groups).map(|_| f16::from_f32(r.gen_range(0..1u32 << b) as f32)).collect();
-                put(&mut q, "zeros", PartDtype::F16, vec![n, groups], f16_bytes(&z));
+                let z: Vec<f16> = (0..n * groups)
+                    .map(|_| f16::from_f32(r.gen_range(0..1u32 << b) as f32))
+                    .collect();
+                put(
+                    &mut q,
+                    "zeros",
+                    PartDtype::F16,
+                    vec![n, groups],
+                    f16_bytes(&z),
+                );
             }
             if u.act_order {
-                let gi: Vec<u8> = (0..k).flat_map(|_| (r.gen_range(0..groups) as i32).to_le_bytes()).collect();
+                let gi: Vec<u8> = (0..k)
+                    .flat_map(|_| (r.gen_range(0..groups) as i32).to_le_bytes())
+                    .collect();
                 put(&mut q, "g_idx", PartDtype::I32, vec![k], gi);
             }
         }
         Scheme::Spqr(sp) => {
-            let (b, sb, groups) = (sp.bits as usize, sp.stat_bits as usize, k / sp.group as usize);
+            let (b, sb, groups) = (
+                sp.bits as usize,
+                sp.stat_bits as usize,
+                k / sp.group as usize,
+            );
             let (mut qw, mut st) = (Vec::new(), Vec::new());
             for _ in 0..n {
-                qw.extend(common::pack(&(0..k).map(|_| r.gen_range(0..1u32 << b)).collect::<Vec<_>>(), b, Packing::Gptq));
-                st.extend(common::pack(&(0..2 * groups).map(|_| r.gen_range(0..1u32 << sb)).collect::<Vec<_>>(), sb, Packing::Gptq));
+                qw.extend(common::pack(
+                    &(0..k)
+                        .map(|_| r.gen_range(0..1u32 << b))
+                        .collect::<Vec<_>>(),
+                    b,
+                    Packing::Gptq,
+                ));
+                st.extend(common::pack(
+                    &(0..2 * groups)
+                        .map(|_| r.gen_range(0..1u32 << sb))
+                        .collect::<Vec<_>>(),
+                    sb,
+                    Packing::Gptq,
+                ));
             }
-            put(&mut q, "qweight", PartDtype::U32, vec![n, (k * b).div_ceil(32)], u32_bytes(&qw));
-            put(&mut q, "stats", PartDtype::U32, vec![n, (2 * groups * sb).div_ceil(32)], u32_bytes(&st));
+            put(
+                &mut q,
+                "qweight",
+                PartDtype::U32,
+                vec![n, (k * b).div_ceil(32)],
+                u32_bytes(&qw),
+            );
+            put(
+                &mut q,
+                "stats",
+                PartDtype::U32,
+                vec![n, (2 * groups * sb).div_ceil(32)],
+                u32_bytes(&st),
+            );
             let s2 = rand_f16(&mut r, n.div_ceil(16) * groups * 4, -2.0, 2.0);
-            put(&mut q, "stats2", PartDtype::F16, vec![n.div_ceil(16), groups, 4], f16_bytes(&s2));
+            put(
+                &mut q,
+                "stats2",
+                PartDtype::F16,
+                vec![n.div_ceil(16), groups, 4],
+                f16_bytes(&s2),
+            );
         }
         Scheme::Lut { bits } => {
             let (b, m) = (bits as usize, 1usize << bits);
             let mut qw = Vec::new();
             for _ in 0..n {
-                qw.extend(common::pack(&(0..k).map(|_| r.gen_range(0..m as u32)).collect::<Vec<_>>(), b, Packing::Gptq));
+                qw.extend(common::pack(
+                    &(0..k).map(|_| r.gen_range(0..m as u32)).collect::<Vec<_>>(),
+                    b,
+                    Packing::Gptq,
+                ));
             }
-            put(&mut q, "qweight", PartDtype::U32, vec![n, (k * b).div_ceil(32)], u32_bytes(&qw));
-            put(&mut q, "lut", PartDtype::F16, vec![n, m], f16_bytes(&rand_f16(&mut r, n * m, -1.0, 1.0)));
+            put(
+                &mut q,
+                "qweight",
+                PartDtype::U32,
+                vec![n, (k * b).div_ceil(32)],
+                u32_bytes(&qw),
+            );
+            put(
+                &mut q,
+                "lut",
+                PartDtype::F16,
+                vec![n, m],
+                f16_bytes(&rand_f16(&mut r, n * m, -1.0, 1.0)),
+            );
         }
         Scheme::Fixed(f) => {
             let (total, block) = (n * k, f.block as usize);
             let blocks = total.div_ceil(block);
-            put(&mut q, "qweight", PartDtype::U8, vec![total.div_ceil(2)], (0..total.div_ceil(2)).map(|_| r.gen()).collect());
+            put(
+                &mut q,
+                "qweight",
+                PartDtype::U8,
+                vec![total.div_ceil(2)],
+                (0..total.div_ceil(2)).map(|_| r.gen()).collect(),
+            );
             let f32b = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             if f.double_quant {
-                put(&mut q, "absmax_q", PartDtype::U8, vec![blocks], (0..blocks).map(|_| r.gen()).collect());
+                put(
+                    &mut q,
+                    "absmax_q",
+                    PartDtype::U8,
+                    vec![blocks],
+                    (0..blocks).map(|_| r.gen()).collect(),
+                );
                 let nb = blocks.div_ceil(256);
-                put(&mut q, "nested_absmax", PartDtype::F32, vec![nb], f32b((0..nb).map(|_| r.gen_range(0.01..1.0)).collect()));
-                put(&mut q, "nested_offset", PartDtype::F32, vec![1], f32b(vec![r.gen_range(0.0..1.0)]));
+                put(
+                    &mut q,
+                    "nested_absmax",
+                    PartDtype::F32,
+                    vec![nb],
+                    f32b((0..nb).map(|_| r.gen_range(0.01..1.0)).collect()),
+                );
+                put(
+                    &mut q,
+                    "nested_offset",
+                    PartDtype::F32,
+                    vec![1],
+                    f32b(vec![r.gen_range(0.0..1.0)]),
+                );
             } else {
-                put(&mut q, "absmax", PartDtype::F32, vec![blocks], f32b((0..blocks).map(|_| r.gen_range(0.0..1.0)).collect()));
+                put(
+                    &mut q,
+                    "absmax",
+                    PartDtype::F32,
+                    vec![blocks],
+                    f32b((0..blocks).map(|_| r.gen_range(0.0..1.0)).collect()),
+                );
             }
         }
         Scheme::Codebook(c) => {
-            let (cb, og, ig, m) = (c.codebooks as usize, c.out_group as usize, c.in_group as usize, 1usize << c.bits);
+            let (cb, og, ig, m) = (
+                c.codebooks as usize,
+                c.out_group as usize,
+                c.in_group as usize,
+                1usize << c.bits,
+            );
             let count = (n / og) * (k / ig) * cb;
             let shape = vec![n / og, k / ig, cb];
             // Random stored values over the whole signed range: decoding is mod 2^bits.
             if c.bits <= 8 {
-                put(&mut q, "codes", PartDtype::I8, shape, (0..count).map(|_| r.gen()).collect());
+                put(
+                    &mut q,
+                    "codes",
+                    PartDtype::I8,
+                    shape,
+                    (0..count).map(|_| r.gen()).collect(),
+                );
             } else {
-                put(&mut q, "codes", PartDtype::I16, shape, (0..count).flat_map(|_| r.gen::<i16>().to_le_bytes()).collect());
+                put(
+                    &mut q,
+                    "codes",
+                    PartDtype::I16,
+                    shape,
+                    (0..count)
+                        .flat_map(|_| r.gen::<i16>().to_le_bytes())
+                        .collect(),
+                );
             }
             let books = rand_f16(&mut r, cb * m * og * ig, -1.0, 1.0);
-            put(&mut q, "codebooks", PartDtype::F16, vec![cb, m, og, ig], f16_bytes(&books));
-            put(&mut q, "scales", PartDtype::F16, vec![n / og, 1, 1, 1], f16_bytes(&rand_f16(&mut r, n / og, 0.01, 0.1)));
+            put(
+                &mut q,
+                "codebooks",
+                PartDtype::F16,
+                vec![cb, m, og, ig],
+                f16_bytes(&books),
+            );
+            put(
+                &mut q,
+                "scales",
+                PartDtype::F16,
+                vec![n / og, 1, 1, 1],
+                f16_bytes(&rand_f16(&mut r, n / og, 0.01, 0.1)),
+            );
         }
         Scheme::Binary(bz) => {
             let groups = bz.group.count(k);
             let wb = k.div_ceil(32);
-            let rand_words = |r: &mut rand_chacha::ChaCha8Rng, len: usize| u32_bytes(&(0..len).map(|_| r.gen()).collect::<Vec<u32>>());
+            let rand_words = |r: &mut rand_chacha::ChaCha8Rng, len: usize| {
+                u32_bytes(&(0..len).map(|_| r.gen()).collect::<Vec<u32>>())
+            };
             match bz.kind {
                 BinaryKind::Binary => {
-                    put(&mut q, "signs", PartDtype::U32, vec![n, wb], rand_words(&mut r, n * wb));
-                    put(&mut q, "scales", PartDtype::F16, vec![n, groups], f16_bytes(&rand_f16(&mut r, n * groups, 0.0, 0.1)));
+                    put(
+                        &mut q,
+                        "signs",
+                        PartDtype::U32,
+                        vec![n, wb],
+                        rand_words(&mut r, n * wb),
+                    );
+                    put(
+                        &mut q,
+                        "scales",
+                        PartDtype::F16,
+                        vec![n, groups],
+                        f16_bytes(&rand_f16(&mut r, n * groups, 0.0, 0.1)),
+                    );
                 }
                 BinaryKind::Ternary => {
                     let mut qw = Vec::new();
                     for _ in 0..n {
-                        qw.extend(common::pack(&(0..k).map(|_| r.gen_range(0..3u32)).collect::<Vec<_>>(), 2, Packing::Gptq));
+                        qw.extend(common::pack(
+                            &(0..k).map(|_| r.gen_range(0..3u32)).collect::<Vec<_>>(),
+                            2,
+                            Packing::Gptq,
+                        ));
                     }
-                    put(&mut q, "qweight", PartDtype::U32, vec![n, (2 * k).div_ceil(32)], u32_bytes(&qw));
-                    put(&mut q, "scales", PartDtype::F16, vec![n, groups], f16_bytes(&rand_f16(&mut r, n * groups, 0.0, 0.1)));
+                    put(
+                        &mut q,
+                        "qweight",
+                        PartDtype::U32,
+                        vec![n, (2 * k).div_ceil(32)],
+                        u32_bytes(&qw),
+                    );
+                    put(
+                        &mut q,
+                        "scales",
+                        PartDtype::F16,
+                        vec![n, groups],
+                        f16_bytes(&rand_f16(&mut r, n * groups, 0.0, 0.1)),
+                    );
                 }
                 BinaryKind::Residual => {
-                    let mask: Vec<u32> = common::pack(&(0..k).map(|_| u32::from(r.gen_bool(0.2))).collect::<Vec<_>>(), 1, Packing::Gptq);
+                    let mask: Vec<u32> = common::pack(
+                        &(0..k)
+                            .map(|_| u32::from(r.gen_bool(0.2)))
+                            .collect::<Vec<_>>(),
+                        1,
+                        Packing::Gptq,
+                    );
                     let s = (0..k).filter(|&j| stream_bit(&mask, j) == 1).count();
                     put(&mut q, "mask", PartDtype::U32, vec![wb], u32_bytes(&mask));
-                    put(&mut q, "signs", PartDtype::U32, vec![n, wb], rand_words(&mut r, n * wb));
-                    put(&mut q, "res_signs", PartDtype::U32, vec![n, s.div_ceil(32)], rand_words(&mut r, n * s.div_ceil(32)));
-                    put(&mut q, "scales", PartDtype::F16, vec![n, groups, 3], f16_bytes(&rand_f16(&mut r, n * groups * 3, 0.0, 0.1)));
+                    put(
+                        &mut q,
+                        "signs",
+                        PartDtype::U32,
+                        vec![n, wb],
+                        rand_words(&mut r, n * wb),
+                    );
+                    put(
+                        &mut q,
+                        "res_signs",
+                        PartDtype::U32,
+                        vec![n, s.div_ceil(32)],
+                        rand_words(&mut r, n * s.div_ceil(32)),
+                    );
+                    put(
+                        &mut q,
+                        "scales",
+                        PartDtype::F16,
+                        vec![n, groups, 3],
+                        f16_bytes(&rand_f16(&mut r, n * groups * 3, 0.0, 0.1)),
+                    );
                 }
             }
         }
@@ -161,9 +355,18 @@ fn assert_matches_reference(q: &QuantTensor, what: &str) {
     let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
     // The reference uses FORMATS.md's 5-decimal NF4 table; everything else is exact up to the
     // f32 rounding of the output.
-    let tol = if matches!(q.scheme, Scheme::Fixed(_)) { 1e-5 * scale } else { 1e-6 * scale };
+    let tol = if matches!(q.scheme, Scheme::Fixed(_)) {
+        1e-5 * scale
+    } else {
+        1e-6 * scale
+    };
     for (i, (&a, &b)) in d.iter().zip(&want).enumerate() {
-        assert!((f64::from(a) - b).abs() <= tol, "{what}: element [{}, {}] = {a}, reference {b}", i / q.k, i % q.k);
+        assert!(
+            (f64::from(a) - b).abs() <= tol,
+            "{what}: element [{}, {}] = {a}, reference {b}",
+            i / q.k,
+            i % q.k
+        );
     }
 }
 
@@ -178,10 +381,21 @@ fn bit_streams_round_trip_for_every_width_and_packing() {
                 pack::pack_row_with(&codes, bits, packing, &mut words);
                 // The test packer knows AWQ's order for the widths AWQ-style kernels use.
                 if packing == Packing::Gptq || matches!(bits, 2 | 3 | 4 | 8) {
-                    let mine = common::pack(&codes.iter().map(|&c| u32::from(c)).collect::<Vec<_>>(), bits as usize, packing);
-                    assert_eq!(words, mine, "bits {bits} {packing:?} k {k}: crate packer vs test packer");
+                    let mine = common::pack(
+                        &codes.iter().map(|&c| u32::from(c)).collect::<Vec<_>>(),
+                        bits as usize,
+                        packing,
+                    );
+                    assert_eq!(
+                        words, mine,
+                        "bits {bits} {packing:?} k {k}: crate packer vs test packer"
+                    );
                 }
-                assert_eq!(pack::unpack_row(&words, bits, packing, k).expect("unpack"), codes, "bits {bits} {packing:?} k {k}");
+                assert_eq!(
+                    pack::unpack_row(&words, bits, packing, k).expect("unpack"),
+                    codes,
+                    "bits {bits} {packing:?} k {k}"
+                );
             }
         }
     }
@@ -228,7 +442,10 @@ fn quantizer_output_dequant_matches_reference_for_every_scheme() {
         if s.starts_with("billm") {
             assert!(got <= est + 1e-9, "{s}: {got} > bound {est}");
         } else {
-            assert!((got - est).abs() < 1e-9, "{s}: stored {got} bits/weight, formula {est}");
+            assert!(
+                (got - est).abs() < 1e-9,
+                "{s}: stored {got} bits/weight, formula {est}"
+            );
         }
     }
 }
@@ -240,7 +457,10 @@ fn stored_tables_match_bitsandbytes() {
     }
     let map = qkc_quant::fixed::dynamic_map();
     for (a, b) in map.iter().zip(dynamic_map_f64()) {
-        assert!((f64::from(*a) - b).abs() <= 1e-6 * b.abs().max(1e-6), "dynamic map {a} vs {b}");
+        assert!(
+            (f64::from(*a) - b).abs() <= 1e-6 * b.abs().max(1e-6),
+            "dynamic map {a} vs {b}"
+        );
     }
     assert!(map.windows(2).all(|w| w[0] <= w[1]));
 }

@@ -23,13 +23,20 @@ impl Lower<'_, '_> {
     /// One compare-and-branch per iteration. The `unroll` hint is not applied yet.
     pub(super) fn for_loop(&mut self, i: Inst) -> Result<()> {
         let d = self.k.inst(i).clone();
-        let (Some(&lo), Some(&hi), Some(&step)) = (d.args.first(), d.args.get(1), d.args.get(2)) else {
+        let (Some(&lo), Some(&hi), Some(&step)) = (d.args.first(), d.args.get(1), d.args.get(2))
+        else {
             return Err(CodegenError::Internal("for without bounds".into()));
         };
-        let body = *d.blocks.first().ok_or_else(|| CodegenError::Internal("for without a body".into()))?;
+        let body = *d
+            .blocks
+            .first()
+            .ok_or_else(|| CodegenError::Internal("for without a body".into()))?;
         let bd = self.k.block(body).clone();
         let (lo, hi, step) = (self.val(lo)?, self.val(hi)?, self.val(step)?);
-        let inits = d.args[3..].iter().map(|&v| self.val(v)).collect::<Result<Vec<_>>>()?;
+        let inits = d.args[3..]
+            .iter()
+            .map(|&v| self.val(v))
+            .collect::<Result<Vec<_>>>()?;
         let (head, exit) = (self.b.create_block(), self.b.create_block());
         let iv_ty = self.b.func.dfg.value_type(lo);
         let mut head_params = vec![self.b.append_block_param(head, iv_ty)];
@@ -45,18 +52,26 @@ impl Lower<'_, '_> {
         let go = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
         let mut entry_args = vec![lo];
         entry_args.extend(&inits);
-        self.b.ins().brif(go, head, &args(&entry_args), exit, &args(&inits));
+        self.b
+            .ins()
+            .brif(go, head, &args(&entry_args), exit, &args(&inits));
         self.b.switch_to_block(head);
         for (&a, &p) in bd.args.iter().zip(&head_params) {
             self.def(a, p);
         }
         self.block_insts(body)?;
-        let ys = bd.yields.iter().map(|&v| self.val(v)).collect::<Result<Vec<_>>>()?;
+        let ys = bd
+            .yields
+            .iter()
+            .map(|&v| self.val(v))
+            .collect::<Result<Vec<_>>>()?;
         let next = self.b.ins().iadd(head_params[0], step);
         let more = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
         let mut back = vec![next];
         back.extend(&ys);
-        self.b.ins().brif(more, head, &args(&back), exit, &args(&ys));
+        self.b
+            .ins()
+            .brif(more, head, &args(&back), exit, &args(&ys));
         self.b.switch_to_block(exit);
         Ok(())
     }
@@ -65,7 +80,11 @@ impl Lower<'_, '_> {
     /// parameters.
     pub(super) fn if_else(&mut self, i: Inst) -> Result<()> {
         let d = self.k.inst(i).clone();
-        let c = self.val(*d.args.first().ok_or_else(|| CodegenError::Internal("if without a condition".into()))?)?;
+        let c = self.val(
+            *d.args
+                .first()
+                .ok_or_else(|| CodegenError::Internal("if without a condition".into()))?,
+        )?;
         let join = self.b.create_block();
         for &r in &d.results {
             let t = self.clif_ty(i, self.ty(r))?;
@@ -80,7 +99,13 @@ impl Lower<'_, '_> {
             let mut ys = Vec::new();
             if let Some(&kb) = d.blocks.get(arm) {
                 self.block_insts(kb)?;
-                ys = self.k.block(kb).yields.iter().map(|&v| self.val(v)).collect::<Result<Vec<_>>>()?;
+                ys = self
+                    .k
+                    .block(kb)
+                    .yields
+                    .iter()
+                    .map(|&v| self.val(v))
+                    .collect::<Result<Vec<_>>>()?;
             }
             self.b.ins().jump(join, &args(&ys));
         }

@@ -11,7 +11,10 @@ use super::Lower;
 use crate::error::Result;
 
 /// Taylor coefficients of e^(f·ln 2), highest degree first (as in `exp2_poly.kir`).
-#[expect(clippy::excessive_precision, reason = "the literals of exp2_poly.kir, digit for digit")]
+#[expect(
+    clippy::excessive_precision,
+    reason = "the literals of exp2_poly.kir, digit for digit"
+)]
 const EXP2_POLY: [f64; 8] = [
     1.5252733804059841e-05,
     0.00015403530393381608,

@@ -18,7 +18,12 @@ use crate::error::{CodegenError, Result};
 impl Lower<'_, '_> {
     pub(super) fn mem(&mut self, i: Inst) -> Result<()> {
         let d = self.k.inst(i).clone();
-        let arg = |n: usize| d.args.get(n).copied().ok_or_else(|| CodegenError::Internal(format!("operand {n} missing")));
+        let arg = |n: usize| {
+            d.args
+                .get(n)
+                .copied()
+                .ok_or_else(|| CodegenError::Internal(format!("operand {n} missing")))
+        };
         match &d.op {
             Op::Load(f) => {
                 let r = first_result(self.k, i)?;
@@ -45,9 +50,17 @@ impl Lower<'_, '_> {
             }
             Op::Alloc(_, n) => {
                 let r = first_result(self.k, i)?;
-                let Type::Ptr(_, e) = self.ty(r) else { return Err(self.unsup(i, "alloc of a non-pointer")) };
-                let bytes = n.checked_mul(e.bytes()).ok_or_else(|| self.unsup(i, "allocation too large"))?;
-                let slot = self.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, bytes, 4));
+                let Type::Ptr(_, e) = self.ty(r) else {
+                    return Err(self.unsup(i, "alloc of a non-pointer"));
+                };
+                let bytes = n
+                    .checked_mul(e.bytes())
+                    .ok_or_else(|| self.unsup(i, "allocation too large"))?;
+                let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    bytes,
+                    4,
+                ));
                 let p = self.b.ins().stack_addr(types::I64, slot, 0);
                 self.def(r, p);
             }
@@ -55,12 +68,17 @@ impl Lower<'_, '_> {
                 let r = first_result(self.k, i)?;
                 let t = self.ty(r);
                 if !matches!(t, Type::Scalar(s) if s.is_int()) {
-                    return Err(self.unsup(i, "atomic.add on floats or vectors (no CLIF atomic fadd)"));
+                    return Err(
+                        self.unsup(i, "atomic.add on floats or vectors (no CLIF atomic fadd)")
+                    );
                 }
                 let ct = self.clif_ty(i, t)?;
                 let addr = self.address(i, arg(0)?, arg(1)?)?;
                 let v = self.val(arg(2)?)?;
-                let old = self.b.ins().atomic_rmw(ct, MemFlagsData::trusted(), AtomicRmwOp::Add, addr, v);
+                let old =
+                    self.b
+                        .ins()
+                        .atomic_rmw(ct, MemFlagsData::trusted(), AtomicRmwOp::Add, addr, v);
                 self.def(r, old);
             }
             _ => return Err(self.unsup(i, "not a memory op")),
@@ -70,7 +88,9 @@ impl Lower<'_, '_> {
 
     /// `p + sext(i) · sizeof(elem)`.
     fn address(&mut self, i: Inst, p: Value, idx: Value) -> Result<ir::Value> {
-        let Type::Ptr(_, e) = self.ty(p) else { return Err(self.unsup(i, "address of a non-pointer")) };
+        let Type::Ptr(_, e) = self.ty(p) else {
+            return Err(self.unsup(i, "address of a non-pointer"));
+        };
         let base = self.val(p)?;
         let mut x = self.val(idx)?;
         if self.b.func.dfg.value_type(x) != types::I64 {
@@ -97,12 +117,18 @@ impl Lower<'_, '_> {
         loop {
             match self.k.value(p).def {
                 ValueDef::Param(n) => {
-                    return self.k.params.get(n as usize).is_some_and(|q| q.attrs.readonly && q.attrs.noalias)
+                    return self
+                        .k
+                        .params
+                        .get(n as usize)
+                        .is_some_and(|q| q.attrs.readonly && q.attrs.noalias)
                 }
-                ValueDef::Result(i, _) if matches!(self.k.inst(i).op, Op::Offset) => match self.k.inst(i).args.first() {
-                    Some(&q) => p = q,
-                    None => return false,
-                },
+                ValueDef::Result(i, _) if matches!(self.k.inst(i).op, Op::Offset) => {
+                    match self.k.inst(i).args.first() {
+                        Some(&q) => p = q,
+                        None => return false,
+                    }
+                }
                 _ => return false,
             }
         }

@@ -38,7 +38,9 @@ pub(crate) fn clif_type(t: Type) -> std::result::Result<ir::Type, String> {
             if matches!(s, Scalar::I1 | Scalar::F16 | Scalar::Bf16) {
                 return Err(format!("{t}: vectors of {s} are not translated here"));
             }
-            scalar(s)?.by(u32::from(n)).ok_or_else(|| format!("{t}: no CLIF vector type"))
+            scalar(s)?
+                .by(u32::from(n))
+                .ok_or_else(|| format!("{t}: no CLIF vector type"))
         }
     }
 }
@@ -60,7 +62,13 @@ pub fn signature(k: &Kernel, call_conv: cranelift_codegen::isa::CallConv) -> Res
     let mut sig = Signature::new(call_conv);
     for p in &k.params {
         let t = k.ty(p.value);
-        let ct = clif_type(t).map_err(|reason| unsupported(k, &format!("parameter {}", k.value_spelling(p.value)), reason))?;
+        let ct = clif_type(t).map_err(|reason| {
+            unsupported(
+                k,
+                &format!("parameter {}", k.value_spelling(p.value)),
+                reason,
+            )
+        })?;
         sig.params.push(AbiParam::new(ct));
     }
     sig.params.push(AbiParam::new(types::I32));
@@ -69,17 +77,30 @@ pub fn signature(k: &Kernel, call_conv: cranelift_codegen::isa::CallConv) -> Res
 }
 
 pub(crate) fn unsupported(k: &Kernel, inst: &str, reason: impl Into<String>) -> CodegenError {
-    CodegenError::Unsupported { kernel: k.name.clone(), inst: inst.to_string(), reason: reason.into() }
+    CodegenError::Unsupported {
+        kernel: k.name.clone(),
+        inst: inst.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Translate `k` into `func` (whose signature must be [`signature`]'s).
 pub fn lower_kernel(k: &Kernel, func: &mut ir::Function, fc: TargetFrontendConfig) -> Result<()> {
     if k.target.is_gpu() {
-        return Err(unsupported(k, "target", "GPU kernels go to the LLVM/PTX backend"));
+        return Err(unsupported(
+            k,
+            "target",
+            "GPU kernels go to the LLVM/PTX backend",
+        ));
     }
     let mut fctx = FunctionBuilderContext::new();
     let b = FunctionBuilder::new(func, &mut fctx);
-    let mut l = Lower { k, b, vals: vec![None; k.num_values()], chunk: None };
+    let mut l = Lower {
+        k,
+        b,
+        vals: vec![None; k.num_values()],
+        chunk: None,
+    };
     // On error the half-built function is dropped unfinalized (finalize asserts on unfilled
     // blocks): the caller discards it.
     l.lower_body()?;
@@ -99,11 +120,12 @@ pub(crate) struct Lower<'a, 'f> {
 
 impl Lower<'_, '_> {
     pub(crate) fn val(&self, v: Value) -> Result<ir::Value> {
-        self.vals
-            .get(v.index())
-            .copied()
-            .flatten()
-            .ok_or_else(|| CodegenError::Internal(format!("{} used before it was lowered", self.k.value_spelling(v))))
+        self.vals.get(v.index()).copied().flatten().ok_or_else(|| {
+            CodegenError::Internal(format!(
+                "{} used before it was lowered",
+                self.k.value_spelling(v)
+            ))
+        })
     }
 
     pub(crate) fn def(&mut self, v: Value, c: ir::Value) {
@@ -136,7 +158,11 @@ impl Lower<'_, '_> {
         }
         let (lo, hi) = match (params.get(n), params.get(n + 1)) {
             (Some(&lo), Some(&hi)) => (lo, hi),
-            _ => return Err(CodegenError::Internal("signature lacks chunk_lo, chunk_hi".into())),
+            _ => {
+                return Err(CodegenError::Internal(
+                    "signature lacks chunk_lo, chunk_hi".into(),
+                ))
+            }
         };
         let body = self.k.body();
         let insts = self.k.block(body).insts.clone();
@@ -144,23 +170,37 @@ impl Lower<'_, '_> {
             .iter()
             .position(|&i| matches!(self.k.inst(i).op, Op::Axis(Axis::CpuChunk)))
             .unwrap_or(insts.len());
-        let (pre, rest) = if self.writes_global(&insts[..split]) { (&[][..], &insts[..]) } else { insts.split_at(split) };
+        let (pre, rest) = if self.writes_global(&insts[..split]) {
+            (&[][..], &insts[..])
+        } else {
+            insts.split_at(split)
+        };
         for &i in pre {
             self.inst(i)?;
         }
         // Rotated loop: for chunk in lo..hi { rest }.
         let (head, exit) = (self.b.create_block(), self.b.create_block());
         let c = self.b.append_block_param(head, types::I32);
-        let any = self.b.ins().icmp(ir::condcodes::IntCC::SignedLessThan, lo, hi);
-        self.b.ins().brif(any, head, &[ir::BlockArg::Value(lo)], exit, &[]);
+        let any = self
+            .b
+            .ins()
+            .icmp(ir::condcodes::IntCC::SignedLessThan, lo, hi);
+        self.b
+            .ins()
+            .brif(any, head, &[ir::BlockArg::Value(lo)], exit, &[]);
         self.b.switch_to_block(head);
         self.chunk = Some(c);
         for &i in rest {
             self.inst(i)?;
         }
         let next = self.b.ins().iadd_imm_u(c, 1);
-        let more = self.b.ins().icmp(ir::condcodes::IntCC::SignedLessThan, next, hi);
-        self.b.ins().brif(more, head, &[ir::BlockArg::Value(next)], exit, &[]);
+        let more = self
+            .b
+            .ins()
+            .icmp(ir::condcodes::IntCC::SignedLessThan, next, hi);
+        self.b
+            .ins()
+            .brif(more, head, &[ir::BlockArg::Value(next)], exit, &[]);
         self.b.switch_to_block(exit);
         self.b.ins().return_(&[]);
         Ok(())
@@ -175,8 +215,12 @@ impl Lower<'_, '_> {
                 Op::AtomicAdd => d.args.first(),
                 _ => None,
             };
-            let global = ptr.is_some_and(|&p| matches!(self.k.ty(p), Type::Ptr(MemSpace::Global, _)));
-            global || d.blocks.iter().any(|&b| self.writes_global(&self.k.block(b).insts))
+            let global =
+                ptr.is_some_and(|&p| matches!(self.k.ty(p), Type::Ptr(MemSpace::Global, _)));
+            global
+                || d.blocks
+                    .iter()
+                    .any(|&b| self.writes_global(&self.k.block(b).insts))
         })
     }
 
@@ -195,7 +239,9 @@ impl Lower<'_, '_> {
             Op::For { .. } => self.for_loop(i),
             Op::If => self.if_else(i),
             Op::Axis(Axis::CpuChunk) => {
-                let c = self.chunk.ok_or_else(|| self.unsup(i, "`axis cpu.chunk` inside the hoisted prologue"))?;
+                let c = self
+                    .chunk
+                    .ok_or_else(|| self.unsup(i, "`axis cpu.chunk` inside the hoisted prologue"))?;
                 let r = first_result(self.k, i)?;
                 self.def(r, c);
                 Ok(())
@@ -209,9 +255,10 @@ impl Lower<'_, '_> {
 }
 
 pub(crate) fn first_result(k: &Kernel, i: Inst) -> Result<Value> {
-    k.inst(i)
-        .results
-        .first()
-        .copied()
-        .ok_or_else(|| CodegenError::Internal(format!("{} has no result", qkc_kernel::printer::inst_line(k, i))))
+    k.inst(i).results.first().copied().ok_or_else(|| {
+        CodegenError::Internal(format!(
+            "{} has no result",
+            qkc_kernel::printer::inst_line(k, i)
+        ))
+    })
 }

@@ -4,7 +4,9 @@
 //! `madd.u8s8` is `x86_pmaddubsw`; `madd.s16` is the `iadd_pairwise(imul(swiden_low ..),
 //! imul(swiden_high ..))` pattern that x86-64 Cranelift matches to one `pmaddwd`.
 
-use cranelift_codegen::ir::{self, condcodes, types, ConstantData, Endianness, InstBuilder, MemFlagsData};
+use cranelift_codegen::ir::{
+    self, condcodes, types, ConstantData, Endianness, InstBuilder, MemFlagsData,
+};
 use qkc_kernel::ops::Madd;
 use qkc_kernel::{BinaryOp, CastOp, FloatCC, Inst, IntCC, Op, ReduceOp, Scalar, Type, UnaryOp};
 
@@ -21,7 +23,12 @@ impl Lower<'_, '_> {
         let d = self.k.inst(i).clone();
         let r = first_result(self.k, i)?;
         let rt = self.ty(r);
-        let a = |n: usize| d.args.get(n).copied().ok_or_else(|| CodegenError::Internal(format!("operand {n} missing")));
+        let a = |n: usize| {
+            d.args
+                .get(n)
+                .copied()
+                .ok_or_else(|| CodegenError::Internal(format!("operand {n} missing")))
+        };
         let v = match &d.op {
             Op::Const(bits) => self.constant(i, rt, bits)?,
             Op::Unary(u) => self.unary(i, *u, a(0)?)?,
@@ -42,7 +49,11 @@ impl Lower<'_, '_> {
                 let (c, x, y) = (self.val(a(0)?)?, self.val(a(1)?)?, self.val(a(2)?)?);
                 if self.ty(a(0)?).is_vector() {
                     let dt = self.b.func.dfg.value_type(x);
-                    let m = if self.b.func.dfg.value_type(c) == dt { c } else { self.b.ins().bitcast(dt, le(), c) };
+                    let m = if self.b.func.dfg.value_type(c) == dt {
+                        c
+                    } else {
+                        self.b.ins().bitcast(dt, le(), c)
+                    };
                     self.b.ins().bitselect(m, x, y)
                 } else {
                     self.b.ins().select(c, x, y)
@@ -80,7 +91,9 @@ impl Lower<'_, '_> {
                 let (pl, ph) = (self.b.ins().imul(xl, yl), self.b.ins().imul(xh, yh));
                 self.b.ins().iadd_pairwise(pl, ph)
             }
-            other => return Err(self.unsup(i, format!("`{}` has no CPU translation", other.mnemonic()))),
+            other => {
+                return Err(self.unsup(i, format!("`{}` has no CPU translation", other.mnemonic())))
+            }
         };
         self.def(r, v);
         Ok(())
@@ -88,18 +101,25 @@ impl Lower<'_, '_> {
 
     fn constant(&mut self, i: Inst, t: Type, bits: &[u64]) -> Result<ir::Value> {
         let ct = self.clif_ty(i, t)?;
-        let Some(e) = t.elem() else { return Err(self.unsup(i, "constant pointer")) };
+        let Some(e) = t.elem() else {
+            return Err(self.unsup(i, "constant pointer"));
+        };
         let lane = |n: usize| bits.get(n).or(bits.first()).copied().unwrap_or(0) & e.mask();
         if !t.is_vector() {
             let x = lane(0);
             return Ok(match e {
-                Scalar::F32 => self.b.ins().f32const(ir::immediates::Ieee32::with_bits(x as u32)),
+                Scalar::F32 => self
+                    .b
+                    .ins()
+                    .f32const(ir::immediates::Ieee32::with_bits(x as u32)),
                 Scalar::F64 => self.b.ins().f64const(ir::immediates::Ieee64::with_bits(x)),
                 _ => self.b.ins().iconst(ct, x as i64),
             });
         }
         let w = e.bytes() as usize;
-        let bytes: Vec<u8> = (0..t.lanes() as usize).flat_map(|n| lane(n).to_le_bytes()[..w].to_vec()).collect();
+        let bytes: Vec<u8> = (0..t.lanes() as usize)
+            .flat_map(|n| lane(n).to_le_bytes()[..w].to_vec())
+            .collect();
         let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
         Ok(self.b.ins().vconst(ct, c))
     }
@@ -146,18 +166,32 @@ impl Lower<'_, '_> {
         })
     }
 
-    fn binary(&mut self, i: Inst, op: BinaryOp, a: qkc_kernel::Value, b: qkc_kernel::Value) -> Result<ir::Value> {
+    fn binary(
+        &mut self,
+        i: Inst,
+        op: BinaryOp,
+        a: qkc_kernel::Value,
+        b: qkc_kernel::Value,
+    ) -> Result<ir::Value> {
         let t = self.ty(a);
         let (x, y) = (self.val(a)?, self.val(b)?);
         let float = t.is_float();
         if float && matches!(t.elem(), Some(Scalar::F16 | Scalar::Bf16)) {
             return Err(self.unsup(i, "arithmetic on 16-bit floats (x86-64 Cranelift has none)"));
         }
-        if t.is_vector() && matches!(op, BinaryOp::Sdiv | BinaryOp::Udiv | BinaryOp::Srem | BinaryOp::Urem) {
+        if t.is_vector()
+            && matches!(
+                op,
+                BinaryOp::Sdiv | BinaryOp::Udiv | BinaryOp::Srem | BinaryOp::Urem
+            )
+        {
             return Err(self.unsup(i, "vector integer division (x86 has none)"));
         }
         if matches!(op, BinaryOp::Shl | BinaryOp::Lshr | BinaryOp::Ashr) && self.ty(b).is_vector() {
-            return Err(self.unsup(i, "per-lane shift amounts (CLIF shifts vectors by a scalar)"));
+            return Err(self.unsup(
+                i,
+                "per-lane shift amounts (CLIF shifts vectors by a scalar)",
+            ));
         }
         let ins = self.b.ins();
         Ok(match op {
@@ -195,8 +229,15 @@ impl Lower<'_, '_> {
         let vector = st.is_vector();
         let xt = self.b.func.dfg.value_type(x);
         let narrow_vec = || vector && st.elem().map(Scalar::bits) != rt.elem().map(Scalar::bits);
-        if matches!(c, CastOp::Zext | CastOp::Sext | CastOp::Trunc | CastOp::Fpext | CastOp::Fptrunc) && vector {
-            return Err(self.unsup(i, "widening or narrowing vector conversions (not 128 bits on both sides)"));
+        if matches!(
+            c,
+            CastOp::Zext | CastOp::Sext | CastOp::Trunc | CastOp::Fpext | CastOp::Fptrunc
+        ) && vector
+        {
+            return Err(self.unsup(
+                i,
+                "widening or narrowing vector conversions (not 128 bits on both sides)",
+            ));
         }
         if narrow_vec() && c != CastOp::Bitcast {
             return Err(self.unsup(i, "vector conversion between lane widths"));
@@ -214,9 +255,13 @@ impl Lower<'_, '_> {
                 self.b.ins().band_imm_u(n, 1)
             }
             CastOp::Trunc => ins.ireduce(ct, x),
-            CastOp::Fpext if se == Some(Scalar::F16) && re == Some(Scalar::F32) => self.f16_to_f32(x),
+            CastOp::Fpext if se == Some(Scalar::F16) && re == Some(Scalar::F32) => {
+                self.f16_to_f32(x)
+            }
             CastOp::Fpext if se == Some(Scalar::F32) => ins.fpromote(ct, x),
-            CastOp::Fptrunc if se == Some(Scalar::F64) && re == Some(Scalar::F32) => ins.fdemote(ct, x),
+            CastOp::Fptrunc if se == Some(Scalar::F64) && re == Some(Scalar::F32) => {
+                ins.fdemote(ct, x)
+            }
             CastOp::Fpext | CastOp::Fptrunc => {
                 return Err(self.unsup(i, format!("{} from {st} to {rt}", c.name())));
             }
@@ -239,12 +284,21 @@ impl Lower<'_, '_> {
         let sign = self.b.ins().band_imm_u(w, 0x8000);
         let sign = self.b.ins().ishl_imm_u(sign, 16);
         let shifted = self.b.ins().ishl_imm_u(em, 13);
-        let f = self.b.ins().bitcast(types::F32, MemFlagsData::new(), shifted);
+        let f = self
+            .b
+            .ins()
+            .bitcast(types::F32, MemFlagsData::new(), shifted);
         let k = self.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
         let scaled = self.b.ins().fmul(f, k);
-        let scaled = self.b.ins().bitcast(types::I32, MemFlagsData::new(), scaled);
+        let scaled = self
+            .b
+            .ins()
+            .bitcast(types::I32, MemFlagsData::new(), scaled);
         let special = self.b.ins().bor_imm_u(shifted, 0x7f80_0000);
-        let is_special = self.b.ins().icmp_imm_u(condcodes::IntCC::UnsignedGreaterThanOrEqual, em, 0x7c00);
+        let is_special =
+            self.b
+                .ins()
+                .icmp_imm_u(condcodes::IntCC::UnsignedGreaterThanOrEqual, em, 0x7c00);
         let mag = self.b.ins().select(is_special, special, scaled);
         let bits = self.b.ins().bor(mag, sign);
         self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
@@ -252,15 +306,31 @@ impl Lower<'_, '_> {
 
     /// `shuffle a, b, [lanes]`: CLIF shuffles bytes of `i8x16`s, so lane indices become byte
     /// indices into a‖b.
-    fn shuffle(&mut self, i: Inst, a: qkc_kernel::Value, b: qkc_kernel::Value, mask: &[u8], rt: Type) -> Result<ir::Value> {
+    fn shuffle(
+        &mut self,
+        i: Inst,
+        a: qkc_kernel::Value,
+        b: qkc_kernel::Value,
+        mask: &[u8],
+        rt: Type,
+    ) -> Result<ir::Value> {
         let ct = self.clif_ty(i, rt)?;
         let w = rt.elem().map_or(1, Scalar::bytes) as u8;
-        let bytes: Vec<u8> = mask.iter().flat_map(|&m| (0..w).map(move |j| m * w + j)).collect();
+        let bytes: Vec<u8> = mask
+            .iter()
+            .flat_map(|&m| (0..w).map(move |j| m * w + j))
+            .collect();
         let (x, y) = (self.val(a)?, self.val(b)?);
         Ok(self.byte_shuffle(x, y, bytes, ct))
     }
 
-    pub(super) fn byte_shuffle(&mut self, x: ir::Value, y: ir::Value, bytes: Vec<u8>, ct: ir::Type) -> ir::Value {
+    pub(super) fn byte_shuffle(
+        &mut self,
+        x: ir::Value,
+        y: ir::Value,
+        bytes: Vec<u8>,
+        ct: ir::Type,
+    ) -> ir::Value {
         let to_bytes = |l: &mut Self, v: ir::Value| {
             if l.b.func.dfg.value_type(v) == types::I8X16 {
                 v
@@ -289,7 +359,9 @@ impl Lower<'_, '_> {
         let mut n = t.lanes() as u8;
         while n > 1 {
             let half = n / 2;
-            let bytes: Vec<u8> = (0..16u8).map(|j| if j < half * w { j + half * w } else { j }).collect();
+            let bytes: Vec<u8> = (0..16u8)
+                .map(|j| if j < half * w { j + half * w } else { j })
+                .collect();
             let hi = self.byte_shuffle(v, v, bytes, ct);
             let ins = self.b.ins();
             v = match op {

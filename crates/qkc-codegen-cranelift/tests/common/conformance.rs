@@ -42,11 +42,19 @@ macro_rules! conformance_suite {
 }
 
 /// Run on `b` and on the interpreter; return both outputs (argument `out` read as f32).
-fn both(b: &dyn Backend, k: &qkc_kernel::Kernel, args: Vec<Arg>, out: usize) -> (Vec<f32>, Vec<f32>) {
+fn both(
+    b: &dyn Backend,
+    k: &qkc_kernel::Kernel,
+    args: Vec<Arg>,
+    out: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let mut a = args.clone();
-    b.run(k, &mut a).unwrap_or_else(|e| panic!("{}: {e}", b.name()));
+    b.run(k, &mut a)
+        .unwrap_or_else(|e| panic!("{}: {e}", b.name()));
     let mut i = args;
-    Interp.run(k, &mut i).unwrap_or_else(|e| panic!("interp: {e}"));
+    Interp
+        .run(k, &mut i)
+        .unwrap_or_else(|e| panic!("interp: {e}"));
     let get = |a: &[Arg]| a[out].buffer().expect("output buffer").to_f32();
     (get(&a), get(&i))
 }
@@ -58,7 +66,10 @@ fn check(what: &str, got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
     for (n, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
         let err = (f64::from(g) - w).abs();
         worst = worst.max(err / (s + 1e-30 / tol)); // the same absolute floor as the assertion
-        assert!(err <= tol * s + 1e-30, "{what}: [{n}] got {g}, want {w} (|err| {err:.3e} > {tol:.0e} · {s:.3e})");
+        assert!(
+            err <= tol * s + 1e-30,
+            "{what}: [{n}] got {g}, want {w} (|err| {err:.3e} > {tol:.0e} · {s:.3e})"
+        );
     }
     eprintln!("{what}: worst |err|/scale = {worst:.2e} (tolerance {tol:.0e})");
 }
@@ -67,7 +78,10 @@ fn check(what: &str, got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
 fn gemv_ref(deq: &[f32], x: &[f32], n: usize, k: usize) -> (Vec<f64>, Vec<f64>) {
     (0..n)
         .map(|i| {
-            let p = deq[i * k..(i + 1) * k].iter().zip(x).map(|(&w, &x)| f64::from(w) * f64::from(x));
+            let p = deq[i * k..(i + 1) * k]
+                .iter()
+                .zip(x)
+                .map(|(&w, &x)| f64::from(w) * f64::from(x));
             (p.clone().sum::<f64>(), p.map(f64::abs).sum::<f64>())
         })
         .unzip()
@@ -90,14 +104,35 @@ pub fn gemv_u4_cpu(b: &dyn Backend, k: usize, n: usize, group: usize, chunks: i6
     let s = seed("gemv_u4_cpu");
     let q = quantize(n, k, group, s);
     let x = randn(&mut rng(s ^ 1), k, 1.0);
-    let args = Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", chunks);
-    let kern = instantiate("gemv_u4_cpu", &args.snippet("decode", "decode_u4").snippet("epilogue", "epilogue_none"));
+    let args = Args::new()
+        .int("K", k as i64)
+        .int("N", n as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", chunks);
+    let kern = instantiate(
+        "gemv_u4_cpu",
+        &args
+            .snippet("decode", "decode_u4")
+            .snippet("epilogue", "epilogue_none"),
+    );
     let (y, yi) = both(b, &kern, gemv_args(&q, &x, n), 3);
     let (want, sum) = gemv_ref(&q.deq, &x, n, k);
     // f32 accumulation with the zero point folded out: 5e-6 of Σ|w·x| (qkc-kernel's budget).
-    check(&format!("{} gemv_u4_cpu vs f64", b.name()), &y, &want, &sum, 5e-6);
+    check(
+        &format!("{} gemv_u4_cpu vs f64", b.name()),
+        &y,
+        &want,
+        &sum,
+        5e-6,
+    );
     // Same ops in the same order as the interpreter; FMAs are fused in both: 1e-6 of Σ|w·x|.
-    check(&format!("{} gemv_u4_cpu vs interp", b.name()), &y, &as_f64(&yi), &sum, 1e-6);
+    check(
+        &format!("{} gemv_u4_cpu vs interp", b.name()),
+        &y,
+        &as_f64(&yi),
+        &sum,
+        1e-6,
+    );
 }
 
 /// x quantized as the q8 template does: per 32-block, scale amax/127, round half to even.
@@ -106,7 +141,9 @@ fn quantize_x(x: &[f32]) -> Vec<f32> {
         .flat_map(|b| {
             let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
             let (inv, scale) = (127.0f32 / amax, amax / 127.0f32);
-            b.iter().map(move |&v| ((v * inv).round_ties_even() as i32) as f32 * scale).collect::<Vec<_>>()
+            b.iter()
+                .map(move |&v| ((v * inv).round_ties_even() as i32) as f32 * scale)
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -115,16 +152,43 @@ pub fn gemv_u4_cpu_q8(b: &dyn Backend, k: usize, n: usize, group: usize, chunks:
     let s = seed("gemv_u4_cpu_q8");
     let q = quantize(n, k, group, s);
     let x = randn(&mut rng(s ^ 5), k, 1.0);
-    let args = Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", chunks);
-    let kern = instantiate("gemv_u4_cpu_q8", &args.snippet("split", "split_u4_bytes").snippet("epilogue", "epilogue_none"));
+    let args = Args::new()
+        .int("K", k as i64)
+        .int("N", n as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", chunks);
+    let kern = instantiate(
+        "gemv_u4_cpu_q8",
+        &args
+            .snippet("split", "split_u4_bytes")
+            .snippet("epilogue", "epilogue_none"),
+    );
     let (y, yi) = both(b, &kern, gemv_args(&q, &x, n), 3);
     let (want, sum) = gemv_ref(&q.deq, &quantize_x(&x), n, k);
     // Exact integer dots on the same int8 x, then f32 scaling per block: 5e-6 of Σ|w·x|.
-    check(&format!("{} gemv_u4_cpu_q8 vs f64 (int8 x)", b.name()), &y, &want, &sum, 5e-6);
+    check(
+        &format!("{} gemv_u4_cpu_q8 vs f64 (int8 x)", b.name()),
+        &y,
+        &want,
+        &sum,
+        5e-6,
+    );
     let (want_f, sum_f) = gemv_ref(&q.deq, &x, n, k);
     // Against the f32 x the int8 rounding of x dominates: 1e-2 of Σ|w·x|.
-    check(&format!("{} gemv_u4_cpu_q8 vs f64 (f32 x)", b.name()), &y, &want_f, &sum_f, 1e-2);
-    check(&format!("{} gemv_u4_cpu_q8 vs interp", b.name()), &y, &as_f64(&yi), &sum, 1e-6);
+    check(
+        &format!("{} gemv_u4_cpu_q8 vs f64 (f32 x)", b.name()),
+        &y,
+        &want_f,
+        &sum_f,
+        1e-2,
+    );
+    check(
+        &format!("{} gemv_u4_cpu_q8 vs interp", b.name()),
+        &y,
+        &as_f64(&yi),
+        &sum,
+        1e-6,
+    );
 }
 
 pub fn gemv_epilogue_silu(b: &dyn Backend) {
@@ -132,16 +196,41 @@ pub fn gemv_epilogue_silu(b: &dyn Backend) {
     let s = seed("gemv_epilogue_silu");
     let q = quantize(n, k, group, s);
     let x = randn(&mut rng(s ^ 6), k, 1.0);
-    let args = Args::new().int("K", k as i64).int("N", n as i64).int("GROUP", group as i64).int("CHUNKS", 2);
-    let kern = instantiate("gemv_u4_cpu", &args.snippet("decode", "decode_u4").snippet("epilogue", "epilogue_silu"));
+    let args = Args::new()
+        .int("K", k as i64)
+        .int("N", n as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", 2);
+    let kern = instantiate(
+        "gemv_u4_cpu",
+        &args
+            .snippet("decode", "decode_u4")
+            .snippet("epilogue", "epilogue_silu"),
+    );
     let (y, yi) = both(b, &kern, gemv_args(&q, &x, n), 3);
     let (lin, sum) = gemv_ref(&q.deq, &x, n, k);
     let want: Vec<f64> = lin.iter().map(|&v| v / (1.0 + (-v).exp())).collect();
     // SiLU's slope is ≤ 1.1: 1.1 × the GEMV's 5e-6 of Σ|w·x|, plus 5e-6 relative for exp2/div.
-    let scale: Vec<f64> = sum.iter().zip(&want).map(|(&s, &w)| 1.1 * s + w.abs()).collect();
-    check(&format!("{} gemv_u4_cpu+silu vs f64", b.name()), &y, &want, &scale, 5e-6);
+    let scale: Vec<f64> = sum
+        .iter()
+        .zip(&want)
+        .map(|(&s, &w)| 1.1 * s + w.abs())
+        .collect();
+    check(
+        &format!("{} gemv_u4_cpu+silu vs f64", b.name()),
+        &y,
+        &want,
+        &scale,
+        5e-6,
+    );
     // exp2: the interpreter rounds the exact 2^x, Cranelift expands a polynomial (≤ 2 ulp).
-    check(&format!("{} gemv_u4_cpu+silu vs interp", b.name()), &y, &as_f64(&yi), &scale, 1e-6);
+    check(
+        &format!("{} gemv_u4_cpu+silu vs interp", b.name()),
+        &y,
+        &as_f64(&yi),
+        &scale,
+        1e-6,
+    );
 }
 
 pub fn silu_cpu(b: &dyn Backend, n: usize, chunks: i64) {
@@ -149,33 +238,83 @@ pub fn silu_cpu(b: &dyn Backend, n: usize, chunks: i64) {
     let mut x = randn(&mut rng(s), n, 4.0);
     // extremes: the exponent clamps on both sides
     (x[1], x[2], x[3], x[4]) = (100.0, -100.0, 30.0, -30.0);
-    let kern = instantiate("silu_cpu", &Args::new().int("N", n as i64).int("CHUNKS", chunks).snippet("exp2", "exp2_poly"));
-    let (y, yi) = both(b, &kern, vec![Arg::Buf(Buffer::f32s(&x)), Arg::Buf(Buffer::poison_f32(n))], 1);
-    let want: Vec<f64> = x.iter().map(|&v| f64::from(v) / (1.0 + (-f64::from(v)).exp())).collect();
+    let kern = instantiate(
+        "silu_cpu",
+        &Args::new()
+            .int("N", n as i64)
+            .int("CHUNKS", chunks)
+            .snippet("exp2", "exp2_poly"),
+    );
+    let (y, yi) = both(
+        b,
+        &kern,
+        vec![Arg::Buf(Buffer::f32s(&x)), Arg::Buf(Buffer::poison_f32(n))],
+        1,
+    );
+    let want: Vec<f64> = x
+        .iter()
+        .map(|&v| f64::from(v) / (1.0 + (-f64::from(v)).exp()))
+        .collect();
     let scale: Vec<f64> = want.iter().map(|w| w.abs()).collect();
     // exp2 to ~2 ulp, one add, one div: 5e-6 relative.
-    check(&format!("{} silu_cpu vs f64", b.name()), &y, &want, &scale, 5e-6);
+    check(
+        &format!("{} silu_cpu vs f64", b.name()),
+        &y,
+        &want,
+        &scale,
+        5e-6,
+    );
     // The same polynomial (a snippet) on both: bit-exact but for FMA vs mul+add: 1e-6 relative.
-    check(&format!("{} silu_cpu vs interp", b.name()), &y, &as_f64(&yi), &scale, 1e-6);
+    check(
+        &format!("{} silu_cpu vs interp", b.name()),
+        &y,
+        &as_f64(&yi),
+        &scale,
+        1e-6,
+    );
 }
 
 pub fn rmsnorm_cpu(b: &dyn Backend, m: usize, d: usize, chunks: i64) {
     let s = seed("rmsnorm_cpu");
     let x = randn(&mut rng(s), m * d, 2.0);
     let w = randn(&mut rng(s ^ 3), d, 1.0);
-    let args = Args::new().int("D", d as i64).int("M", m as i64).float("EPS", 1e-5).int("CHUNKS", chunks);
+    let args = Args::new()
+        .int("D", d as i64)
+        .int("M", m as i64)
+        .float("EPS", 1e-5)
+        .int("CHUNKS", chunks);
     let kern = instantiate("rmsnorm_cpu", &args);
-    let bufs = vec![Arg::Buf(Buffer::f32s(&x)), Arg::Buf(Buffer::f32s(&w)), Arg::Buf(Buffer::poison_f32(m * d))];
+    let bufs = vec![
+        Arg::Buf(Buffer::f32s(&x)),
+        Arg::Buf(Buffer::f32s(&w)),
+        Arg::Buf(Buffer::poison_f32(m * d)),
+    ];
     let (y, yi) = both(b, &kern, bufs, 2);
     let mut want = Vec::new();
     for r in 0..m {
         let row = &x[r * d..(r + 1) * d];
         let ms = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / d as f64;
         let inv = 1.0 / (ms + 1e-5).sqrt();
-        want.extend(row.iter().zip(&w).map(|(&v, &g)| f64::from(v) * inv * f64::from(g)));
+        want.extend(
+            row.iter()
+                .zip(&w)
+                .map(|(&v, &g)| f64::from(v) * inv * f64::from(g)),
+        );
     }
     let scale: Vec<f64> = want.iter().map(|v| v.abs()).collect();
     // f32 sum of squares over D terms, sqrt, a division and two multiplies: 1e-5 relative.
-    check(&format!("{} rmsnorm_cpu vs f64", b.name()), &y, &want, &scale, 1e-5);
-    check(&format!("{} rmsnorm_cpu vs interp", b.name()), &y, &as_f64(&yi), &scale, 1e-6);
+    check(
+        &format!("{} rmsnorm_cpu vs f64", b.name()),
+        &y,
+        &want,
+        &scale,
+        1e-5,
+    );
+    check(
+        &format!("{} rmsnorm_cpu vs interp", b.name()),
+        &y,
+        &as_f64(&yi),
+        &scale,
+        1e-6,
+    );
 }

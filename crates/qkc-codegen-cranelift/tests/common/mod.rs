@@ -15,9 +15,14 @@ use rand_chacha::ChaCha8Rng;
 
 /// A fresh seed per run (QKC_TEST_SEED to replay one), printed so failures can be replayed.
 pub fn seed(test: &str) -> u64 {
-    let s = std::env::var("QKC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
+    let s = std::env::var("QKC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
     eprintln!("{test}: QKC_TEST_SEED={s}");
     s
 }
@@ -31,7 +36,11 @@ pub fn randn(r: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let v: f32 = (0..4).map(|_| r.gen::<f32>() - 0.5).sum::<f32>() * 1.7 * scale;
-            if v == 0.0 { scale * 1e-3 } else { v }
+            if v == 0.0 {
+                scale * 1e-3
+            } else {
+                v
+            }
         })
         .collect()
 }
@@ -78,13 +87,20 @@ impl Aligned {
         for (b, c) in blocks.iter_mut().zip(bytes.chunks(256)) {
             b.0[..c.len()].copy_from_slice(c);
         }
-        Aligned { blocks, len: bytes.len() }
+        Aligned {
+            blocks,
+            len: bytes.len(),
+        }
     }
     pub fn ptr(&mut self) -> u64 {
         self.blocks.as_mut_ptr() as u64
     }
     pub fn bytes(&self) -> Vec<u8> {
-        self.blocks.iter().flat_map(|b| b.0).take(self.len).collect()
+        self.blocks
+            .iter()
+            .flat_map(|b| b.0)
+            .take(self.len)
+            .collect()
     }
 }
 
@@ -104,7 +120,9 @@ impl Backend for Interp {
         "interp"
     }
     fn run(&self, k: &Kernel, args: &mut [Arg]) -> Result<(), String> {
-        qkc_kernel::interp::run(k, args).map(|_| ()).map_err(|e| e.to_string())
+        qkc_kernel::interp::run(k, args)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -118,8 +136,10 @@ impl Backend for CraneliftJit {
     }
     fn run(&self, k: &Kernel, args: &mut [Arg]) -> Result<(), String> {
         let jit = JitKernel::compile(k).map_err(|e| e.to_string())?;
-        let mut bufs: Vec<Option<Aligned>> =
-            args.iter().map(|a| a.buffer().map(|b| Aligned::new(&b.bytes))).collect();
+        let mut bufs: Vec<Option<Aligned>> = args
+            .iter()
+            .map(|a| a.buffer().map(|b| Aligned::new(&b.bytes)))
+            .collect();
         let mut raw = Vec::new();
         for (a, b) in args.iter().zip(bufs.iter_mut()) {
             raw.push(match (a, b) {

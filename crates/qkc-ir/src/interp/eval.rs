@@ -27,10 +27,16 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
     let d = |role: &str| req(role).map(Value::dense);
     let out_shape = node.ty.shape().resolve(ctx.tokens);
     let t = match &node.op {
-        Op::Input { .. } | Op::Weight { .. } => return Err("sources are bound, not evaluated".into()),
+        Op::Input { .. } | Op::Weight { .. } => {
+            return Err("sources are bound, not evaluated".into())
+        }
         Op::Const { value } => {
             let n: usize = out_shape.iter().product();
-            let data = if value.len() == 1 { vec![value[0]; n] } else { value.clone() };
+            let data = if value.len() == 1 {
+                vec![value[0]; n]
+            } else {
+                value.clone()
+            };
             Tensor::new(out_shape, data)
         }
         Op::Linear => {
@@ -52,12 +58,21 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Mul => {
             let (a, b) = (d("a")?, d("b")?);
             let n = b.data.len().max(1);
-            let data = a.data.iter().enumerate().map(|(i, x)| x * b.data[i % n]).collect();
+            let data = a
+                .data
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x * b.data[i % n])
+                .collect();
             Tensor::new(a.shape.clone(), data)
         }
         Op::QuantizeAct(q) => quantize_act(d("x")?, *q),
         Op::Rmsnorm { eps } => rmsnorm(d("x")?, d("w")?, *eps),
-        Op::Rope { theta, head_dim, style } => rope(d("x")?, d("pos")?, *theta, *head_dim as usize, *style),
+        Op::Rope {
+            theta,
+            head_dim,
+            style,
+        } => rope(d("x")?, d("pos")?, *theta, *head_dim as usize, *style),
         Op::Silu => map(d("x")?, silu),
         Op::Softmax => softmax(d("x")?),
         Op::Attention(a) => match (&a.rope, get("pos")) {
@@ -121,11 +136,17 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Reshape => Tensor::new(out_shape, d("x")?.data.clone()),
         Op::Cast => {
             let x = d("x")?;
-            let Type::Tensor { dtype, .. } = &node.ty else { return Err("cast to a non-tensor".into()) };
+            let Type::Tensor { dtype, .. } = &node.ty else {
+                return Err("cast to a non-tensor".into());
+            };
             // Float dtypes describe storage; arithmetic stays exact f64 everywhere, so a cast
             // between float types is the identity here (kernels may round; tolerances cover it).
             // A cast to an integer type truncates toward zero.
-            let data = x.data.iter().map(|&v| if dtype.is_float() { v } else { v.trunc() }).collect();
+            let data = x
+                .data
+                .iter()
+                .map(|&v| if dtype.is_float() { v } else { v.trunc() })
+                .collect();
             Tensor::new(x.shape.clone(), data)
         }
     };
@@ -148,7 +169,11 @@ fn linear(x: &Tensor, w: &Tensor) -> Tensor {
     for r in 0..rows {
         let xr = &x.data[r * k..(r + 1) * k];
         for (o, yo) in y[r * n..(r + 1) * n].iter_mut().enumerate() {
-            *yo = xr.iter().zip(&w.data[o * k..(o + 1) * k]).map(|(a, b)| a * b).sum();
+            *yo = xr
+                .iter()
+                .zip(&w.data[o * k..(o + 1) * k])
+                .map(|(a, b)| a * b)
+                .sum();
         }
     }
     let mut shape = x.shape.clone();
@@ -212,7 +237,9 @@ fn rotate(x: &Tensor, r: Rotation, dense: Option<&Tensor>) -> R<Tensor> {
 
 /// `y = S·x` per token.
 fn spmm(s: &Value, x: &Tensor) -> R<Tensor> {
-    let Value::Sparse(csr, _) = s else { return Err("spmm needs a sparse matrix".into()) };
+    let Value::Sparse(csr, _) = s else {
+        return Err("spmm needs a sparse matrix".into());
+    };
     let (n, k) = (csr.n, csr.k);
     let rows = x.rows();
     let mut y = vec![0.0; rows * n];
@@ -220,7 +247,9 @@ fn spmm(s: &Value, x: &Tensor) -> R<Tensor> {
         let xr = &x.data[t * k..(t + 1) * k];
         for r in 0..n {
             let (a, b) = (csr.row_ptr[r] as usize, csr.row_ptr[r + 1] as usize);
-            y[t * n + r] = (a..b).map(|i| f64::from(csr.val[i]) * xr[csr.col[i] as usize]).sum();
+            y[t * n + r] = (a..b)
+                .map(|i| f64::from(csr.val[i]) * xr[csr.col[i] as usize])
+                .sum();
         }
     }
     let mut shape = x.shape.clone();
@@ -241,15 +270,25 @@ pub(crate) fn quantize_act(x: &Tensor, q: ActQuant) -> Tensor {
             let amax = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let s = amax / qmax;
             for v in row.iter_mut() {
-                *v = if s > 0.0 { (*v / s).round().clamp(-qmax - 1.0, qmax) * s } else { 0.0 };
+                *v = if s > 0.0 {
+                    (*v / s).round().clamp(-qmax - 1.0, qmax) * s
+                } else {
+                    0.0
+                };
             }
         } else {
             let qmax = f64::from((1u32 << q.bits) - 1);
-            let (lo, hi) = row.iter().fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = row
+                .iter()
+                .fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
             let s = (hi - lo) / qmax;
             let z = if s > 0.0 { (-lo / s).round() } else { 0.0 };
             for v in row.iter_mut() {
-                *v = if s > 0.0 { ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s } else { 0.0 };
+                *v = if s > 0.0 {
+                    ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -314,7 +353,13 @@ fn softmax_in_place(row: &mut [f64]) {
 
 /// Causal attention; with a cache, the new keys/values are appended first and query `t` (at
 /// absolute position `past + t`) sees keys `0..=past + t`.
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, a: &AttentionAttrs, caches: &mut HashMap<String, KvCache>) -> R<Tensor> {
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    a: &AttentionAttrs,
+    caches: &mut HashMap<String, KvCache>,
+) -> R<Tensor> {
     let (h, kvh, hd) = (a.heads as usize, a.kv_heads as usize, a.head_dim as usize);
     let t_new = q.rows();
     let kd = kvh * hd;
@@ -325,7 +370,10 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, a: &AttentionAttrs, caches: &mu
     };
     let past = cache.k.len();
     if a.cache.is_some() && past + t_new > a.max_seq as usize {
-        return Err(format!("KV cache {:?} is full: {past} + {t_new} tokens exceed max_seq = {}", a.cache, a.max_seq));
+        return Err(format!(
+            "KV cache {:?} is full: {past} + {t_new} tokens exceed max_seq = {}",
+            a.cache, a.max_seq
+        ));
     }
     for t in 0..t_new {
         cache.k.push(k.data[t * kd..(t + 1) * kd].to_vec());
@@ -363,7 +411,9 @@ fn embedding(ids: &Tensor, table: &Tensor) -> R<Tensor> {
     let mut data = Vec::with_capacity(ids.data.len() * dim);
     for (i, &id) in ids.data.iter().enumerate() {
         if id < 0.0 || id.fract() != 0.0 || id as usize >= v {
-            return Err(format!("id {id} at position {i} is outside the table's {v} rows"));
+            return Err(format!(
+                "id {id} at position {i} is outside the table's {v} rows"
+            ));
         }
         let r = id as usize;
         data.extend_from_slice(&table.data[r * dim..(r + 1) * dim]);

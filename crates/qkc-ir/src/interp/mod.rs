@@ -62,7 +62,10 @@ pub enum InterpError {
 pub(crate) enum Value {
     Dense(Tensor),
     /// A quantized weight: the stored form and its exact dequantization `[n, k]`.
-    #[expect(dead_code, reason = "the stored form is what compiled kernels will be fed; the interpreter only reads the dequantized view")]
+    #[expect(
+        dead_code,
+        reason = "the stored form is what compiled kernels will be fed; the interpreter only reads the dequantized view"
+    )]
     Quant(std::rc::Rc<qkc_quant::QuantTensor>, std::rc::Rc<Tensor>),
     /// Sparse outliers, and their dense form `[n, k]`.
     Sparse(std::rc::Rc<qkc_quant::Csr>, std::rc::Rc<Tensor>),
@@ -99,25 +102,47 @@ impl<'g> Interpreter<'g> {
     /// Verify `g` and bind its weights.
     pub fn new(g: &'g Graph, weights: &Weights) -> Result<Self, InterpError> {
         if let Err(diags) = crate::verify::verify(g) {
-            return Err(InterpError::Invalid(diags.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")));
+            return Err(InterpError::Invalid(
+                diags
+                    .iter()
+                    .map(|d| format!("  {d}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
         }
-        let order = g.topo_order().map_err(|_| InterpError::Invalid("cycle".into()))?;
+        let order = g
+            .topo_order()
+            .map_err(|_| InterpError::Invalid("cycle".into()))?;
         let mut bound = HashMap::new();
         for &id in &order {
-            if let Op::Weight { name, density, fold } = &g.node(id).op {
+            if let Op::Weight {
+                name,
+                density,
+                fold,
+            } = &g.node(id).op
+            {
                 let mut v = weights.load(name, &g.node(id).ty, *density)?;
                 if let (Some(r), Value::Dense(t)) = (fold, &mut v) {
                     // value = W·R: row w ↦ (Rᵀ wᵀ)ᵀ, i.e. rotate each row by the transpose.
                     let k = t.last();
                     for row in t.data.chunks_mut(k) {
-                        qkc_quant::hadamard::apply(row, !r.transpose)
-                            .map_err(|e| InterpError::Weight { name: name.clone(), reason: e.to_string() })?;
+                        qkc_quant::hadamard::apply(row, !r.transpose).map_err(|e| {
+                            InterpError::Weight {
+                                name: name.clone(),
+                                reason: e.to_string(),
+                            }
+                        })?;
                     }
                 }
                 bound.insert(id, v);
             }
         }
-        Ok(Interpreter { g, order, weights: bound, caches: HashMap::new() })
+        Ok(Interpreter {
+            g,
+            order,
+            weights: bound,
+            caches: HashMap::new(),
+        })
     }
 
     /// The number of tokens already in the KV caches (0 before the first run).
@@ -131,38 +156,65 @@ impl<'g> Interpreter<'g> {
     }
 
     /// Run the graph on `inputs` (by binding name); returns the outputs by value name.
-    pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, InterpError> {
+    pub fn run(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
         let tokens = self.bind_tokens(inputs)?;
         let mut vals: HashMap<NodeId, Value> = HashMap::new();
         for &id in &self.order {
             let node = self.g.node(id);
-            let v = match &node.op {
-                Op::Input { name } => Value::Dense(inputs.get(name).cloned().ok_or_else(|| InterpError::Input {
-                    name: name.clone(),
-                    reason: "not supplied".into(),
-                })?),
-                Op::Weight { .. } => self.weights.get(&id).cloned().ok_or_else(|| InterpError::Weight {
-                    name: node.name.clone(),
-                    reason: "not bound".into(),
-                })?,
-                _ => {
-                    let ops: Vec<(usize, &Value)> =
-                        self.g.operands(id).into_iter().filter_map(|(r, v)| vals.get(&v).map(|x| (r, x))).collect();
-                    let ctx = eval::Ctx { g: self.g, id, tokens, caches: &mut self.caches };
-                    eval::eval(ctx, &ops).map_err(|reason| InterpError::Op {
-                        value: node.name.clone(),
-                        op: node.op.name(),
-                        reason,
-                    })?
-                }
-            };
+            let v =
+                match &node.op {
+                    Op::Input { name } => {
+                        Value::Dense(inputs.get(name).cloned().ok_or_else(|| {
+                            InterpError::Input {
+                                name: name.clone(),
+                                reason: "not supplied".into(),
+                            }
+                        })?)
+                    }
+                    Op::Weight { .. } => {
+                        self.weights
+                            .get(&id)
+                            .cloned()
+                            .ok_or_else(|| InterpError::Weight {
+                                name: node.name.clone(),
+                                reason: "not bound".into(),
+                            })?
+                    }
+                    _ => {
+                        let ops: Vec<(usize, &Value)> = self
+                            .g
+                            .operands(id)
+                            .into_iter()
+                            .filter_map(|(r, v)| vals.get(&v).map(|x| (r, x)))
+                            .collect();
+                        let ctx = eval::Ctx {
+                            g: self.g,
+                            id,
+                            tokens,
+                            caches: &mut self.caches,
+                        };
+                        eval::eval(ctx, &ops).map_err(|reason| InterpError::Op {
+                            value: node.name.clone(),
+                            op: node.op.name(),
+                            reason,
+                        })?
+                    }
+                };
             vals.insert(id, v);
         }
         Ok(self
             .g
             .outputs()
             .iter()
-            .map(|o| (self.g.node(*o).name.clone(), vals.get(o).map(|v| v.dense().clone()).unwrap_or_default()))
+            .map(|o| {
+                (
+                    self.g.node(*o).name.clone(),
+                    vals.get(o).map(|v| v.dense().clone()).unwrap_or_default(),
+                )
+            })
             .collect())
     }
 
@@ -170,10 +222,18 @@ impl<'g> Interpreter<'g> {
     fn bind_tokens(&self, inputs: &HashMap<String, Tensor>) -> Result<usize, InterpError> {
         let mut tokens: Option<usize> = None;
         for id in self.g.nodes() {
-            let Op::Input { name } = &self.g.node(id).op else { continue };
+            let Op::Input { name } = &self.g.node(id).op else {
+                continue;
+            };
             let shape = self.g.node(id).ty.shape();
-            let t = inputs.get(name).ok_or_else(|| InterpError::Input { name: name.clone(), reason: "not supplied".into() })?;
-            let bad = || InterpError::Input { name: name.clone(), reason: format!("expected shape {shape}, got {:?}", t.shape) };
+            let t = inputs.get(name).ok_or_else(|| InterpError::Input {
+                name: name.clone(),
+                reason: "not supplied".into(),
+            })?;
+            let bad = || InterpError::Input {
+                name: name.clone(),
+                reason: format!("expected shape {shape}, got {:?}", t.shape),
+            };
             if t.shape.len() != shape.rank() || t.data.len() != t.shape.iter().product::<usize>() {
                 return Err(bad());
             }

@@ -57,7 +57,13 @@ pub fn summary(t: &Tensor) -> Summary {
         .enumerate()
         .map(|(i, x)| x * (((i as u64).wrapping_mul(2654435761) % 1000) as f64 / 1000.0))
         .sum();
-    Summary { shape: t.shape.clone(), mean, absmax, checksum, finite: t.data.iter().all(|x| x.is_finite()) }
+    Summary {
+        shape: t.shape.clone(),
+        mean,
+        absmax,
+        checksum,
+        finite: t.data.iter().all(|x| x.is_finite()),
+    }
 }
 
 impl fmt::Display for Summary {

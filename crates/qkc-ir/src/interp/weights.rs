@@ -24,7 +24,9 @@ pub enum Weights {
 
 /// FNV-1a of a name, to derive an independent seed per weight.
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Round a value to what `dtype` can store.
@@ -43,15 +45,31 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
 
 impl Weights {
     /// The dense float tensor `load` synthesizes for a float weight (seed weights only).
-    pub fn synthesize_dense(&self, name: &str, dtype: DType, shape: &crate::types::Shape) -> Result<Tensor, InterpError> {
+    pub fn synthesize_dense(
+        &self,
+        name: &str,
+        dtype: DType,
+        shape: &crate::types::Shape,
+    ) -> Result<Tensor, InterpError> {
         match self.load(name, &Type::tensor(dtype, shape.clone()), None)? {
             Value::Dense(t) => Ok(t),
-            _ => Err(InterpError::Weight { name: name.into(), reason: "not a dense weight".into() }),
+            _ => Err(InterpError::Weight {
+                name: name.into(),
+                reason: "not a dense weight".into(),
+            }),
         }
     }
 
-    pub(crate) fn load(&self, name: &str, ty: &Type, density: Option<f64>) -> Result<Value, InterpError> {
-        let err = |reason: String| InterpError::Weight { name: name.to_string(), reason };
+    pub(crate) fn load(
+        &self,
+        name: &str,
+        ty: &Type,
+        density: Option<f64>,
+    ) -> Result<Value, InterpError> {
+        let err = |reason: String| InterpError::Weight {
+            name: name.to_string(),
+            reason,
+        };
         match self {
             Weights::Seed(seed) => {
                 let s = seed ^ name_hash(name);
@@ -62,16 +80,21 @@ impl Weights {
                         let numel: usize = dims.iter().product();
                         // rank-1 weights are norm gains / biases: around 1; matrices: N(0, 1/K).
                         let data = if dims.len() == 1 {
-                            (0..numel).map(|_| round_to(*dtype, 1.0 + 0.1 * gaussian(&mut rng))).collect()
+                            (0..numel)
+                                .map(|_| round_to(*dtype, 1.0 + 0.1 * gaussian(&mut rng)))
+                                .collect()
                         } else {
                             let std = 1.0 / (*dims.last().unwrap_or(&1) as f64).sqrt();
-                            (0..numel).map(|_| round_to(*dtype, std * gaussian(&mut rng))).collect()
+                            (0..numel)
+                                .map(|_| round_to(*dtype, std * gaussian(&mut rng)))
+                                .collect()
                         };
                         Ok(Value::Dense(Tensor::new(dims, data)))
                     }
                     Type::Quant { scheme, shape } => {
                         let d = shape.resolve(1);
-                        let q = QuantTensor::synthesize(*scheme, d[0], d[1], s).map_err(|e| err(e.to_string()))?;
+                        let q = QuantTensor::synthesize(*scheme, d[0], d[1], s)
+                            .map_err(|e| err(e.to_string()))?;
                         quant_value(q).map_err(err)
                     }
                     Type::Sparse { shape, .. } => {
@@ -98,27 +121,44 @@ fn quant_value(q: QuantTensor) -> Result<Value, String> {
 }
 
 fn sparse_value(csr: Csr) -> Value {
-    let t = Tensor::new(vec![csr.n, csr.k], csr.to_dense().into_iter().map(f64::from).collect());
+    let t = Tensor::new(
+        vec![csr.n, csr.k],
+        csr.to_dense().into_iter().map(f64::from).collect(),
+    );
     Value::Sparse(Rc::new(csr), Rc::new(t))
 }
 
-fn load_checkpoint(st: &safetensors::SafeTensors<'_>, name: &str, ty: &Type) -> Result<Value, String> {
+fn load_checkpoint(
+    st: &safetensors::SafeTensors<'_>,
+    name: &str,
+    ty: &Type,
+) -> Result<Value, String> {
     match ty {
         Type::Tensor { shape, .. } => {
-            let view = st.tensor(name).map_err(|_| "not found in the checkpoint".to_string())?;
+            let view = st
+                .tensor(name)
+                .map_err(|_| "not found in the checkpoint".to_string())?;
             let want = shape.resolve(1);
             if view.shape() != want.as_slice() || shape.0.iter().any(|d| d.as_static().is_none()) {
-                return Err(format!("the checkpoint has shape {:?} but the graph declares {shape}", view.shape()));
+                return Err(format!(
+                    "the checkpoint has shape {:?} but the graph declares {shape}",
+                    view.shape()
+                ));
             }
             let b = view.data();
             let data: Vec<f64> = match view.dtype() {
-                safetensors::Dtype::F32 => {
-                    b.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-                }
-                safetensors::Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-                safetensors::Dtype::BF16 => {
-                    b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect()
-                }
+                safetensors::Dtype::F32 => b
+                    .chunks_exact(4)
+                    .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+                safetensors::Dtype::F16 => b
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+                    .collect(),
+                safetensors::Dtype::BF16 => b
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+                    .collect(),
                 safetensors::Dtype::F64 => b
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -126,13 +166,17 @@ fn load_checkpoint(st: &safetensors::SafeTensors<'_>, name: &str, ty: &Type) -> 
                 other => return Err(format!("dtype {other:?} cannot be a float weight")),
             };
             if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-                return Err(format!("element {i} is {} (weights must be finite)", data[i]));
+                return Err(format!(
+                    "element {i} is {} (weights must be finite)",
+                    data[i]
+                ));
             }
             Ok(Value::Dense(Tensor::new(want, data)))
         }
         Type::Quant { scheme, shape } => {
             let d = shape.resolve(1);
-            let q = QuantTensor::from_safetensors(st, name, *scheme, d[0], d[1]).map_err(|e| e.to_string())?;
+            let q = QuantTensor::from_safetensors(st, name, *scheme, d[0], d[1])
+                .map_err(|e| e.to_string())?;
             quant_value(q)
         }
         Type::Sparse { shape, .. } => {
@@ -150,13 +194,19 @@ pub fn synth_inputs(g: &Graph, tokens: usize, seed: u64, pos0: usize) -> HashMap
     let mut out = HashMap::new();
     for id in g.nodes() {
         let node = g.node(id);
-        let Op::Input { name } = &node.op else { continue };
-        let Type::Tensor { dtype, shape } = &node.ty else { continue };
+        let Op::Input { name } = &node.op else {
+            continue;
+        };
+        let Type::Tensor { dtype, shape } = &node.ty else {
+            continue;
+        };
         let dims = shape.resolve(tokens);
         let numel: usize = dims.iter().product();
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash(name));
         let data: Vec<f64> = if dtype.is_float() {
-            (0..numel).map(|_| round_to(*dtype, gaussian(&mut rng))).collect()
+            (0..numel)
+                .map(|_| round_to(*dtype, gaussian(&mut rng)))
+                .collect()
         } else {
             let users = g.users(id);
             let as_pos = users.iter().any(|&u| {
@@ -164,11 +214,15 @@ pub fn synth_inputs(g: &Graph, tokens: usize, seed: u64, pos0: usize) -> HashMap
                     || (matches!(g.node(u).op, Op::Attention(_)) && g.operand(u, "pos") == Some(id))
             });
             let vocab = users.iter().find_map(|&u| match g.node(u).op {
-                Op::Embedding => g.operand(u, "table").and_then(|t| g.node(t).ty.shape().0.first().and_then(|d| d.as_static())),
+                Op::Embedding => g
+                    .operand(u, "table")
+                    .and_then(|t| g.node(t).ty.shape().0.first().and_then(|d| d.as_static())),
                 _ => None,
             });
             if as_pos {
-                (0..numel).map(|i| (pos0 + i % tokens.max(1)) as f64).collect()
+                (0..numel)
+                    .map(|i| (pos0 + i % tokens.max(1)) as f64)
+                    .collect()
             } else {
                 let hi = vocab.unwrap_or(16).max(1);
                 (0..numel).map(|_| rng.gen_range(0..hi) as f64).collect()

@@ -36,17 +36,23 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
     match g.node(id).op.clone() {
         // matmul(x, transpose(W)) == linear(x, W)      (x·(Wᵀ) = x·Wᵀ)
         Op::Matmul => {
-            let (Some(a), Some(b)) = (arg(g, id, "a"), arg(g, id, "b")) else { return false };
+            let (Some(a), Some(b)) = (arg(g, id, "a"), arg(g, id, "b")) else {
+                return false;
+            };
             if !matches!(g.node(b).op, Op::Transpose) || g.node(b).ty.shape().rank() != 2 {
                 return false;
             }
-            let Some(w) = arg(g, b, "x") else { return false };
+            let Some(w) = arg(g, b, "x") else {
+                return false;
+            };
             crate::pattern::rewrite(g, id, Op::Linear, &[(0, a), (1, w)]);
             true
         }
         // reshape(x) == x  when the shape does not change;  cast(x) == x  when the dtype does not
         Op::Reshape | Op::Cast => {
-            let Some(x) = arg(g, id, "x") else { return false };
+            let Some(x) = arg(g, id, "x") else {
+                return false;
+            };
             if g.node(x).ty != g.node(id).ty {
                 return false;
             }
@@ -55,7 +61,9 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
         }
         // transpose(transpose(x)) == x
         Op::Transpose => {
-            let Some(t) = arg(g, id, "x") else { return false };
+            let Some(t) = arg(g, id, "x") else {
+                return false;
+            };
             match (&g.node(t).op, arg(g, t, "x")) {
                 (Op::Transpose, Some(x)) if g.node(x).ty == g.node(id).ty => {
                     crate::pattern::replace(g, id, x);
@@ -66,16 +74,24 @@ fn rewrite(g: &mut Graph, id: NodeId) -> bool {
         }
         // rotate(rotate(x; R); Rᵀ) == x   (R orthogonal: Rᵀ R = I)
         Op::Rotate(outer) => {
-            let Some(inner_id) = arg(g, id, "x") else { return false };
-            let Op::Rotate(inner) = g.node(inner_id).op else { return false };
+            let Some(inner_id) = arg(g, id, "x") else {
+                return false;
+            };
+            let Op::Rotate(inner) = g.node(inner_id).op else {
+                return false;
+            };
             let same_matrix = match outer.kind {
                 RotKind::Hadamard => true,
-                RotKind::Dense => arg(g, id, "r").is_some() && arg(g, id, "r") == arg(g, inner_id, "r"),
+                RotKind::Dense => {
+                    arg(g, id, "r").is_some() && arg(g, id, "r") == arg(g, inner_id, "r")
+                }
             };
             if inner.kind != outer.kind || inner.transpose == outer.transpose || !same_matrix {
                 return false;
             }
-            let Some(x) = arg(g, inner_id, "x") else { return false };
+            let Some(x) = arg(g, inner_id, "x") else {
+                return false;
+            };
             crate::pattern::replace(g, id, x);
             true
         }

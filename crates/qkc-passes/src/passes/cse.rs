@@ -39,7 +39,10 @@ impl Pass for Cse {
             let key = (g.node(id).op.name(), g.operands(id));
             let bucket = seen.entry(key).or_default();
             bucket.retain(|&o| g.contains(o));
-            let same = bucket.iter().copied().find(|&o| g.node(o).op == g.node(id).op && g.node(o).ty == g.node(id).ty);
+            let same = bucket
+                .iter()
+                .copied()
+                .find(|&o| g.node(o).op == g.node(id).op && g.node(o).ty == g.node(id).ty);
             match same {
                 Some(o) => {
                     crate::pattern::replace(g, id, o);

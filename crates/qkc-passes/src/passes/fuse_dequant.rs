@@ -24,13 +24,21 @@ impl Pass for FuseDequant {
             if !g.contains(id) || !matches!(g.node(id).op, Op::Linear) {
                 continue;
             }
-            let (Some(x), Some(wd)) = (arg(g, id, "x"), arg(g, id, "w")) else { continue };
+            let (Some(x), Some(wd)) = (arg(g, id, "x"), arg(g, id, "w")) else {
+                continue;
+            };
             if !matches!(g.node(wd).op, Op::Dequant) {
                 continue;
             }
-            let Some(wq) = arg(g, wd, "x").or_else(|| arg(g, wd, "w")) else { continue };
+            let Some(wq) = arg(g, wd, "x").or_else(|| arg(g, wd, "w")) else {
+                continue;
+            };
             if !is_quant(g, wq) {
-                cx.remark(self.name(), name(g, id), "not fused: the dequantized value is not a quantized weight");
+                cx.remark(
+                    self.name(),
+                    name(g, id),
+                    "not fused: the dequantized value is not a quantized weight",
+                );
                 continue;
             }
             let mut ops = vec![(qrole("x"), x), (qrole("w"), wq)];

@@ -25,13 +25,28 @@ impl Pass for FuseRope {
             if !g.contains(id) {
                 continue;
             }
-            let Op::Attention(a) = g.node(id).op.clone() else { continue };
+            let Op::Attention(a) = g.node(id).op.clone() else {
+                continue;
+            };
             if a.rope.is_some() {
                 continue;
             }
-            let (Some(qr), Some(kr), Some(v)) = (arg(g, id, "q"), arg(g, id, "k"), arg(g, id, "v")) else { continue };
-            let (Op::Rope { theta: tq, head_dim: hq, style: sq }, Op::Rope { theta: tk, head_dim: hk, style: sk }) =
-                (g.node(qr).op.clone(), g.node(kr).op.clone())
+            let (Some(qr), Some(kr), Some(v)) = (arg(g, id, "q"), arg(g, id, "k"), arg(g, id, "v"))
+            else {
+                continue;
+            };
+            let (
+                Op::Rope {
+                    theta: tq,
+                    head_dim: hq,
+                    style: sq,
+                },
+                Op::Rope {
+                    theta: tk,
+                    head_dim: hk,
+                    style: sk,
+                },
+            ) = (g.node(qr).op.clone(), g.node(kr).op.clone())
             else {
                 continue;
             };
@@ -49,9 +64,22 @@ impl Pass for FuseRope {
                 cx.remark(self.name(), name(g, id), msg);
                 continue;
             }
-            let (Some(q), Some(k), Some(p)) = (arg(g, qr, "x"), arg(g, kr, "x"), pq) else { continue };
-            let attrs = AttentionAttrs { rope: Some(RopeAttrs { theta: tq, style: sq }), ..a };
-            crate::pattern::rewrite(g, id, Op::Attention(attrs), &[(0, q), (1, k), (2, v), (3, p)]);
+            let (Some(q), Some(k), Some(p)) = (arg(g, qr, "x"), arg(g, kr, "x"), pq) else {
+                continue;
+            };
+            let attrs = AttentionAttrs {
+                rope: Some(RopeAttrs {
+                    theta: tq,
+                    style: sq,
+                }),
+                ..a
+            };
+            crate::pattern::rewrite(
+                g,
+                id,
+                Op::Attention(attrs),
+                &[(0, q), (1, k), (2, v), (3, p)],
+            );
             changed = true;
         }
         Changed::from_bool(changed)

@@ -50,17 +50,27 @@ impl Tiled {
     fn new(k: usize, signs: &[i8]) -> Self {
         let fits = |c: usize| k.div_ceil(c) * (1 << c) * W * 4 <= TABLE_BYTES;
         let cost = |c: usize| k.div_ceil(c) * (1 << c) + k * k.div_ceil(c);
-        let c = (1..=8).filter(|&c| fits(c)).min_by_key(|&c| cost(c)).unwrap_or(1);
+        let c = (1..=8)
+            .filter(|&c| fits(c))
+            .min_by_key(|&c| cost(c))
+            .unwrap_or(1);
         let chunks: Vec<(usize, usize)> = (0..k).step_by(c).map(|b0| (b0, c.min(k - b0))).collect();
         let mut picks = Vec::with_capacity(k * chunks.len());
         for a in 0..k {
             for (j, &(b0, len)) in chunks.iter().enumerate() {
                 // bit t set ⇔ row b0+t enters with +1
-                let mask: u32 = (0..len).filter(|&t| signs[a * k + b0 + t] > 0).map(|t| 1 << t).sum();
+                let mask: u32 = (0..len)
+                    .filter(|&t| signs[a * k + b0 + t] > 0)
+                    .map(|t| 1 << t)
+                    .sum();
                 picks.push((j << c) as u32 + mask);
             }
         }
-        Tiled { entries: chunks.len() << c, chunks, picks }
+        Tiled {
+            entries: chunks.len() << c,
+            chunks,
+            picks,
+        }
     }
 }
 
@@ -90,7 +100,13 @@ impl HadKSteps {
                 picks.push((mask, neg));
             }
         }
-        HadKSteps { k, chunks, picks, max_entries: 1 << (c - 1), tiled: Tiled::new(k, signs) }
+        HadKSteps {
+            k,
+            chunks,
+            picks,
+            max_entries: 1 << (c - 1),
+            tiled: Tiled::new(k, signs),
+        }
     }
 
     /// Scratch floats [`HadKSteps::apply`] needs.
@@ -172,8 +188,13 @@ impl HadKSteps {
                     let half = 1usize << t;
                     let (lo, hi) = table.split_at_mut(half * TILE);
                     for e in 0..half {
-                        let (s, d) = (&lo[e * TILE..e * TILE + tw], &mut hi[e * TILE..e * TILE + tw]);
-                        d.iter_mut().zip(s.iter().zip(src)).for_each(|(o, (&p, &v))| *o = p + two * v);
+                        let (s, d) = (
+                            &lo[e * TILE..e * TILE + tw],
+                            &mut hi[e * TILE..e * TILE + tw],
+                        );
+                        d.iter_mut()
+                            .zip(s.iter().zip(src))
+                            .for_each(|(o, (&p, &v))| *o = p + two * v);
                     }
                 }
                 for a in 0..self.k {
@@ -182,7 +203,10 @@ impl HadKSteps {
                     let dst = &mut acc[a * TILE..a * TILE + tw];
                     match (j == 0, neg) {
                         (true, false) => dst.copy_from_slice(src),
-                        (true, true) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = T::default() - v),
+                        (true, true) => dst
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(o, &v)| *o = T::default() - v),
                         (false, false) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = *o + v),
                         (false, true) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = *o - v),
                     }
@@ -190,7 +214,9 @@ impl HadKSteps {
             }
             for a in 0..self.k {
                 let dst = &mut out[a * m + t0..a * m + t0 + tw];
-                dst.iter_mut().zip(&acc[a * TILE..a * TILE + tw]).for_each(|(o, &v)| *o = v * scale);
+                dst.iter_mut()
+                    .zip(&acc[a * TILE..a * TILE + tw])
+                    .for_each(|(o, &v)| *o = v * scale);
             }
             t0 += tw;
         }
@@ -213,8 +239,26 @@ fn store<T: Real>(d: &mut [T], at: usize, a: &[T; W]) {
 #[inline(always)]
 fn fwht8<T: Real>(v: &mut [T]) {
     let [a0, a1, a2, a3, a4, a5, a6, a7] = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
-    let (b0, b1, b2, b3, b4, b5, b6, b7) = (a0 + a1, a0 - a1, a2 + a3, a2 - a3, a4 + a5, a4 - a5, a6 + a7, a6 - a7);
-    let (c0, c1, c2, c3, c4, c5, c6, c7) = (b0 + b2, b1 + b3, b0 - b2, b1 - b3, b4 + b6, b5 + b7, b4 - b6, b5 - b7);
+    let (b0, b1, b2, b3, b4, b5, b6, b7) = (
+        a0 + a1,
+        a0 - a1,
+        a2 + a3,
+        a2 - a3,
+        a4 + a5,
+        a4 - a5,
+        a6 + a7,
+        a6 - a7,
+    );
+    let (c0, c1, c2, c3, c4, c5, c6, c7) = (
+        b0 + b2,
+        b1 + b3,
+        b0 - b2,
+        b1 - b3,
+        b4 + b6,
+        b5 + b7,
+        b4 - b6,
+        b5 - b7,
+    );
     v[0] = c0 + c4;
     v[1] = c1 + c5;
     v[2] = c2 + c6;

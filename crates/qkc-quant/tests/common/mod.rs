@@ -39,13 +39,22 @@ pub fn rel_mse(w: &[f32], d: &[f32]) -> f64 {
 // ---- raw decoding --------------------------------------------------------------------------
 
 pub fn u32s(b: &[u8]) -> Vec<u32> {
-    b.chunks(4).map(|c| u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16 | u32::from(c[3]) << 24).collect()
+    b.chunks(4)
+        .map(|c| {
+            u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16 | u32::from(c[3]) << 24
+        })
+        .collect()
 }
 pub fn f16s(b: &[u8]) -> Vec<f64> {
-    b.chunks(2).map(|c| f16::from_bits(u16::from(c[0]) | u16::from(c[1]) << 8).to_f64()).collect()
+    b.chunks(2)
+        .map(|c| f16::from_bits(u16::from(c[0]) | u16::from(c[1]) << 8).to_f64())
+        .collect()
 }
 pub fn f32s(b: &[u8]) -> Vec<f64> {
-    u32s(b).into_iter().map(|v| f64::from(f32::from_bits(v))).collect()
+    u32s(b)
+        .into_iter()
+        .map(|v| f64::from(f32::from_bits(v)))
+        .collect()
 }
 pub fn i32s(b: &[u8]) -> Vec<i64> {
     u32s(b).into_iter().map(|v| i64::from(v as i32)).collect()
@@ -113,7 +122,10 @@ pub fn pack(codes: &[u32], bits: usize, packing: Packing) -> Vec<u32> {
 }
 
 fn part<'a>(q: &'a QuantTensor, name: &str) -> &'a [u8] {
-    &q.parts.get(name).unwrap_or_else(|| panic!("part {name}")).bytes
+    &q.parts
+        .get(name)
+        .unwrap_or_else(|| panic!("part {name}"))
+        .bytes
 }
 
 /// bitsandbytes' signed dynamic map, recomputed in f64 from its definition (not bit-exact).
@@ -121,7 +133,9 @@ pub fn dynamic_map_f64() -> Vec<f64> {
     let mut v = vec![0.0, 1.0];
     for i in 0..7 {
         let items = (1usize << i) + 1;
-        let b: Vec<f64> = (0..items).map(|t| 0.1 + 0.9 * t as f64 / (items - 1) as f64).collect();
+        let b: Vec<f64> = (0..items)
+            .map(|t| 0.1 + 0.9 * t as f64 / (items - 1) as f64)
+            .collect();
         for w in b.windows(2) {
             let m = 10f64.powi(i - 6) * (w[0] + w[1]) / 2.0;
             v.push(m);
@@ -134,8 +148,8 @@ pub fn dynamic_map_f64() -> Vec<f64> {
 
 /// NF4 as printed in FORMATS.md (rounded to 5 decimals).
 pub const NF4_ROUNDED: [f64; 16] = [
-    -1.0, -0.69619, -0.52507, -0.39492, -0.28444, -0.18477, -0.09105, 0.0, 0.07958, 0.16093, 0.24611, 0.33792, 0.44071,
-    0.56262, 0.72296, 1.0,
+    -1.0, -0.69619, -0.52507, -0.39492, -0.28444, -0.18477, -0.09105, 0.0, 0.07958, 0.16093,
+    0.24611, 0.33792, 0.44071, 0.56262, 0.72296, 1.0,
 ];
 
 /// The formula-level reference dequant of every scheme, in f64.
@@ -149,9 +163,16 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
             let wpr = words(k, b, u.packing);
             let qw = u32s(part(q, "qweight"));
             let sc = f16s(part(q, "scales"));
-            let zeros = if u.sym { vec![(1u32 << (b - 1)) as f64; n * groups] } else { f16s(part(q, "zeros")) };
+            let zeros = if u.sym {
+                vec![(1u32 << (b - 1)) as f64; n * groups]
+            } else {
+                f16s(part(q, "zeros"))
+            };
             let gidx: Vec<usize> = if u.act_order {
-                i32s(part(q, "g_idx")).into_iter().map(|v| v as usize).collect()
+                i32s(part(q, "g_idx"))
+                    .into_iter()
+                    .map(|v| v as usize)
+                    .collect()
             } else {
                 (0..k).map(|j| j / g).collect()
             };
@@ -186,7 +207,11 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
             let (b, m) = (bits as usize, 1usize << bits);
             let wq = (k * b).div_ceil(32);
             let qw = u32s(part(q, "qweight"));
-            let lut = if q.parts["lut"].dtype == qkc_quant::PartDtype::F16 { f16s(part(q, "lut")) } else { f32s(part(q, "lut")) };
+            let lut = if q.parts["lut"].dtype == qkc_quant::PartDtype::F16 {
+                f16s(part(q, "lut"))
+            } else {
+                f32s(part(q, "lut"))
+            };
             for i in 0..n {
                 for j in 0..k {
                     out[i * k + j] = lut[i * m + stream_get(&qw[i * wq..], j * b, b) as usize];
@@ -196,33 +221,53 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
         Scheme::Fixed(f) => {
             let table: Vec<f64> = match f.table {
                 FixedTable::Nf4 => NF4_ROUNDED.to_vec(),
-                FixedTable::Fp4 => [0.0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0.0, -0.0625, -8.0, -12.0, -4.0, -6.0, -2.0, -3.0]
-                    .iter()
-                    .map(|v| v / 12.0)
-                    .collect(),
+                FixedTable::Fp4 => [
+                    0.0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0.0, -0.0625, -8.0, -12.0, -4.0,
+                    -6.0, -2.0, -3.0,
+                ]
+                .iter()
+                .map(|v| v / 12.0)
+                .collect(),
             };
             let block = f.block as usize;
             let absmax: Vec<f64> = if f.double_quant {
                 let map = dynamic_map_f64();
                 let nested = f32s(part(q, "nested_absmax"));
                 let off = f32s(part(q, "nested_offset"))[0];
-                part(q, "absmax_q").iter().enumerate().map(|(b, &c)| map[c as usize] * nested[b / 256] + off).collect()
+                part(q, "absmax_q")
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &c)| map[c as usize] * nested[b / 256] + off)
+                    .collect()
             } else {
                 f32s(part(q, "absmax"))
             };
             let bytes = part(q, "qweight");
             for (j, o) in out.iter_mut().enumerate() {
-                let c = if j % 2 == 0 { bytes[j / 2] >> 4 } else { bytes[j / 2] & 15 };
+                let c = if j % 2 == 0 {
+                    bytes[j / 2] >> 4
+                } else {
+                    bytes[j / 2] & 15
+                };
                 *o = table[c as usize] * absmax[j / block];
             }
         }
         Scheme::Codebook(c) => {
-            let (cb, bits, og, ig) = (c.codebooks as usize, c.bits as usize, c.out_group as usize, c.in_group as usize);
+            let (cb, bits, og, ig) = (
+                c.codebooks as usize,
+                c.bits as usize,
+                c.out_group as usize,
+                c.in_group as usize,
+            );
             let m = 1usize << bits;
             let raw = part(q, "codes");
             let code = |t: usize| -> usize {
                 // signed storage, decode mod 2^bits
-                let v: i64 = if bits <= 8 { i64::from(raw[t] as i8) } else { i64::from(i16::from_le_bytes([raw[2 * t], raw[2 * t + 1]])) };
+                let v: i64 = if bits <= 8 {
+                    i64::from(raw[t] as i8)
+                } else {
+                    i64::from(i16::from_le_bytes([raw[2 * t], raw[2 * t + 1]]))
+                };
                 v.rem_euclid(m as i64) as usize
             };
             let books = f16s(part(q, "codebooks"));
@@ -230,7 +275,11 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
             for r in 0..n {
                 for col in 0..k {
                     let (o, a, i, b) = (r / og, r % og, col / ig, col % ig);
-                    let s: f64 = (0..cb).map(|ci| books[((ci * m + code((o * (k / ig) + i) * cb + ci)) * og + a) * ig + b]).sum();
+                    let s: f64 = (0..cb)
+                        .map(|ci| {
+                            books[((ci * m + code((o * (k / ig) + i) * cb + ci)) * og + a) * ig + b]
+                        })
+                        .sum();
                     out[r * k + col] = sc[o] * s;
                 }
             }
@@ -266,12 +315,18 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
                     let mask = u32s(part(q, "mask"));
                     let sal: Vec<usize> = (0..k).filter(|&j| stream_bit(&mask, j) == 1).collect();
                     let wr = sal.len().div_ceil(32);
-                    let (s, r, sc) = (u32s(part(q, "signs")), u32s(part(q, "res_signs")), f16s(part(q, "scales")));
+                    let (s, r, sc) = (
+                        u32s(part(q, "signs")),
+                        u32s(part(q, "res_signs")),
+                        f16s(part(q, "scales")),
+                    );
                     for i in 0..n {
                         for j in 0..k {
                             let t = &sc[(i * groups + j / g) * 3..];
                             out[i * k + j] = match sal.iter().position(|&c| c == j) {
-                                Some(rank) => t[1] * sign(&s[i * wb..], j) + t[2] * sign(&r[i * wr..], rank),
+                                Some(rank) => {
+                                    t[1] * sign(&s[i * wb..], j) + t[2] * sign(&r[i * wr..], rank)
+                                }
                                 None => t[0] * sign(&s[i * wb..], j),
                             };
                         }
@@ -285,7 +340,9 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
 
 /// Random f16 values in [lo, hi).
 pub fn rand_f16(r: &mut ChaCha8Rng, len: usize, lo: f32, hi: f32) -> Vec<f16> {
-    (0..len).map(|_| f16::from_f32(r.gen_range(lo..hi))).collect()
+    (0..len)
+        .map(|_| f16::from_f32(r.gen_range(lo..hi)))
+        .collect()
 }
 
 pub fn f16_bytes(v: &[f16]) -> Vec<u8> {
