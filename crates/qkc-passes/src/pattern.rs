@@ -74,3 +74,16 @@ pub fn replace(g: &mut Graph, old: NodeId, new: NodeId) {
     g.replace_uses(old, new);
     erase_if_dead(g, old);
 }
+
+/// Visit every node present when the sweep starts, in program order, skipping those an earlier
+/// rewrite erased; `f` says whether it changed the graph.
+pub fn sweep(g: &mut Graph, mut f: impl FnMut(&mut Graph, NodeId) -> bool) -> crate::Changed {
+    let ids: Vec<NodeId> = g.nodes().collect();
+    let mut changed = false;
+    for id in ids {
+        if g.contains(id) {
+            changed |= f(g, id);
+        }
+    }
+    crate::Changed::from_bool(changed)
+}

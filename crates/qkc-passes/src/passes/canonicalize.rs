@@ -20,15 +20,7 @@ impl Pass for Canonicalize {
         "transposes into the matmul, drop no-op reshapes/casts/transpose pairs/rotation pairs"
     }
     fn run(&self, g: &mut Graph, _cx: &mut PassContext) -> Changed {
-        let mut changed = false;
-        let ids: Vec<NodeId> = g.nodes().collect();
-        for id in ids {
-            if !g.contains(id) {
-                continue;
-            }
-            changed |= rewrite(g, id);
-        }
-        Changed::from_bool(changed)
+        crate::pattern::sweep(g, rewrite)
     }
 }
 

@@ -18,19 +18,11 @@ impl Pass for FuseActQuant {
         "qlinear(quantize_act(x)) -> qlinear(x; act); quantize_act(qlinear(..)) -> qlinear(..; out_act)"
     }
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> Changed {
-        let mut changed = false;
-        let ids: Vec<NodeId> = g.nodes().collect();
-        for id in ids {
-            if !g.contains(id) {
-                continue;
-            }
-            changed |= match g.node(id).op {
-                Op::Qlinear(_) => prologue(g, id, cx),
-                Op::QuantizeAct(_) => epilogue(g, id, cx),
-                _ => false,
-            };
-        }
-        Changed::from_bool(changed)
+        crate::pattern::sweep(g, |g, id| match g.node(id).op {
+            Op::Qlinear(_) => prologue(g, id, cx),
+            Op::QuantizeAct(_) => epilogue(g, id, cx),
+            _ => false,
+        })
     }
 }
 

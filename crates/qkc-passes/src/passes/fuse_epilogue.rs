@@ -18,19 +18,11 @@ impl Pass for FuseEpilogue {
         "add(qlinear, bias|residual) and mul(silu(qlinear(x; Wg)), qlinear(x; Wu)) into the qlinear"
     }
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> Changed {
-        let mut changed = false;
-        let ids: Vec<NodeId> = g.nodes().collect();
-        for id in ids {
-            if !g.contains(id) {
-                continue;
-            }
-            changed |= match g.node(id).op {
-                Op::Add => add(g, id, cx),
-                Op::Mul => gate(g, id, cx),
-                _ => false,
-            };
-        }
-        Changed::from_bool(changed)
+        crate::pattern::sweep(g, |g, id| match g.node(id).op {
+            Op::Add => add(g, id, cx),
+            Op::Mul => gate(g, id, cx),
+            _ => false,
+        })
     }
 }
 

@@ -18,19 +18,11 @@ impl Pass for FuseRotation {
         "qlinear(rotate(x; R); W) -> qlinear(x; W, rotate=R); linear(rotate(x; H), W) -> linear(x, W·H) offline"
     }
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> Changed {
-        let mut changed = false;
-        let ids: Vec<NodeId> = g.nodes().collect();
-        for id in ids {
-            if !g.contains(id) {
-                continue;
-            }
-            changed |= match g.node(id).op {
-                Op::Qlinear(_) => online(g, id, cx),
-                Op::Linear => offline(g, id, cx),
-                _ => false,
-            };
-        }
-        Changed::from_bool(changed)
+        crate::pattern::sweep(g, |g, id| match g.node(id).op {
+            Op::Qlinear(_) => online(g, id, cx),
+            Op::Linear => offline(g, id, cx),
+            _ => false,
+        })
     }
 }
 
