@@ -9,6 +9,7 @@
 //! - [`interp`]: runs a kernel on the CPU (blocks in sequence, the threads of a block in lockstep),
 //!   so templates are tested without a backend.
 //! - [`template`]: KIR templates with typed holes and snippets, from `templates/kir` at the repo root.
+//! - [`lower`]: one fused graph node → one specialized kernel, and how its weights are packed.
 //! - [`artifact`]: what a backend returns: code, entry, launch shape, parameter layout, key.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod hash;
 pub mod interp;
 pub mod kernel;
 pub mod lexer;
+pub mod lower;
 pub mod ops;
 pub mod parser;
 pub mod printer;
