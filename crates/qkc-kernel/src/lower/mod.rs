@@ -17,7 +17,10 @@
 //! - Bad input (a scheme or shape a kernel cannot handle, K not a multiple of the group size)
 //!   is a [`LowerError`] that names the node and the problem, never a panic.
 
-use qkc_ir::{Graph, NodeId};
+mod ops;
+mod qlinear;
+
+use qkc_ir::{Graph, NodeId, Op};
 
 use crate::kernel::Kernel;
 use crate::types::Scalar;
@@ -79,6 +82,16 @@ pub enum Binding {
     Cache(CacheHalf),
     /// Scalar i32: the tokens already in the node's KV cache (the position of the first token).
     Pos,
+    /// A constant buffer the lowering made (a Hadamard factor's sign matrix, an NF4 table, ...):
+    /// the runtime uploads it once with the kernel.
+    Const {
+        /// A name for manifests.
+        name: String,
+        /// The element type the kernel reads it as.
+        elem: Scalar,
+        /// The bytes (little-endian elements).
+        data: Vec<u8>,
+    },
     /// Scratch memory private to this launch, zero-initialised, of this many bytes.
     Scratch {
         /// Size in bytes.
@@ -160,13 +173,10 @@ pub enum LowerError {
 
 /// Lower one kernel node.
 pub fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
-    let node = g.node(id);
-    let _ = opts;
-    Err(LowerError::Unsupported {
-        value: node.name.clone(),
-        op: node.op.name().to_string(),
-        reason: format!("no kernel for `{}` yet", node.op.name()),
-    })
+    match &g.node(id).op {
+        Op::Qlinear(_) => qlinear::lower(g, id, opts),
+        _ => ops::lower(g, id, opts),
+    }
 }
 
 /// Pack the weight operand `role` of node `id` for the kernel [`lower`] makes for it.
@@ -177,10 +187,18 @@ pub fn pack(
     w: WeightData<'_>,
     opts: &LowerOptions,
 ) -> Result<Vec<PackedBuffer>, LowerError> {
-    let _ = (w, opts);
-    Err(LowerError::Weight {
-        value: g.node(id).name.clone(),
-        role: role.into(),
-        reason: "no packing rule yet".into(),
-    })
+    match &g.node(id).op {
+        Op::Qlinear(_) => qlinear::pack(g, id, role, w, opts),
+        _ => ops::pack(g, id, role, w, opts),
+    }
+}
+
+/// The error for a node no kernel handles.
+pub(crate) fn unsupported(g: &Graph, id: NodeId, reason: impl Into<String>) -> LowerError {
+    let node = g.node(id);
+    LowerError::Unsupported {
+        value: node.name.clone(),
+        op: node.op.name().to_string(),
+        reason: reason.into(),
+    }
 }
