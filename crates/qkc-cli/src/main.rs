@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod native;
 mod quantize;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -83,6 +84,16 @@ enum Cmd {
         /// Verify after every pass (always on in debug builds).
         #[arg(long)]
         verify_each: bool,
+        /// Generate code for this target into `-o DIR` (cpu: one .o per kernel, a C header and
+        /// manifest.json).
+        #[arg(long, value_enum, requires = "out")]
+        target: Option<CodeTarget>,
+        /// Output directory for --target.
+        #[arg(long, short, value_name = "DIR", requires = "target")]
+        out: Option<PathBuf>,
+        /// Token count T the kernels are specialized for (with --target).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// Quantize the linear weights of a float safetensors checkpoint into qkc's layout.
     Quantize {
@@ -156,6 +167,37 @@ enum Cmd {
         /// Run this many steps, feeding the KV caches (decode); each step uses fresh inputs.
         #[arg(long, default_value_t = 1)]
         steps: usize,
+        /// Also run the reference interpreter on the same inputs; print max_rel_err per output
+        /// and exit 1 when it is over the tolerance.
+        #[arg(long)]
+        check: bool,
+        /// Tolerance for --check (default: from the graph's dtypes and schemes, printed).
+        #[arg(long, requires = "check")]
+        tol: Option<f64>,
+        /// Worker threads for --target cpu (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Time each kernel of a graph: median time, bytes read, GB/s and the fraction of the
+    /// machine's read ceiling, measured in the same run.
+    Bench {
+        /// A .qir or .json graph.
+        file: PathBuf,
+        /// Where to run it.
+        #[arg(long, value_enum, default_value_t = Target::Cpu)]
+        target: Target,
+        /// Token counts to bench, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        batch: Vec<usize>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Synthesize weights from this seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the table as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -171,6 +213,14 @@ enum Emit {
 enum Form {
     Json,
     Qir,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CodeTarget {
+    /// x86-64 objects through Cranelift.
+    Cpu,
+    /// PTX through LLVM's NVPTX target.
+    Ptx,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -203,6 +253,9 @@ fn main() -> ExitCode {
             time_passes,
             explain_fusion,
             verify_each,
+            target,
+            out,
+            batch,
         } => {
             let opts = qkc_passes::Options {
                 print_after,
@@ -217,7 +270,10 @@ fn main() -> ExitCode {
                 time_passes,
                 explain_fusion,
             };
-            compile(&file, opts, &show)
+            match (target, out) {
+                (Some(t), Some(out)) => compile_target(&file, t, &out, batch),
+                _ => compile(&file, opts, &show),
+            }
         }
         Cmd::Quantize {
             scheme,
@@ -253,6 +309,9 @@ fn main() -> ExitCode {
             batch,
             input_seed,
             steps,
+            check,
+            tol,
+            threads,
         } => run(
             &file,
             target,
@@ -261,7 +320,20 @@ fn main() -> ExitCode {
             batch,
             input_seed,
             steps,
+            RunExtra {
+                check,
+                tol,
+                threads,
+            },
         ),
+        Cmd::Bench {
+            file,
+            target,
+            batch,
+            threads,
+            seed,
+            json,
+        } => bench(&file, target, &batch, threads, seed, json.as_deref()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -542,6 +614,24 @@ struct Show {
     explain_fusion: bool,
 }
 
+fn compile_target(
+    path: &Path,
+    target: CodeTarget,
+    out: &Path,
+    batch: usize,
+) -> Result<(), Reported> {
+    if batch == 0 {
+        return Err(fail("--batch must be at least 1"));
+    }
+    let g = load_verified(path)?;
+    match target {
+        CodeTarget::Cpu => native::compile_cpu(path, &g, batch, out),
+        CodeTarget::Ptx => Err(fail(
+            "--target ptx is not built yet: the LLVM/NVPTX backend is not in this build",
+        )),
+    }
+}
+
 fn compile(path: &Path, opts: qkc_passes::Options, show: &Show) -> Result<(), Reported> {
     let mut g = load_verified(path)?;
     let pm = qkc_passes::default_pipeline(opts);
@@ -589,6 +679,47 @@ fn compile(path: &Path, opts: qkc_passes::Options, show: &Show) -> Result<(), Re
     print_out(&text)
 }
 
+/// `run` flags beyond the interpreter's.
+struct RunExtra {
+    check: bool,
+    tol: Option<f64>,
+    threads: Option<usize>,
+}
+
+fn bench(
+    path: &Path,
+    target: Target,
+    batches: &[usize],
+    threads: Option<usize>,
+    seed: u64,
+    json: Option<&Path>,
+) -> Result<(), Reported> {
+    if batches.is_empty() || batches.contains(&0) {
+        return Err(fail("--batch takes token counts of at least 1"));
+    }
+    let g = load_verified(path)?;
+    let w = Weights::Seed(seed);
+    match target {
+        Target::Cpu => native::bench_cpu(
+            &native::CpuRun {
+                path,
+                weights: &w,
+                threads,
+            },
+            &g,
+            batches,
+            json,
+        ),
+        Target::Interp => Err(fail(
+            "qkc bench times compiled kernels: use --target cpu or cuda",
+        )),
+        Target::Cuda => Err(fail(
+            "--target cuda is not built yet: the PTX/CUDA backend is not in this build",
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     path: &Path,
     target: Target,
@@ -597,20 +728,15 @@ fn run(
     batch: usize,
     input_seed: u64,
     steps: usize,
+    extra: RunExtra,
 ) -> Result<(), Reported> {
-    match target {
-        Target::Interp => {}
-        Target::Cpu => {
-            return Err(fail(
-                "--target cpu is not built yet: the Cranelift CPU backend is not in this build (use --target interp)",
-            ))
-        }
-        Target::Cuda => {
-            return Err(fail("--target cuda is not built yet: the PTX/CUDA backend is not in this build (use --target interp)"))
-        }
-    }
     if batch == 0 {
         return Err(fail("--batch must be at least 1"));
+    }
+    if target == Target::Interp && extra.check {
+        return Err(fail(
+            "--check compares a compiled target with the interpreter: use --target cpu or cuda",
+        ));
     }
     let g = load_verified(path)?;
     let w = match weights {
@@ -619,14 +745,36 @@ fn run(
         ),
         None => Weights::Seed(seed.unwrap_or(0)),
     };
-    let t0 = Instant::now();
-    let mut interp =
-        Interpreter::new(&g, &w).map_err(|e| fail(format!("{}: {e}", display(path))))?;
-    let bind = t0.elapsed();
     let source = match weights {
         Some(p) => format!("weights from {}", p.display()),
         None => format!("weights synthesized from seed {}", seed.unwrap_or(0)),
     };
+    match target {
+        Target::Interp => {}
+        Target::Cpu => {
+            return native::run_cpu(
+                &native::CpuRun {
+                    path,
+                    weights: &w,
+                    threads: extra.threads,
+                },
+                &g,
+                batch,
+                input_seed,
+                steps,
+                extra.check,
+                extra.tol,
+                &source,
+            )
+        }
+        Target::Cuda => {
+            return Err(fail("--target cuda is not built yet: the PTX/CUDA backend is not in this build (use --target interp or cpu)"))
+        }
+    }
+    let t0 = Instant::now();
+    let mut interp =
+        Interpreter::new(&g, &w).map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    let bind = t0.elapsed();
     println!(
         "graph @{} on interp (f64), T = {batch}, {source}, input seed {input_seed}",
         g.name

@@ -64,34 +64,68 @@ impl JitKernel {
                 self.nparams
             )));
         }
-        macro_rules! arity {
-            ($($n:literal),*) => {{
-                type F = unsafe extern "C" fn($(arity!(@t $n),)* u32, u32);
-                // SAFETY: the entry was compiled with this signature (all parameters are
-                // 64-bit integer-class values under the host's C calling convention).
-                let f: F = unsafe { std::mem::transmute::<*const u8, F>(self.entry) };
-                unsafe { f($(args[$n],)* lo, hi) };
-            }};
-            (@t $n:literal) => { u64 };
-        }
-        match args.len() {
-            0 => arity!(),
-            1 => arity!(0),
-            2 => arity!(0, 1),
-            3 => arity!(0, 1, 2),
-            4 => arity!(0, 1, 2, 3),
-            5 => arity!(0, 1, 2, 3, 4),
-            6 => arity!(0, 1, 2, 3, 4, 5),
-            7 => arity!(0, 1, 2, 3, 4, 5, 6),
-            8 => arity!(0, 1, 2, 3, 4, 5, 6, 7),
-            n => {
-                return Err(CodegenError::Internal(format!(
-                    "JitKernel::call supports up to 8 parameters, not {n}"
-                )))
-            }
-        }
-        Ok(())
+        // SAFETY: forwarded to the caller's contract; the arity matches the kernel.
+        unsafe { call_entry(self.entry, args, lo, hi) }
     }
+}
+
+/// The most parameters [`call_entry`] passes.
+pub const MAX_PARAMS: usize = 24;
+
+/// Call a compiled entry `extern "C" fn(params..., chunk_lo: u32, chunk_hi: u32)` whose
+/// parameters are all pointers or integers, with `args` (one per parameter, widened to 64 bits).
+///
+/// # Safety
+/// `entry` must be such an entry with exactly `args.len()` parameters, still alive; the
+/// arguments must satisfy the kernel's contract (see [`JitKernel::call`]).
+pub unsafe fn call_entry(entry: *const u8, args: &[u64], lo: u32, hi: u32) -> Result<()> {
+    macro_rules! arity {
+        ($($n:literal),*) => {{
+            type F = unsafe extern "C" fn($(arity!(@t $n),)* u32, u32);
+            // SAFETY: the entry was compiled with this signature (all parameters are
+            // 64-bit integer-class values under the host's C calling convention).
+            let f: F = unsafe { std::mem::transmute::<*const u8, F>(entry) };
+            unsafe { f($(args[$n],)* lo, hi) };
+        }};
+        (@t $n:literal) => { u64 };
+    }
+    match args.len() {
+        0 => arity!(),
+        1 => arity!(0),
+        2 => arity!(0, 1),
+        3 => arity!(0, 1, 2),
+        4 => arity!(0, 1, 2, 3),
+        5 => arity!(0, 1, 2, 3, 4),
+        6 => arity!(0, 1, 2, 3, 4, 5),
+        7 => arity!(0, 1, 2, 3, 4, 5, 6),
+        8 => arity!(0, 1, 2, 3, 4, 5, 6, 7),
+        9 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8),
+        10 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+        11 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        12 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+        13 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
+        14 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13),
+        15 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14),
+        16 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        17 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16),
+        18 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17),
+        19 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18),
+        20 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19),
+        21 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20),
+        22 => arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21),
+        23 => {
+            arity!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22)
+        }
+        24 => arity!(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23
+        ),
+        n => {
+            return Err(CodegenError::Internal(format!(
+                "a CPU kernel may have at most {MAX_PARAMS} parameters, not {n}"
+            )))
+        }
+    }
+    Ok(())
 }
 
 impl Drop for JitKernel {

@@ -23,5 +23,5 @@ pub mod object;
 pub use clif::clif_text;
 pub use error::{CodegenError, Result};
 pub use isa::Options;
-pub use jit::JitKernel;
+pub use jit::{call_entry, JitKernel, MAX_PARAMS};
 pub use object::compile_object;

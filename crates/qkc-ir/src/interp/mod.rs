@@ -57,15 +57,22 @@ pub enum InterpError {
     Invalid(String),
 }
 
+/// A bound weight in its stored form (see [`Interpreter::stored_weight`]).
+#[derive(Debug, Clone, Copy)]
+pub enum StoredWeight<'a> {
+    /// Dense floats (values representable in the weight's dtype).
+    Dense(&'a Tensor),
+    /// A quantized tensor in qkc's layout.
+    Quant(&'a qkc_quant::QuantTensor),
+    /// Sparse outliers.
+    Sparse(&'a qkc_quant::Csr),
+}
+
 /// A value during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Dense(Tensor),
     /// A quantized weight: the stored form and its exact dequantization `[n, k]`.
-    #[expect(
-        dead_code,
-        reason = "the stored form is what compiled kernels will be fed; the interpreter only reads the dequantized view"
-    )]
     Quant(std::rc::Rc<qkc_quant::QuantTensor>, std::rc::Rc<Tensor>),
     /// Sparse outliers, and their dense form `[n, k]`.
     Sparse(std::rc::Rc<qkc_quant::Csr>, std::rc::Rc<Tensor>),
@@ -142,6 +149,16 @@ impl<'g> Interpreter<'g> {
             order,
             weights: bound,
             caches: HashMap::new(),
+        })
+    }
+
+    /// The stored form of the weight node `id` as bound (loaded or synthesized, with any
+    /// offline rotation already folded into dense weights): what compiled kernels are fed.
+    pub fn stored_weight(&self, id: NodeId) -> Option<StoredWeight<'_>> {
+        Some(match self.weights.get(&id)? {
+            Value::Dense(t) => StoredWeight::Dense(t),
+            Value::Quant(q, _) => StoredWeight::Quant(q),
+            Value::Sparse(c, _) => StoredWeight::Sparse(c),
         })
     }
 

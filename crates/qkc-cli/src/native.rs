@@ -1,0 +1,424 @@
+//! `--target cpu`: run (with `--check` against the interpreter), bench, and compile to objects.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use qkc_ir::interp::{synth_inputs, Interpreter, Tensor, Weights};
+use qkc_ir::{DType, Graph, Op, Type};
+use qkc_kernel::lower::{self, Binding, LowerOptions, LowerTarget};
+use qkc_kernel::{Scalar, Type as KType};
+use qkc_runtime::ceiling::{ceiling_buffer, read_gbps, CEILING_BYTES};
+use qkc_runtime::{CpuOptions, CpuProgram};
+
+use crate::{display, fail, Reported};
+
+/// The fused graph `qkc compile` would produce.
+pub fn fuse(path: &Path, g: &Graph) -> Result<Graph, Reported> {
+    let mut fused = g.clone();
+    qkc_passes::default_pipeline(qkc_passes::Options::default())
+        .run(&mut fused)
+        .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    Ok(fused)
+}
+
+/// The `--check` tolerance for a graph, and why: the largest of the error sources it has.
+/// - f32 everywhere: kernels sum in f32 in another order than the f64 interpreter: 1e-3.
+/// - f16 activations or weights: every stored f16 value is rounded (2^-11 relative) and the
+///   rounding compounds through the ops: 1e-2.
+/// - 4-bit activation quantization: a value that lands on the other side of a rounding boundary
+///   (because its input was rounded to f16 first) moves by a whole step of amax/7: 5e-2.
+pub fn tolerance(g: &Graph) -> (f64, &'static str) {
+    let mut tol = (1e-3, "f32 accumulation order");
+    for id in g.nodes() {
+        let n = g.node(id);
+        if let Type::Tensor {
+            dtype: DType::F16 | DType::BF16,
+            ..
+        } = n.ty
+        {
+            if tol.0 < 1e-2 {
+                tol = (1e-2, "f16 storage of activations");
+            }
+        }
+        if let Op::Qlinear(q) = &n.op {
+            let low = q.act.as_ref().is_some_and(|a| a.bits <= 4)
+                || q.out_act.as_ref().is_some_and(|a| a.bits <= 4);
+            if low {
+                tol = (5e-2, "4-bit activation quantization");
+            }
+        }
+        if let Op::QuantizeAct(a) = &n.op {
+            if a.bits <= 4 {
+                tol = (5e-2, "4-bit activation quantization");
+            }
+        }
+    }
+    tol
+}
+
+/// max |a − b| / max |b| over one output (b is the reference); NaN in `a` gives infinity.
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    if a.data.len() != b.data.len() {
+        return f64::INFINITY;
+    }
+    let scale = b.data.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| {
+            if x.is_finite() {
+                (x - y).abs() / scale
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0f64, f64::max)
+}
+
+/// Options shared by `run` and `bench` on the CPU.
+pub struct CpuRun<'a> {
+    pub path: &'a Path,
+    pub weights: &'a Weights,
+    pub threads: Option<usize>,
+}
+
+fn cpu_opts(threads: Option<usize>) -> CpuOptions {
+    let mut o = CpuOptions::default();
+    if let Some(t) = threads {
+        o.threads = t.max(1);
+        o.chunks = (4 * o.threads) as u32;
+    }
+    o
+}
+
+/// `qkc run --target cpu`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_cpu(
+    r: &CpuRun<'_>,
+    g: &Graph,
+    batch: usize,
+    input_seed: u64,
+    steps: usize,
+    check: bool,
+    tol: Option<f64>,
+    source: &str,
+) -> Result<(), Reported> {
+    let path = r.path;
+    let fused = fuse(path, g)?;
+    let opts = cpu_opts(r.threads);
+    let mut prog = CpuProgram::new(&fused, r.weights, batch, opts)
+        .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    let mut reference = if check {
+        Some(Interpreter::new(g, r.weights).map_err(|e| fail(format!("{}: {e}", display(path))))?)
+    } else {
+        None
+    };
+    let compile_ms: f64 = prog.kernels().iter().map(|k| k.compile_ms).sum();
+    println!(
+        "graph @{} on cpu (Cranelift JIT, {} threads), T = {batch}, {source}, input seed {input_seed}",
+        g.name,
+        prog.threads()
+    );
+    println!(
+        "  {} kernels, {} launches per step; lowered, compiled ({compile_ms:.1} ms in Cranelift) and packed in {:.1} ms",
+        prog.kernels().len(),
+        prog.launch_count(),
+        prog.build_ms
+    );
+    let (tol, why) = match tol {
+        Some(t) => (t, "--tol"),
+        None => tolerance(g),
+    };
+    let mut worst = 0f64;
+    for step in 0..steps.max(1) {
+        let pos0 = prog.cached_tokens();
+        let inputs = synth_inputs(g, batch, input_seed.wrapping_add(step as u64), pos0);
+        let t0 = std::time::Instant::now();
+        let outs = prog
+            .run(&inputs)
+            .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if steps > 1 {
+            println!(
+                "step {step} (positions {pos0}..{}), {ms:.2} ms:",
+                pos0 + batch
+            );
+        } else {
+            println!("  ran in {ms:.2} ms");
+        }
+        let refs = match &mut reference {
+            Some(interp) => Some(
+                interp
+                    .run(&inputs)
+                    .map_err(|e| fail(format!("{}: interpreter: {e}", display(path))))?,
+            ),
+            None => None,
+        };
+        for (name, t) in &outs {
+            match refs
+                .as_ref()
+                .and_then(|rs| rs.iter().find(|(n, _)| n == name))
+            {
+                Some((_, rt)) => {
+                    let e = rel_err(t, rt);
+                    worst = worst.max(e);
+                    println!(
+                        "  %{name}: {}  max_rel_err {e:.2e}",
+                        qkc_ir::interp::summary(t)
+                    );
+                }
+                None => println!("  %{name}: {}", qkc_ir::interp::summary(t)),
+            }
+        }
+    }
+    if check {
+        let verdict = if worst <= tol { "ok" } else { "FAILED" };
+        println!(
+            "check: max_rel_err {worst:.2e} vs the interpreter (f64), tolerance {tol:.0e} ({why}): {verdict}"
+        );
+        if worst > tol || !worst.is_finite() {
+            return Err(Reported);
+        }
+    }
+    Ok(())
+}
+
+/// One row of `qkc bench`.
+#[derive(serde::Serialize)]
+pub struct BenchRow {
+    pub batch: usize,
+    pub value: String,
+    pub kernel: String,
+    pub template: String,
+    pub median_us: f64,
+    pub bytes: u64,
+    pub gbps: f64,
+    pub ceiling_fraction: f64,
+}
+
+/// `qkc bench --target cpu`.
+pub fn bench_cpu(
+    r: &CpuRun<'_>,
+    g: &Graph,
+    batches: &[usize],
+    json: Option<&Path>,
+) -> Result<(), Reported> {
+    let path = r.path;
+    let fused = fuse(path, g)?;
+    let opts = cpu_opts(r.threads);
+    eprintln!(
+        "measuring the read ceiling ({} MiB, {} threads)...",
+        CEILING_BYTES >> 20,
+        opts.threads
+    );
+    let buf = ceiling_buffer(CEILING_BYTES);
+    let ceiling = read_gbps(&buf, opts.threads, 9);
+    drop(buf);
+    println!(
+        "graph @{} on cpu (Cranelift JIT), {} threads; read ceiling {ceiling:.1} GB/s (plain read loop, same run)",
+        g.name, opts.threads
+    );
+    let mut rows = Vec::new();
+    for &batch in batches {
+        let mut prog = CpuProgram::new(&fused, r.weights, batch, opts)
+            .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+        let inputs = synth_inputs(g, batch, 1, 0);
+        prog.prime(&inputs)
+            .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+        println!("\nT = {batch}");
+        println!(
+            "{:<14} {:<22} {:>10} {:>12} {:>8} {:>9}",
+            "value", "kernel", "median µs", "bytes read", "GB/s", "ceiling"
+        );
+        for i in 0..prog.launch_count() {
+            // iterations: enough for ~0.2 s, between 10 and 2000
+            let probe = prog
+                .time_launch(i, 2, 3)
+                .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+            let one = probe
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+                .max(1e-7);
+            let iters = ((0.2 / one) as usize).clamp(10, 2000);
+            let mut ts = prog
+                .time_launch(i, 3, iters)
+                .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+            ts.sort_by(f64::total_cmp);
+            let med = ts[ts.len() / 2];
+            let info = prog.launch_info(i).clone();
+            let k = &prog.kernels()[info.kernel];
+            let bytes = k.lowered.bytes_read;
+            let gbps = bytes as f64 / med / 1e9;
+            println!(
+                "%{:<13} {:<22} {:>10.2} {:>12} {:>8.2} {:>8.1}%",
+                info.value,
+                k.lowered.kernel.name,
+                med * 1e6,
+                bytes,
+                gbps,
+                100.0 * gbps / ceiling
+            );
+            rows.push(BenchRow {
+                batch,
+                value: info.value,
+                kernel: k.lowered.kernel.name.clone(),
+                template: k.lowered.template.clone(),
+                median_us: med * 1e6,
+                bytes,
+                gbps,
+                ceiling_fraction: gbps / ceiling,
+            });
+        }
+    }
+    if let Some(out) = json {
+        let doc = serde_json::json!({
+            "graph": g.name,
+            "target": "cpu",
+            "threads": opts.threads,
+            "read_ceiling_gbps": ceiling,
+            "rows": rows,
+        });
+        let s = serde_json::to_string_pretty(&doc).map_err(|e| fail(format!("json: {e}")))?;
+        std::fs::write(out, s + "\n")
+            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+    }
+    Ok(())
+}
+
+fn c_type(t: &KType, write: bool) -> String {
+    match t {
+        KType::Ptr(_, e) => {
+            let base = match e {
+                Scalar::F32 => "float",
+                Scalar::F64 => "double",
+                Scalar::F16 | Scalar::Bf16 | Scalar::I16 => "uint16_t",
+                Scalar::I8 | Scalar::I1 => "uint8_t",
+                Scalar::I32 => "int32_t",
+                Scalar::I64 => "int64_t",
+            };
+            if write {
+                format!("{base} *")
+            } else {
+                format!("const {base} *")
+            }
+        }
+        KType::Scalar(Scalar::I64) => "int64_t ".into(),
+        KType::Scalar(Scalar::F32) => "float ".into(),
+        _ => "int32_t ".into(),
+    }
+}
+
+fn binding_text(b: &Binding) -> String {
+    match b {
+        Binding::Operand { role } => format!("activation: operand `{role}`"),
+        Binding::Packed { role, buffer } => format!("weight: `{role}` packed buffer `{buffer}`"),
+        Binding::Output => "the result".into(),
+        Binding::Cache(h) => format!("KV cache ({h:?})"),
+        Binding::Pos => "tokens already in the KV cache".into(),
+        Binding::Const { name, .. } => format!("constant `{name}` (in consts/)"),
+        Binding::Scratch { bytes } => format!("scratch, {bytes} zeroed bytes"),
+    }
+}
+
+/// `qkc compile --target cpu -o DIR`: one object per kernel, a C header, a manifest.
+pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(), Reported> {
+    let fused = fuse(path, g)?;
+    let opts = LowerOptions {
+        target: LowerTarget::Cpu { chunks: 16 },
+        tokens: batch,
+    };
+    std::fs::create_dir_all(out.join("consts"))
+        .map_err(|e| fail(format!("{}: cannot create: {e}", out.display())))?;
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut decls = String::new();
+    let mut manifest = Vec::new();
+    let order = fused.topo_order().map_err(|_| fail("cycle"))?;
+    for id in order {
+        let node = fused.node(id);
+        if !qkc_passes::partition::is_kernel(&node.op) {
+            continue;
+        }
+        let mut l = lower::lower(&fused, id, &opts)
+            .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
+        let text = qkc_kernel::print(&l.kernel);
+        if let Some(sym) = seen.get(&text) {
+            manifest.push(serde_json::json!({"value": node.name, "symbol": sym}));
+            continue;
+        }
+        let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
+        l.kernel.name = sym.clone();
+        seen.insert(text, sym.clone());
+        let (obj, arts) = qkc_codegen_cranelift::compile_object(&[&l.kernel], &sym)
+            .map_err(|e| fail(format!("{}: codegen: {e}", display(path))))?;
+        let art = &arts[0];
+        let file = format!("{sym}.o");
+        std::fs::write(out.join(&file), obj)
+            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        let chunks = match art.launch {
+            qkc_kernel::LaunchConfig::Cpu { chunks } => chunks,
+            qkc_kernel::LaunchConfig::Gpu { .. } => 1,
+        };
+        let _ = writeln!(
+            decls,
+            "/* %{} = {}: template `{}`, key {} */",
+            node.name,
+            node.op.name(),
+            l.template,
+            art.key
+        );
+        let _ = writeln!(decls, "#define {}_CHUNKS {chunks}u", sym.to_uppercase());
+        let mut params = Vec::new();
+        let mut cparams = Vec::new();
+        for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
+            if let Binding::Const { name, data, .. } = b {
+                let f = format!("consts/{sym}.{name}.bin");
+                std::fs::write(out.join(&f), data)
+                    .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+            }
+            let len = p.len.map_or(String::new(), |n| format!(", {n} elements"));
+            cparams.push(format!(
+                "    {}{} /* {}{len} */",
+                c_type(&p.ty, p.write),
+                p.name,
+                binding_text(b)
+            ));
+            params.push(serde_json::json!({
+                "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
+                "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
+            }));
+        }
+        cparams.push("    uint32_t chunk_lo".into());
+        cparams.push("    uint32_t chunk_hi".into());
+        let _ = writeln!(decls, "void {sym}(\n{});\n", cparams.join(",\n"));
+        manifest.push(serde_json::json!({
+            "value": node.name, "symbol": sym, "object": file, "op": node.op.name(),
+            "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
+            "chunks": chunks, "bytes_read": l.bytes_read, "params": params,
+        }));
+    }
+    let name = g.name.clone();
+    let header = include_str!("../../../templates/deploy/cpu_kernels.h")
+        .replace("{{FILE}}", "qkc_kernels.h")
+        .replace("{{GRAPH}}", &name)
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{ISA}}", "x86-64 host features")
+        .replace("{{SOURCE}}", &display(path))
+        .replace("{{GUARD}}", "QKC_KERNELS_H")
+        .replace("{{DECLS}}", &decls);
+    std::fs::write(out.join("qkc_kernels.h"), header)
+        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+    let doc = serde_json::json!({
+        "graph": name, "target": "cpu", "tokens": batch, "kernels": manifest,
+    });
+    let s = serde_json::to_string_pretty(&doc).map_err(|e| fail(format!("json: {e}")))?;
+    std::fs::write(out.join("manifest.json"), s + "\n")
+        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+    println!(
+        "wrote {} kernel objects, qkc_kernels.h and manifest.json to {}",
+        seen.len(),
+        out.display()
+    );
+    Ok(())
+}
