@@ -84,12 +84,7 @@ pub struct CpuRun<'a> {
 }
 
 fn cpu_opts(threads: Option<usize>) -> CpuOptions {
-    let mut o = CpuOptions::default();
-    if let Some(t) = threads {
-        o.threads = t.max(1);
-        o.chunks = (4 * o.threads) as u32;
-    }
-    o
+    threads.map_or_else(CpuOptions::default, CpuOptions::with_threads)
 }
 
 /// `qkc run --target cpu`.
@@ -124,7 +119,7 @@ pub fn run_cpu(
         "  {} kernels, {} launches per step; lowered, compiled ({compile_ms:.1} ms in Cranelift) and packed in {:.1} ms",
         prog.kernels().len(),
         prog.launch_count(),
-        prog.build_ms
+        prog.build_ms()
     );
     let (tol, why) = match tol {
         Some(t) => (t, "--tol"),

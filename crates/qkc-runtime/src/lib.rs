@@ -3,6 +3,8 @@
 //! - [`cpu`]: every kernel node of a fused graph lowered ([`qkc_kernel::lower`]), JIT-compiled
 //!   through Cranelift once per distinct kernel, its weights packed once at load, and its chunks
 //!   spread over a thread pool at run time.
+//! - [`cuda`] (feature `cuda`, on by default): the same on an NVIDIA GPU through cudarc, loaded
+//!   at run time so qkc builds and runs without CUDA; PTX from the LLVM backend.
 //! - [`ceiling`]: the machine's read bandwidth, measured by a plain read loop, the denominator of
 //!   every "fraction of the read ceiling" qkc reports.
 //! - [`buffer`]: aligned host buffers and dtype encoding.
@@ -11,8 +13,12 @@
 pub mod buffer;
 pub mod ceiling;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+mod plan;
 
-pub use cpu::{CpuOptions, CpuProgram, LaunchInfo};
+pub use cpu::{CpuOptions, CpuProgram};
+pub use plan::{CompiledKernel, LaunchInfo};
 
 use qkc_kernel::lower::LowerError;
 
@@ -53,6 +59,12 @@ pub enum RuntimeError {
         /// Tokens this run adds.
         more: usize,
     },
+    /// No CUDA driver or device (the message says which).
+    #[error("{0}")]
+    NoCuda(String),
+    /// A CUDA call failed.
+    #[error("CUDA: {0}")]
+    Cuda(String),
     /// The graph is not something this runtime runs.
     #[error("{0}")]
     Graph(String),

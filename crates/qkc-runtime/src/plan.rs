@@ -1,0 +1,362 @@
+//! What every target's program shares: which kernels to compile, which buffers to allocate, and
+//! what each launch's arguments are. [`Plan::build`] lowers every kernel node of a fused graph,
+//! compiles each distinct kernel once (through the target's `compile` callback), binds the
+//! weights through the interpreter's loader and packs them once. A target then allocates the
+//! buffers in its own memory and launches.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use qkc_ir::interp::{Interpreter, StoredWeight, Weights};
+use qkc_ir::{DType, Graph, NodeId, Op, Type};
+use qkc_kernel::lower::{self, Binding, CacheHalf, LowerOptions, Lowered, WeightData};
+
+use crate::buffer::{dtype_size, encode};
+use crate::RuntimeError;
+
+/// One compiled kernel.
+pub struct CompiledKernel<C> {
+    /// What lowering produced.
+    pub lowered: Lowered,
+    /// The target's code (JIT'd function, loaded PTX module, ...).
+    pub code: C,
+    /// Code generation time in milliseconds.
+    pub compile_ms: f64,
+}
+
+/// Where a launch argument comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum Arg {
+    Value(NodeId),
+    Packed(usize),
+    Const(usize),
+    Cache(String, CacheHalf),
+    Pos(String),
+    Scratch(usize),
+}
+
+/// One launch of a kernel in program order.
+#[derive(Clone, Debug)]
+pub struct LaunchInfo {
+    /// The graph value it computes.
+    pub value: String,
+    /// Index into the program's kernels.
+    pub kernel: usize,
+}
+
+pub(crate) struct Launch {
+    pub info: LaunchInfo,
+    pub node: NodeId,
+    pub args: Vec<Arg>,
+    pub cache: Option<String>,
+}
+
+/// A KV cache's size: f32 `[max, row]`.
+pub(crate) struct CacheSpec {
+    pub row: usize,
+    pub max: usize,
+}
+
+pub(crate) struct Plan<C> {
+    pub g: Graph,
+    pub tokens: usize,
+    pub kernels: Vec<CompiledKernel<C>>,
+    pub launches: Vec<Launch>,
+    /// Nodes that own an activation buffer, with its byte size and initial bytes (consts).
+    pub values: Vec<(NodeId, usize, Option<Vec<u8>>)>,
+    pub alias: HashMap<NodeId, NodeId>,
+    pub packed: Vec<Vec<u8>>,
+    pub consts: Vec<Vec<u8>>,
+    pub scratch: Vec<usize>,
+    pub caches: HashMap<String, CacheSpec>,
+    pub build_ms: f64,
+}
+
+pub(crate) fn dtype_of(g: &Graph, id: NodeId) -> Option<DType> {
+    match &g.node(id).ty {
+        Type::Tensor { dtype, .. } => Some(*dtype),
+        _ => None,
+    }
+}
+
+pub(crate) fn dims(g: &Graph, id: NodeId, tokens: usize) -> Vec<usize> {
+    g.node(id).ty.shape().resolve(tokens)
+}
+
+fn graph_err(s: String) -> RuntimeError {
+    RuntimeError::Graph(s)
+}
+
+impl<C> Plan<C> {
+    /// Lower and compile `g` (after fusion) for `tokens` tokens; pack its weights.
+    pub fn build(
+        g: &Graph,
+        weights: &Weights,
+        lopts: &LowerOptions,
+        mut compile: impl FnMut(&Lowered) -> Result<C, RuntimeError>,
+    ) -> Result<Self, RuntimeError> {
+        let t0 = Instant::now();
+        let tokens = lopts.tokens;
+        if tokens == 0 {
+            return Err(graph_err("T (tokens) must be at least 1".into()));
+        }
+        let bound = Interpreter::new(g, weights)?;
+        let order = g
+            .topo_order()
+            .map_err(|_| graph_err("the graph has a cycle".into()))?;
+        let mut p = Plan {
+            g: g.clone(),
+            tokens,
+            kernels: Vec::new(),
+            launches: Vec::new(),
+            values: Vec::new(),
+            alias: HashMap::new(),
+            packed: Vec::new(),
+            consts: Vec::new(),
+            scratch: Vec::new(),
+            caches: HashMap::new(),
+            build_ms: 0.0,
+        };
+        let mut by_text: HashMap<String, usize> = HashMap::new();
+        for &id in &order {
+            let node = g.node(id);
+            match &node.op {
+                Op::Weight { .. } => continue,
+                Op::Reshape => {
+                    let src =
+                        g.operands(id).first().map(|&(_, v)| v).ok_or_else(|| {
+                            graph_err(format!("%{}: reshape of nothing", node.name))
+                        })?;
+                    let root = *p.alias.get(&src).unwrap_or(&src);
+                    p.alias.insert(id, root);
+                    continue;
+                }
+                Op::Input { .. } => {
+                    p.add_value(id, None)?;
+                    continue;
+                }
+                Op::Const { value } => {
+                    let d = dtype_of(g, id).ok_or_else(|| {
+                        graph_err(format!("%{}: const of a non-tensor type", node.name))
+                    })?;
+                    p.add_value(id, Some(encode(d, value)))?;
+                    continue;
+                }
+                _ => {}
+            }
+            let lowered = lower::lower(g, id, lopts)?;
+            let text = qkc_kernel::print(&lowered.kernel);
+            let kidx = match by_text.get(&text) {
+                Some(&i) => i,
+                None => {
+                    let c0 = Instant::now();
+                    let code = compile(&lowered)?;
+                    p.kernels.push(CompiledKernel {
+                        lowered: lowered.clone(),
+                        code,
+                        compile_ms: c0.elapsed().as_secs_f64() * 1e3,
+                    });
+                    by_text.insert(text, p.kernels.len() - 1);
+                    p.kernels.len() - 1
+                }
+            };
+            p.add_value(id, None)?;
+            let mut args = Vec::with_capacity(lowered.bindings.len());
+            let mut cache = None;
+            let mut packed_here: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+            for b in &lowered.bindings {
+                args.push(match b {
+                    Binding::Operand { role } => {
+                        let v = g.operand(id, role).ok_or_else(|| {
+                            graph_err(format!("%{}: no `{role}` operand", node.name))
+                        })?;
+                        Arg::Value(*p.alias.get(&v).unwrap_or(&v))
+                    }
+                    Binding::Output => Arg::Value(id),
+                    Binding::Packed { role, buffer } => {
+                        if !packed_here.contains_key(role) {
+                            let list = p.pack(&bound, id, role, lopts)?;
+                            packed_here.insert(role.clone(), list);
+                        }
+                        let idx = packed_here[role]
+                            .iter()
+                            .find(|(n, _)| n == buffer)
+                            .map(|&(_, i)| i)
+                            .ok_or_else(|| {
+                                graph_err(format!(
+                                    "%{}: packing `{role}` made no buffer `{buffer}` (a lowering bug)",
+                                    node.name
+                                ))
+                            })?;
+                        Arg::Packed(idx)
+                    }
+                    Binding::Const { data, .. } => {
+                        p.consts.push(data.clone());
+                        Arg::Const(p.consts.len() - 1)
+                    }
+                    Binding::Scratch { bytes } => {
+                        p.scratch.push(*bytes as usize);
+                        Arg::Scratch(p.scratch.len() - 1)
+                    }
+                    Binding::Cache(half) => {
+                        let name = p.cache_for(id)?;
+                        cache = Some(name.clone());
+                        Arg::Cache(name, *half)
+                    }
+                    Binding::Pos => {
+                        let name = p.cache_for(id)?;
+                        cache = Some(name.clone());
+                        Arg::Pos(name)
+                    }
+                });
+            }
+            p.launches.push(Launch {
+                info: LaunchInfo {
+                    value: node.name.clone(),
+                    kernel: kidx,
+                },
+                node: id,
+                args,
+                cache,
+            });
+        }
+        p.build_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(p)
+    }
+
+    fn pack(
+        &mut self,
+        bound: &Interpreter<'_>,
+        id: NodeId,
+        role: &str,
+        lopts: &LowerOptions,
+    ) -> Result<Vec<(String, usize)>, RuntimeError> {
+        let g = &self.g;
+        let name = &g.node(id).name;
+        let w = g
+            .operand(id, role)
+            .ok_or_else(|| graph_err(format!("%{name}: no `{role}` operand")))?;
+        let stored = bound.stored_weight(w).ok_or_else(|| {
+            graph_err(format!(
+                "%{name}: operand `{role}` (%{}) is not a weight",
+                g.node(w).name
+            ))
+        })?;
+        let wd = match stored {
+            StoredWeight::Dense(t) => WeightData::Dense(&t.data),
+            StoredWeight::Quant(q) => WeightData::Quant(q),
+            StoredWeight::Sparse(c) => WeightData::Sparse(c),
+        };
+        let bufs = lower::pack(g, id, role, wd, lopts)?;
+        let mut list = Vec::new();
+        for pb in bufs {
+            self.packed.push(pb.data);
+            list.push((pb.name, self.packed.len() - 1));
+        }
+        Ok(list)
+    }
+
+    fn add_value(&mut self, id: NodeId, init: Option<Vec<u8>>) -> Result<(), RuntimeError> {
+        let node = self.g.node(id);
+        let d = dtype_of(&self.g, id).ok_or_else(|| {
+            graph_err(format!(
+                "%{}: a value of type {} is not a dense tensor",
+                node.name, node.ty
+            ))
+        })?;
+        let n: usize = dims(&self.g, id, self.tokens).iter().product();
+        let bytes = n * dtype_size(d);
+        if let Some(b) = &init {
+            if b.len() != bytes {
+                return Err(graph_err(format!(
+                    "%{}: const has {} bytes of data for its type {} ({bytes} bytes)",
+                    node.name,
+                    b.len(),
+                    node.ty
+                )));
+            }
+        }
+        self.values.push((id, bytes, init));
+        Ok(())
+    }
+
+    fn cache_for(&mut self, id: NodeId) -> Result<String, RuntimeError> {
+        let node = self.g.node(id);
+        let Op::Attention(a) = &node.op else {
+            return Err(graph_err(format!(
+                "%{}: a KV cache binding on a non-attention op",
+                node.name
+            )));
+        };
+        let name = a.cache.clone().ok_or_else(|| {
+            graph_err(format!(
+                "%{}: attention without a cache binds one",
+                node.name
+            ))
+        })?;
+        self.caches.entry(name.clone()).or_insert(CacheSpec {
+            row: (a.kv_heads * a.head_dim) as usize,
+            max: a.max_seq as usize,
+        });
+        Ok(name)
+    }
+
+    /// Resolve a view to the node that owns its buffer.
+    pub fn resolve(&self, id: NodeId) -> NodeId {
+        *self.alias.get(&id).unwrap_or(&id)
+    }
+
+    /// Graph inputs: (node, binding name, dtype, shape with T resolved).
+    pub fn inputs(&self) -> Vec<(NodeId, String, DType, Vec<usize>)> {
+        self.g
+            .nodes()
+            .filter_map(|id| match &self.g.node(id).op {
+                Op::Input { name } => Some((
+                    id,
+                    name.clone(),
+                    dtype_of(&self.g, id)?,
+                    dims(&self.g, id, self.tokens),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The nodes a run writes (poisoned before each run).
+    pub fn written(&self) -> Vec<NodeId> {
+        self.launches.iter().map(|l| l.node).collect()
+    }
+
+    /// Check that a launch's cache has room for this run's tokens.
+    pub fn check_cache(
+        &self,
+        l: &Launch,
+        len: &HashMap<String, usize>,
+    ) -> Result<(), RuntimeError> {
+        if let Some(c) = &l.cache {
+            let have = len.get(c).copied().unwrap_or(0);
+            let max = self.caches.get(c).map_or(0, |s| s.max);
+            if have + self.tokens > max {
+                return Err(RuntimeError::CacheFull {
+                    cache: c.clone(),
+                    len: have,
+                    max,
+                    more: self.tokens,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Cache names that a run advances.
+    pub fn advanced_caches(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .launches
+            .iter()
+            .filter_map(|l| l.cache.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
