@@ -15,7 +15,13 @@ use qkc_kernel::template::{builtin, Args};
 const K: usize = 4096;
 const N: usize = 14336;
 const GROUP: usize = 128;
-const CHUNKS: usize = 112;
+/// Chunks per launch (QKC_CHUNKS overrides).
+fn chunks() -> usize {
+    std::env::var("QKC_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(112)
+}
 
 #[repr(C, align(256))]
 #[derive(Clone, Copy)]
@@ -79,8 +85,15 @@ fn main() {
         .int("K", K as i64)
         .int("N", N as i64)
         .int("GROUP", GROUP as i64)
-        .int("CHUNKS", CHUNKS as i64);
+        .int("CHUNKS", chunks() as i64);
     let kernels = [
+        (
+            "gemv_u4_cpu_a8",
+            base.clone()
+                .int("T", 1)
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
+        ),
         (
             "gemv_u4_cpu_q8",
             base.clone()
@@ -101,7 +114,7 @@ fn main() {
         .collect();
     // f16 scales around 0.01 (0x211e), x around ±1
     let mut s = aligned(
-        N * (K / GROUP) * 2,
+        N * (K / GROUP) * 4,
         |i| if i % 2 == 0 { 0x1e } else { 0x21 },
     );
     let mut x = aligned(K * 4, |i| if i % 4 == 3 { 0x3f } else { (i * 37) as u8 });
@@ -130,7 +143,7 @@ fn main() {
         // four pointer parameters (KIR.md); the code lives as long as `jit`.
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(jit.entry()) };
         for threads in [1usize, 2] {
-            let per = (CHUNKS / threads) as u32;
+            let per = (chunks() / threads) as u32;
             let secs = time(30, || {
                 turn += 1;
                 let mut raw = raw;
@@ -139,7 +152,7 @@ fn main() {
                     for t in 0..threads as u32 {
                         let r = raw;
                         let hi = if t as usize == threads - 1 {
-                            CHUNKS as u32
+                            chunks() as u32
                         } else {
                             (t + 1) * per
                         };

@@ -26,6 +26,12 @@ macro_rules! conformance_suite {
                 c::gemv_u4_cpu_q8(&$backend, 512, 19, 64, 3);
             }
             #[test]
+            fn gemv_u4_cpu_a8() {
+                c::gemv_u4_cpu_a8(&$backend, 512, 19, 128, 1, 3);
+                c::gemv_u4_cpu_a8(&$backend, 256, 8, 64, 3, 2);
+                c::gemv_u4_cpu_a8(&$backend, 384, 5, 32, 2, 4);
+            }
+            #[test]
             fn gemv_u4_cpu_epilogue_silu() {
                 c::gemv_epilogue_silu(&$backend);
             }
@@ -189,6 +195,71 @@ pub fn gemv_u4_cpu_q8(b: &dyn Backend, k: usize, n: usize, group: usize, chunks:
         &sum,
         1e-6,
     );
+}
+
+/// x quantized per token as `gemv_u4_cpu_a8` does: scale amax/127 over the row, round half to
+/// even.
+fn quantize_x_token(x: &[f32]) -> Vec<f32> {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (inv, scale) = (127.0f32 / amax, amax / 127.0f32);
+    x.iter()
+        .map(|&v| ((v * inv).round_ties_even() as i32) as f32 * scale)
+        .collect()
+}
+
+pub fn gemv_u4_cpu_a8(b: &dyn Backend, k: usize, n: usize, group: usize, t: usize, chunks: i64) {
+    let s = seed("gemv_u4_cpu_a8") ^ (k * 31 + n) as u64;
+    let q = quantize(n, k, group, s);
+    let x = randn(&mut rng(s ^ 5), t * k, 1.0);
+    let (w4, s4) = qkc_kernel::lower::layout::pack_u4_r4(&q.words, &q.scales, n, k, group);
+    let args = Args::new()
+        .int("K", k as i64)
+        .int("N", n as i64)
+        .int("T", t as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", chunks);
+    let kern = instantiate(
+        "gemv_u4_cpu_a8",
+        &args
+            .snippet("split", "split_u4_bytes")
+            .snippet("epilogue", "epilogue_none"),
+    );
+    let kargs = vec![
+        Arg::Buf(Buffer::u32s(&w4)),
+        Arg::Buf(Buffer::f32s(&s4)),
+        Arg::Buf(Buffer::f32s(&x)),
+        Arg::Buf(Buffer::poison_f32(t * n)),
+    ];
+    let (y, yi) = both(b, &kern, kargs, 3);
+    for tok in 0..t {
+        let xt = &x[tok * k..(tok + 1) * k];
+        let (want, sum) = gemv_ref(&q.deq, &quantize_x_token(xt), n, k);
+        let yt = &y[tok * n..(tok + 1) * n];
+        // Exact integer dots on the same int8 x, f32 scaling per group: 5e-6 of Σ|w·x|.
+        check(
+            &format!("{} gemv_u4_cpu_a8 vs f64 (int8 x), token {tok}", b.name()),
+            yt,
+            &want,
+            &sum,
+            5e-6,
+        );
+        let (want_f, sum_f) = gemv_ref(&q.deq, xt, n, k);
+        // Against the f32 x the per-token int8 rounding dominates: 2e-2 of Σ|w·x|.
+        check(
+            &format!("{} gemv_u4_cpu_a8 vs f64 (f32 x), token {tok}", b.name()),
+            yt,
+            &want_f,
+            &sum_f,
+            2e-2,
+        );
+        check(
+            &format!("{} gemv_u4_cpu_a8 vs interp, token {tok}", b.name()),
+            yt,
+            &as_f64(&yi[tok * n..(tok + 1) * n]),
+            &sum,
+            1e-6,
+        );
+    }
 }
 
 pub fn gemv_epilogue_silu(b: &dyn Backend) {

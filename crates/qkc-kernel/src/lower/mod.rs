@@ -17,6 +17,7 @@
 //! - Bad input (a scheme or shape a kernel cannot handle, K not a multiple of the group size)
 //!   is a [`LowerError`] that names the node and the problem, never a panic.
 
+pub mod layout;
 mod ops;
 mod qlinear;
 

@@ -11,6 +11,7 @@ use crate::template::{Args, Instance, Template};
 const FILES: &[(&str, &str)] = &[
     ("gemv_u4_cpu.kir", include_str!("../../../../templates/kir/gemv_u4_cpu.kir")),
     ("gemv_u4_cpu_q8.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_q8.kir")),
+    ("gemv_u4_cpu_a8.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_a8.kir")),
     ("gemv_u4_gpu.kir", include_str!("../../../../templates/kir/gemv_u4_gpu.kir")),
     ("gemv_u4_gpu_f32.kir", include_str!("../../../../templates/kir/gemv_u4_gpu_f32.kir")),
     ("silu_cpu.kir", include_str!("../../../../templates/kir/silu_cpu.kir")),
