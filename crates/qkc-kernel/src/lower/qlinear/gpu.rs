@@ -11,7 +11,7 @@
 
 use super::common::{self, CsrParams, Par, WParams};
 use super::form::{Dq, Form, Tab};
-use super::kb::{Kb, I4, R};
+use super::kb::{Kb, F4, I4, R};
 use super::Spec;
 use crate::kernel::{Kernel, Target};
 use crate::lower::Binding;
@@ -50,6 +50,27 @@ struct XSrc {
 }
 
 impl XSrc {
+    /// x_t[k .. k + n] (k a multiple of n, n = 4 or 8) as f32 scalars, through 16/8-byte
+    /// vector loads.
+    fn run(&self, kb: &mut Kb, t: usize, k: Value, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        for q in 0..n / 4 {
+            let i = kb.addi(k, (t * self.k + 4 * q) as i64);
+            let v = match self.shared {
+                Some(xs) => kb.load(xs, i, F4),
+                None if self.elem == Scalar::F16 => {
+                    let h = kb.load(self.x, i, Type::Vector(Scalar::F16, 4));
+                    kb.cast(CastOp::Fpext, h, F4)
+                }
+                None => kb.load(self.x, i, F4),
+            };
+            for l in 0..4 {
+                out.push(kb.extract(v, l));
+            }
+        }
+        out
+    }
+
     fn at(&self, kb: &mut Kb, t: usize, k: Value) -> Value {
         let i = kb.addi(k, (t * self.k) as i64);
         match self.shared {
@@ -228,6 +249,9 @@ fn codes_loop(
                 Dq::Affine => None,
             };
             let mask = kb.ci((1i64 << cb) - 1);
+            // x of this word's codes, by vector loads when x is read in order
+            let xrun: Option<Vec<Vec<Value>>> =
+                w.perm.is_none().then(|| (0..s.t).map(|tt| x.run(kb, tt, kw, cpw as usize)).collect());
             for j in 0..cpw {
                 let q = if j == 0 {
                     kb.bin(BinaryOp::And, word, mask)
@@ -241,13 +265,19 @@ fn codes_loop(
                     }
                 };
                 let wv = common::dequant_scalar(kb, w, q, sc, off, tb);
-                let kj = kb.addi(kw, j);
-                let kx = match w.perm {
-                    Some(pm) => kb.load(pm, kj, Type::I32),
-                    None => kj,
-                };
                 for (tt, acc) in accs.iter_mut().enumerate() {
-                    let xv = x.at(kb, tt, kx);
+                    let xv = match (&xrun, w.perm) {
+                        (Some(r), _) => r[tt][j as usize],
+                        (None, Some(pm)) => {
+                            let kj = kb.addi(kw, j);
+                            let kx = kb.load(pm, kj, Type::I32);
+                            x.at(kb, tt, kx)
+                        }
+                        (None, None) => {
+                            let kj = kb.addi(kw, j);
+                            x.at(kb, tt, kj)
+                        }
+                    };
                     *acc = kb.fma(wv, xv, *acc);
                 }
             }
