@@ -1,16 +1,242 @@
-//! Lowering of `qlinear` (every scheme, rotation prologue, act-quant, outlier and bias/residual/gate epilogues).
+//! Lowering of `qlinear`: every weight scheme, the online Hadamard prologue, activation
+//! quantization, CSR outliers and the bias / SiLU-gate / residual / output-quant epilogues, for
+//! the CPU (Cranelift) and the GPU (NVPTX).
+//!
+//! # Design
+//!
+//! Weights are packed once at load ([`pack`]) into one of three *kernel forms* ([`form`]), so a
+//! handful of inner loops cover every scheme:
+//!
+//! - **affine codes** `w = s·q + m` per (row, group): uniform int (GPTQ/AWQ/RTN, sym/asym,
+//!   act-order via a column permutation), SpQR (second-level stats expanded to f32 at load),
+//!   binary (`s = 2α, m = −α`) and ternary (`s = α, m = −α`);
+//! - **table codes** `w = [s·] T[q]`: SqueezeLLM (one table per row), NF4/FP4 (one fixed table,
+//!   absmax per block, double quant expanded at load), BiLLM (an 8-entry table per row and group
+//!   indexed by `b1 + 2·b2 + 4·salient`);
+//! - **additive codebooks** (AQLM): codes, f32 codebooks, a scale per output group.
+//!
+//! Codes of the first two forms live in 4-bit containers (8 per u32, LSB first along K; codes
+//! of 5–8 bits in bytes, 4 per word), rows contiguous, so one 16-byte load holds 32 (or 16)
+//! consecutive codes. The generators are Rust over [`crate::Builder`] ([`cpu`], [`gpu`]): the
+//! combinations (T tokens, two weights for the gate, optional epilogues) are too many for text
+//! templates with fixed holes.
+//!
+//! - CPU ([`cpu`]): each chunk owns a contiguous slice of rows. The prologue (once per chunk)
+//!   converts x to f32 in local memory, applies the Hadamard (FWHT stages + the had_K step from a
+//!   constant sign table) and the activation quantizer, then permutes x per 16-byte code vector
+//!   (`xp[B·b + 4j + l] = x[B·b + cpw·l + j]`) so code j of the four words of a load meets one
+//!   aligned `<4 x f32>` of x. The main loop: one `<4 x i32>` load per 32 codes, shift/and/convert
+//!   per code position, dequant with per-lane stats, one fma per token.
+//! - GPU ([`gpu`]): one warp per row (grid-stride over rows), each lane takes 16-byte code
+//!   vectors `lane, lane + 32, …` (evict-first loads), f32 accumulation, lanes also split the
+//!   row's outliers, a shuffle-xor tree sums the warp, lane 0 runs the epilogue. A rotated or
+//!   quantized x (or an act-order one) is prepared once per block in shared memory as f32
+//!   (`T·K·4 ≤ 48 KiB`, else the node is rejected); otherwise x is read from global memory.
+//! - `out_act` needs every output of a token before quantizing it, so those kernels run as one
+//!   chunk (CPU) or one block (GPU, pre-quantization values in a scratch buffer).
 
-use qkc_ir::{Graph, NodeId};
+mod common;
+mod cpu;
+mod form;
+mod gpu;
+mod kb;
 
-use super::{unsupported, LowerError, LowerOptions, Lowered, PackedBuffer, WeightData};
+use qkc_ir::ops::{ActQuant, QLinearAttrs, RotKind};
+use qkc_ir::{DType, Graph, NodeId, Op, Type};
+use qkc_quant::Scheme;
 
-/// Lower one `qlinear` (every scheme, rotation prologue, act-quant, outlier and bias/residual/gate epilogues) node.
-pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
-    let _ = opts;
-    Err(unsupported(g, id, "no kernel yet"))
+use super::{unsupported, Binding, LowerError, LowerOptions, LowerTarget, Lowered, PackedBuffer, WeightData};
+use crate::types::Scalar;
+use form::Form;
+
+/// Everything the generators need to know about one `qlinear` node.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    /// Output rows.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// Tokens.
+    pub t: usize,
+    /// dtype of x.
+    pub x_elem: Scalar,
+    /// dtype of the output (and of the residual).
+    pub out_elem: Scalar,
+    /// Hadamard rotation of x: (had_K order, transpose).
+    pub rot: Option<(usize, bool)>,
+    /// Activation quantization of the rotated x.
+    pub act: Option<ActQuant>,
+    /// Quantization of the output.
+    pub out_act: Option<ActQuant>,
+    /// The main weight.
+    pub w: Form,
+    /// The `up` weight (gate = silu).
+    pub up: Option<Form>,
+    /// Outliers of w / of up.
+    pub outliers: bool,
+    /// Outliers of up.
+    pub up_outliers: bool,
+    /// Bias present.
+    pub bias: bool,
+    /// Residual present.
+    pub residual: bool,
 }
 
-/// Pack a weight operand of a `qlinear` (every scheme, rotation prologue, act-quant, outlier and bias/residual/gate epilogues) node.
+fn float_elem(d: DType) -> Option<Scalar> {
+    match d {
+        DType::F32 => Some(Scalar::F32),
+        DType::F16 => Some(Scalar::F16),
+        _ => None,
+    }
+}
+
+fn scheme_of(g: &Graph, id: NodeId, role: &str) -> Option<(Scheme, usize, usize)> {
+    let w = g.operand(id, role)?;
+    match &g.node(w).ty {
+        Type::Quant { scheme, shape } => {
+            let d = shape.resolve(1);
+            (d.len() == 2).then(|| (*scheme, d[0], d[1]))
+        }
+        _ => None,
+    }
+}
+
+fn attrs(g: &Graph, id: NodeId) -> Result<QLinearAttrs, LowerError> {
+    match &g.node(id).op {
+        Op::Qlinear(q) => Ok(*q),
+        _ => Err(unsupported(g, id, "not a qlinear node")),
+    }
+}
+
+/// Analyze a node: shapes, dtypes, forms, and every rejection the kernels need.
+pub(crate) fn spec(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Spec, LowerError> {
+    let q = attrs(g, id)?;
+    let bad = |r: String| unsupported(g, id, r);
+    let xid = g.operand(id, "x").ok_or_else(|| bad("no `x` operand".into()))?;
+    let x_elem = g.node(xid).ty.dtype().and_then(float_elem);
+    let out_elem = g.node(id).ty.dtype().and_then(float_elem);
+    let (Some(x_elem), Some(out_elem)) = (x_elem, out_elem) else {
+        return Err(bad("x and the output must be f32 or f16".into()));
+    };
+    let (scheme, n, k) =
+        scheme_of(g, id, "w").ok_or_else(|| bad("`w` is not a quantized [N, K] weight".into()))?;
+    if opts.tokens == 0 {
+        return Err(bad("T = 0 tokens".into()));
+    }
+    if let Err(e) = scheme.check_shape(n, k) {
+        return Err(bad(e));
+    }
+    let w = form::of(scheme, n, k).map_err(bad)?;
+    let up = match (q.silu_gate, scheme_of(g, id, "up")) {
+        (true, Some((s, un, uk))) if (un, uk) == (n, k) => {
+            s.check_shape(n, k).map_err(bad)?;
+            Some(form::of(s, n, k).map_err(bad)?)
+        }
+        (true, _) => return Err(bad("gate = silu needs a quantized `up` weight of the same shape".into())),
+        (false, _) => None,
+    };
+    if k % 32 != 0 {
+        return Err(bad(format!("K = {k} is not a multiple of 32 (the kernels read 32-code vectors)")));
+    }
+    let rot = match q.rotate {
+        None => None,
+        Some(r) if r.kind == RotKind::Dense => {
+            return Err(bad("dense (learned) rotations have no qlinear kernel yet; only hadamard".into()))
+        }
+        Some(r) => {
+            let hk = qkc_quant::hadamard::get_hadk(k).map_err(|e| bad(e.to_string()))?;
+            Some((hk, r.transpose))
+        }
+    };
+    for a in [q.act, q.out_act].into_iter().flatten() {
+        if !(2..=8).contains(&a.bits) {
+            return Err(bad(format!("activation quantization to {} bits (2..=8 supported)", a.bits)));
+        }
+    }
+    let s = Spec {
+        n,
+        k,
+        t: opts.tokens,
+        x_elem,
+        out_elem,
+        rot,
+        act: q.act,
+        out_act: q.out_act,
+        w,
+        up,
+        outliers: g.operand(id, "outliers").is_some(),
+        up_outliers: g.operand(id, "up_outliers").is_some(),
+        bias: g.operand(id, "bias").is_some(),
+        residual: g.operand(id, "residual").is_some(),
+    };
+    if let LowerTarget::Gpu { .. } = opts.target {
+        gpu::check(&s).map_err(bad)?;
+    }
+    Ok(s)
+}
+
+/// Outlier density the graph declares (for `bytes_read`), 0.5% when unspecified.
+fn density(g: &Graph, id: NodeId, role: &str) -> f64 {
+    g.operand(id, role)
+        .and_then(|s| match &g.node(s).op {
+            Op::Weight { density, .. } => *density,
+            _ => None,
+        })
+        .unwrap_or(0.005)
+}
+
+/// Lower one `qlinear` node.
+pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
+    let s = spec(g, id, opts)?;
+    let name = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let (kernel, bindings, template) = match opts.target {
+        LowerTarget::Cpu { chunks } => cpu::generate(&s, &name, chunks.max(1)),
+        LowerTarget::Gpu { .. } => gpu::generate(&s, &name),
+    }
+    .map_err(|e| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: "qlinear generator".into(),
+        reason: e.to_string(),
+    })?;
+    crate::verify::verify(&kernel).map_err(|e| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.clone(),
+        reason: e.to_string(),
+    })?;
+    let bytes_read = bytes_read(g, id, &s, &bindings);
+    Ok(Lowered { kernel, bindings, template, bytes_read })
+}
+
+/// Weights, stats, tables, outliers (estimated from the declared density), constants and
+/// activations one launch reads.
+fn bytes_read(g: &Graph, id: NodeId, s: &Spec, bindings: &[Binding]) -> u64 {
+    let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
+    let mut total = t * k * u64::from(s.x_elem.bytes());
+    for b in bindings {
+        total += match b {
+            Binding::Operand { role } if role == "residual" => t * n * u64::from(s.out_elem.bytes()),
+            Binding::Packed { role, buffer } => match (role.as_str(), buffer.as_str()) {
+                ("outliers" | "up_outliers", "row_ptr") => 4 * (n + 1),
+                ("outliers" | "up_outliers", _) => (density(g, id, role) * (n * k) as f64 * 4.0) as u64,
+                ("bias", _) => 4 * n,
+                (role, buf) => {
+                    let f = if role == "up" { s.up.as_ref() } else { Some(&s.w) };
+                    f.map_or(0, |f| f.buffer_bytes(buf, s.n, s.k))
+                }
+            },
+            Binding::Const { data, .. } => data.len() as u64,
+            _ => 0,
+        };
+    }
+    total
+}
+
+fn werr(g: &Graph, id: NodeId, role: &str, reason: impl Into<String>) -> LowerError {
+    LowerError::Weight { value: g.node(id).name.clone(), role: role.into(), reason: reason.into() }
+}
+
+/// Pack a weight operand of a `qlinear` node: `w` and `up` (quantized), `outliers` and
+/// `up_outliers` (CSR), `bias` (dense). The residual is an activation, not packed.
 pub(crate) fn pack(
     g: &Graph,
     id: NodeId,
@@ -18,10 +244,54 @@ pub(crate) fn pack(
     w: WeightData<'_>,
     opts: &LowerOptions,
 ) -> Result<Vec<PackedBuffer>, LowerError> {
-    let _ = (w, opts);
-    Err(LowerError::Weight {
-        value: g.node(id).name.clone(),
-        role: role.into(),
-        reason: "no packing rule yet".into(),
-    })
+    let _ = opts;
+    attrs(g, id)?;
+    let wid = g.operand(id, role).ok_or_else(|| werr(g, id, role, "the node has no such operand"))?;
+    let ty = &g.node(wid).ty;
+    let dims = ty.shape().resolve(1);
+    match (role, w, ty) {
+        ("w" | "up", WeightData::Quant(q), Type::Quant { scheme, .. }) => {
+            if q.scheme != *scheme || [q.n, q.k] != dims[..] {
+                return Err(werr(
+                    g,
+                    id,
+                    role,
+                    format!(
+                        "stored `{}` [{}, {}] but the graph declares q<{scheme}>{dims:?}",
+                        q.scheme, q.n, q.k
+                    ),
+                ));
+            }
+            let f = form::of(*scheme, q.n, q.k).map_err(|e| werr(g, id, role, e))?;
+            f.pack(q).map_err(|e| werr(g, id, role, e))
+        }
+        ("outliers" | "up_outliers", WeightData::Sparse(c), Type::Sparse { .. }) => {
+            if [c.n, c.k] != dims[..] {
+                return Err(werr(
+                    g,
+                    id,
+                    role,
+                    format!("CSR is [{}, {}] but the graph declares {dims:?}", c.n, c.k),
+                ));
+            }
+            c.validate().map_err(|e| werr(g, id, role, e.to_string()))?;
+            Ok(form::pack_csr(c))
+        }
+        ("bias", WeightData::Dense(d), Type::Tensor { .. }) => {
+            let n: usize = dims.iter().product();
+            if d.len() != n {
+                return Err(werr(g, id, role, format!("{} values for a bias of {n}", d.len())));
+            }
+            Ok(vec![form::f32_buffer("bias", d.iter().map(|&v| v as f32))])
+        }
+        ("residual" | "x", _, _) => Err(werr(g, id, role, "an activation, not a weight: nothing to pack")),
+        (_, w, ty) => {
+            let got = match w {
+                WeightData::Dense(_) => "dense floats",
+                WeightData::Quant(_) => "a quantized tensor",
+                WeightData::Sparse(_) => "a CSR matrix",
+            };
+            Err(werr(g, id, role, format!("got {got} but the graph declares {ty}")))
+        }
+    }
 }

@@ -1,0 +1,397 @@
+//! The qlinear conformance suite, independent of who runs the kernels: [`conformance_cases`]
+//! lists the matrix, [`Executor`] runs one lowered kernel (the KIR interpreter here; the
+//! Cranelift JIT and CUDA can implement it later), [`check_case`] builds the graph, packs the
+//! weights, runs the kernel on fresh random inputs (output poisoned with NaN) and compares with
+//! an f64 reference that mirrors `qkc_ir::interp`'s meaning of `qlinear` step by step.
+#![allow(dead_code)]
+
+use qkc_ir::{Graph, NodeId};
+use qkc_kernel::interp::{Arg, Buffer};
+use qkc_kernel::lower::{lower, pack, Binding, LowerOptions, LowerTarget, Lowered, WeightData};
+use qkc_quant::{Csr, QuantTensor, Scheme};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Runs a lowered kernel on arguments in binding order; returns the output buffer as f32.
+pub trait Executor {
+    /// The lowering target it runs.
+    fn target(&self) -> LowerTarget;
+    /// Run; `out` is the index of the output argument.
+    fn run(&self, l: &Lowered, args: Vec<Arg>, out: usize, out_f16: bool) -> Result<Vec<f32>, String>;
+}
+
+/// The KIR interpreter.
+pub struct Interp(pub LowerTarget);
+
+impl Executor for Interp {
+    fn target(&self) -> LowerTarget {
+        self.0
+    }
+    fn run(&self, l: &Lowered, mut args: Vec<Arg>, out: usize, out_f16: bool) -> Result<Vec<f32>, String> {
+        qkc_kernel::interp::run(&l.kernel, &mut args).map_err(|e| e.to_string())?;
+        let b = args[out].buffer().ok_or("output is not a buffer")?;
+        Ok(if out_f16 { b.to_f16() } else { b.to_f32() })
+    }
+}
+
+/// One conformance case.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub scheme: &'static str,
+    pub n: usize,
+    pub k: usize,
+    pub t: usize,
+    /// `Some(transpose)`: online Hadamard.
+    pub rot: Option<bool>,
+    pub outliers: bool,
+    pub bias: bool,
+    pub residual: bool,
+    /// SiLU gate with an `up` weight of this scheme.
+    pub up: Option<&'static str>,
+    pub up_outliers: bool,
+    /// (bits, sym)
+    pub act: Option<(u8, bool)>,
+    pub out_act: Option<(u8, bool)>,
+    pub f16: bool,
+}
+
+impl Case {
+    pub fn new(scheme: &'static str, n: usize, k: usize, t: usize) -> Self {
+        Case {
+            scheme,
+            n,
+            k,
+            t,
+            rot: None,
+            outliers: false,
+            bias: false,
+            residual: false,
+            up: None,
+            up_outliers: false,
+            act: None,
+            out_act: None,
+            f16: false,
+        }
+    }
+
+    /// Tolerance on max |err| / max |y|, with the reason.
+    pub fn tolerance(&self) -> f64 {
+        // f32 accumulation of K products: ~1e-6 relative; 1e-3 leaves room for the f32
+        // Hadamard and expanded stats. f16 activations/outputs round each output to 2^-11.
+        let mut tol: f64 = if self.f16 { 2e-3 } else { 1e-3 };
+        if self.act.is_some() {
+            // an f32 vs f64 rounding decision of one x element near a .5 boundary moves y by one
+            // quantum times one weight (rare, ≲ 2e-3 of max|y| for int8)
+            tol = tol.max(3e-3);
+        }
+        if let Some((b, sym)) = self.out_act {
+            // one output element may round to the neighbouring quantum
+            let q = if sym { (1u32 << (b - 1)) - 1 } else { (1u32 << b) - 1 };
+            tol = tol.max(1.05 / f64::from(q));
+        }
+        tol
+    }
+
+    fn qir(&self) -> String {
+        let dt = if self.f16 { "f16" } else { "f32" };
+        let (n, k) = (self.n, self.k);
+        let mut s = format!(
+            "graph @case {{\n  %x = input \"x\" : {dt}[T, {k}]\n  %w = weight \"w\" : q<{}>[{n}, {k}]\n",
+            self.scheme
+        );
+        let mut ops = vec!["%x".to_string(), "%w".to_string()];
+        if self.outliers {
+            s += &format!("  %s = weight \"s\" : csr<f32, u32>[{n}, {k}]\n");
+            ops.push("outliers = %s".into());
+        }
+        if self.bias {
+            s += &format!("  %b = weight \"b\" : f32[{n}]\n");
+            ops.push("bias = %b".into());
+        }
+        if let Some(u) = self.up {
+            s += &format!("  %u = weight \"u\" : q<{u}>[{n}, {k}]\n");
+            ops.push("up = %u".into());
+            if self.up_outliers {
+                s += &format!("  %su = weight \"su\" : csr<f32, u32>[{n}, {k}]\n");
+                ops.push("up_outliers = %su".into());
+            }
+        }
+        if self.residual {
+            s += &format!("  %r = input \"r\" : {dt}[T, {n}]\n");
+            ops.push("residual = %r".into());
+        }
+        let mut attrs = Vec::new();
+        if let Some(tr) = self.rot {
+            attrs.push("rotate = hadamard".to_string());
+            if tr {
+                attrs.push("transpose = true".into());
+            }
+        }
+        if let Some((b, sym)) = self.act {
+            attrs.push(format!("act_bits = {b}, act_sym = {sym}"));
+        }
+        if self.up.is_some() {
+            attrs.push("gate = silu".into());
+        }
+        if let Some((b, sym)) = self.out_act {
+            attrs.push(format!("out_act_bits = {b}, out_act_sym = {sym}"));
+        }
+        let attrs = if attrs.is_empty() { String::new() } else { format!(" {{{}}}", attrs.join(", ")) };
+        s += &format!("  %y = qlinear({}){attrs} : {dt}[T, {n}]\n  return %y\n}}\n", ops.join(", "));
+        s
+    }
+
+    pub fn label(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// The matrix: every scheme × {no rotation, Hadamard} × {no outliers, CSR outliers}, then
+/// epilogue, act-quant, dtype and shape cases.
+pub fn conformance_cases() -> Vec<Case> {
+    let schemes = [
+        "int4:g128",
+        "int4:g64",
+        "int4:g128:asym",
+        "int4:g128:awq",
+        "int3:g64:act",
+        "int2:g32:asym",
+        "int8:pc",
+        "int8:g64:asym",
+        "spqr3:g16",
+        "lut3",
+        "lut4",
+        "nf4:b64",
+        "nf4:b64:dq",
+        "fp4:b64",
+        "aqlm:2x8",
+        "aqlm:1x16",
+        "bin:g128",
+        "tern:g64",
+        "billm:g128",
+    ];
+    let mut v = Vec::new();
+    for s in schemes {
+        for rot in [None, Some(false)] {
+            for outliers in [false, true] {
+                let t = if rot.is_none() && !outliers { 1 } else { 3 };
+                v.push(Case { rot, outliers, ..Case::new(s, 13, 256, t) });
+            }
+        }
+    }
+    // had_K sizes: 384 = 12·32 (the SqueezeLLM layer: lut3 + Hadamard + outliers), transposed too
+    v.push(Case { rot: Some(false), outliers: true, ..Case::new("lut3", 13, 384, 2) });
+    v.push(Case { rot: Some(true), outliers: true, ..Case::new("int4:g128", 13, 384, 1) });
+    v.push(Case { rot: Some(false), ..Case::new("int4:g64", 13, 320, 1) }); // 320 = 20·16
+                                                                            // epilogues
+    v.push(Case { bias: true, ..Case::new("int4:g128", 13, 256, 2) });
+    v.push(Case { residual: true, bias: true, ..Case::new("lut3", 13, 256, 2) });
+    v.push(Case { up: Some("int4:g64"), ..Case::new("int4:g128", 13, 256, 2) });
+    v.push(Case {
+        up: Some("lut3"),
+        outliers: true,
+        up_outliers: true,
+        bias: true,
+        ..Case::new("int3:g64:act", 13, 256, 2)
+    });
+    v.push(Case { out_act: Some((8, true)), residual: true, ..Case::new("int4:g128", 13, 256, 2) });
+    v.push(Case { out_act: Some((4, false)), ..Case::new("lut4", 13, 256, 1) });
+    // activation quantization (QuaRot W4A4 / W8A8)
+    v.push(Case { rot: Some(false), act: Some((4, true)), ..Case::new("int4:g128", 13, 256, 3) });
+    v.push(Case { rot: Some(false), act: Some((8, false)), outliers: true, ..Case::new("lut3", 13, 256, 2) });
+    v.push(Case { act: Some((8, true)), out_act: Some((8, true)), ..Case::new("int8:pc", 13, 256, 2) });
+    // f16 activations and outputs, T = 8, N not a multiple of 8
+    v.push(Case { f16: true, residual: true, ..Case::new("int4:g128", 21, 256, 8) });
+    v.push(Case { f16: true, rot: Some(false), outliers: true, ..Case::new("lut3", 7, 256, 8) });
+    v.push(Case { f16: true, ..Case::new("aqlm:2x8", 5, 128, 8) });
+    v
+}
+
+fn find(g: &Graph, name: &str) -> NodeId {
+    g.find(name).unwrap_or_else(|| panic!("no %{name}"))
+}
+
+fn round_f16(v: f64) -> f64 {
+    half::f16::from_f64(v).to_f64()
+}
+
+/// `quantize_act` of qkc_ir's interpreter, verbatim.
+fn quantize_act(row: &mut [f64], bits: u8, sym: bool) {
+    if sym {
+        let qmax = f64::from((1u32 << (bits - 1)) - 1);
+        let amax = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let s = amax / qmax;
+        for v in row.iter_mut() {
+            *v = if s > 0.0 { (*v / s).round().clamp(-qmax - 1.0, qmax) * s } else { 0.0 };
+        }
+    } else {
+        let qmax = f64::from((1u32 << bits) - 1);
+        let (lo, hi) = row.iter().fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+        let s = (hi - lo) / qmax;
+        let z = if s > 0.0 { (-lo / s).round() } else { 0.0 };
+        for v in row.iter_mut() {
+            *v = if s > 0.0 { ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s } else { 0.0 };
+        }
+    }
+}
+
+fn matvec(w: &[f32], csr: Option<&Csr>, x: &[f64], n: usize, k: usize) -> Vec<f64> {
+    let mut y: Vec<f64> = (0..n).map(|r| (0..k).map(|j| f64::from(w[r * k + j]) * x[j]).sum()).collect();
+    if let Some(c) = csr {
+        for (r, yr) in y.iter_mut().enumerate() {
+            for e in c.row_ptr[r] as usize..c.row_ptr[r + 1] as usize {
+                *yr += f64::from(c.val[e]) * x[c.col[e] as usize];
+            }
+        }
+    }
+    y
+}
+
+/// Build, lower, pack, run and compare one case; returns the worst relative error.
+pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String> {
+    let g = qkc_ir::parse(&c.qir()).map_err(|e| format!("parse: {e:?}"))?;
+    let id = find(&g, "y");
+    let opts = LowerOptions { target: ex.target(), tokens: c.t };
+    let l = lower(&g, id, &opts).map_err(|e| format!("lower: {e}"))?;
+    let (n, k, t) = (c.n, c.k, c.t);
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let scheme: Scheme = c.scheme.parse().map_err(|e| format!("{e}"))?;
+    let wq = QuantTensor::synthesize(scheme, n, k, seed ^ 1).map_err(|e| e.to_string())?;
+    let wd = wq.dequant().map_err(|e| e.to_string())?;
+    let uq = match c.up {
+        Some(u) => Some(
+            QuantTensor::synthesize(u.parse().map_err(|e| format!("{e}"))?, n, k, seed ^ 2)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let scale = 2.0 / (k as f32).sqrt();
+    let s = c.outliers.then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 3));
+    let su = c.up_outliers.then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 4));
+    let rnd = |r: &mut ChaCha8Rng, len: usize| -> Vec<f64> {
+        (0..len)
+            .map(|_| {
+                let v: f64 = (0..4).map(|_| r.gen::<f64>() - 0.5).sum::<f64>() * 1.7;
+                let v = if v == 0.0 { 1e-3 } else { v };
+                if c.f16 {
+                    round_f16(v)
+                } else {
+                    f64::from(v as f32)
+                }
+            })
+            .collect()
+    };
+    let x = rnd(&mut r, t * k);
+    let bias: Vec<f64> = rnd(&mut r, n).iter().map(|&v| f64::from((0.1 * v) as f32)).collect();
+    let res = rnd(&mut r, t * n);
+    // reference (qkc_ir::interp's qlinear, step by step)
+    let ud = match &uq {
+        Some(u) => Some(u.dequant().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut want = vec![0f64; t * n];
+    for tt in 0..t {
+        let mut xr = x[tt * k..(tt + 1) * k].to_vec();
+        if let Some(tr) = c.rot {
+            qkc_quant::hadamard::apply(&mut xr, tr).map_err(|e| e.to_string())?;
+        }
+        if let Some((b, sym)) = c.act {
+            quantize_act(&mut xr, b, sym);
+        }
+        let mut y = matvec(&wd, s.as_ref(), &xr, n, k);
+        if c.bias {
+            for (yv, b) in y.iter_mut().zip(&bias) {
+                *yv += b;
+            }
+        }
+        if let Some(ud) = &ud {
+            let u = matvec(ud, su.as_ref(), &xr, n, k);
+            for (yv, uv) in y.iter_mut().zip(&u) {
+                *yv = *yv / (1.0 + (-*yv).exp()) * uv;
+            }
+        }
+        if c.residual {
+            for (yv, rv) in y.iter_mut().zip(&res[tt * n..]) {
+                *yv += rv;
+            }
+        }
+        if let Some((b, sym)) = c.out_act {
+            quantize_act(&mut y, b, sym);
+        }
+        want[tt * n..(tt + 1) * n].copy_from_slice(&y);
+    }
+    // arguments in binding order
+    let act_buf = |v: &[f64]| -> Buffer {
+        let f: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+        if c.f16 {
+            Buffer::f16s(&f)
+        } else {
+            Buffer::f32s(&f)
+        }
+    };
+    let packed = |role: &str| -> Result<Vec<qkc_kernel::lower::PackedBuffer>, String> {
+        let data = match role {
+            "w" => WeightData::Quant(&wq),
+            "up" => WeightData::Quant(uq.as_ref().ok_or("no up")?),
+            "outliers" => WeightData::Sparse(s.as_ref().ok_or("no outliers")?),
+            "up_outliers" => WeightData::Sparse(su.as_ref().ok_or("no up outliers")?),
+            "bias" => WeightData::Dense(&bias),
+            _ => return Err(format!("unknown role {role}")),
+        };
+        pack(&g, id, role, data, &opts).map_err(|e| format!("pack {role}: {e}"))
+    };
+    let mut cache: std::collections::HashMap<String, Vec<qkc_kernel::lower::PackedBuffer>> =
+        Default::default();
+    let mut args = Vec::new();
+    let mut out = 0;
+    for b in &l.bindings {
+        args.push(match b {
+            Binding::Operand { role } if role == "x" => Arg::Buf(act_buf(&x)),
+            Binding::Operand { role } if role == "residual" => Arg::Buf(act_buf(&res)),
+            Binding::Packed { role, buffer } => {
+                if !cache.contains_key(role) {
+                    cache.insert(role.clone(), packed(role)?);
+                }
+                let pb = cache[role]
+                    .iter()
+                    .find(|p| &p.name == buffer)
+                    .ok_or(format!("no packed {role}.{buffer}"))?;
+                Arg::Buf(Buffer::from_bytes(pb.data.clone()))
+            }
+            Binding::Const { data, .. } => Arg::Buf(Buffer::from_bytes(data.clone())),
+            Binding::Scratch { bytes } => Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize])),
+            Binding::Output => {
+                out = args.len();
+                Arg::Buf(if c.f16 { Buffer::poison_f16(t * n) } else { Buffer::poison_f32(t * n) })
+            }
+            other => return Err(format!("unexpected binding {other:?}")),
+        });
+    }
+    let got = ex.run(&l, args, out, c.f16)?;
+    let ymax = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-6);
+    let mut worst = 0f64;
+    for (i, (&gv, &wv)) in got.iter().zip(&want).enumerate() {
+        let e = (f64::from(gv) - wv).abs() / ymax;
+        if !e.is_finite() || e > c.tolerance() {
+            return Err(format!("y[{i}] = {gv}, want {wv} (rel err {e:.2e} > {:.1e})", c.tolerance()));
+        }
+        worst = worst.max(e);
+    }
+    Ok(worst)
+}
+
+/// Run every case on an executor; panics with every failure listed.
+pub fn run_suite(cases: &[Case], ex: &dyn Executor, seed: u64) {
+    let mut fails = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        match check_case(c, ex, seed.wrapping_add(i as u64)) {
+            Ok(e) => eprintln!("ok   {:>6.2e} {:>6.2}s {}", e, t0.elapsed().as_secs_f64(), c.label()),
+            Err(e) => {
+                eprintln!("FAIL {}: {e}", c.label());
+                fails.push(format!("{}: {e}", c.label()));
+            }
+        }
+    }
+    assert!(fails.is_empty(), "{} of {} cases failed:\n{}", fails.len(), cases.len(), fails.join("\n"));
+}
