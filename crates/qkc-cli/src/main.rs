@@ -759,12 +759,14 @@ fn run(
                     threads: extra.threads,
                 },
                 &g,
-                batch,
-                input_seed,
-                steps,
-                extra.check,
-                extra.tol,
-                &source,
+                &native::Steps {
+                    batch,
+                    input_seed,
+                    steps,
+                    check: extra.check,
+                    tol: extra.tol,
+                    source: &source,
+                },
             )
         }
         Target::Cuda => {

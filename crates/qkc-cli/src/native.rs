@@ -87,33 +87,54 @@ fn cpu_opts(threads: Option<usize>) -> CpuOptions {
     threads.map_or_else(CpuOptions::default, CpuOptions::with_threads)
 }
 
+/// A compiled program `qkc run` can step.
+pub trait Exec {
+    /// One run on `inputs`.
+    fn run(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, qkc_runtime::RuntimeError>;
+    /// Tokens in the KV caches.
+    fn cached_tokens(&self) -> usize;
+}
+
+impl Exec for CpuProgram {
+    fn run(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, qkc_runtime::RuntimeError> {
+        CpuProgram::run(self, inputs)
+    }
+    fn cached_tokens(&self) -> usize {
+        CpuProgram::cached_tokens(self)
+    }
+}
+
+/// How `qkc run` steps a compiled program.
+pub struct Steps<'a> {
+    pub batch: usize,
+    pub input_seed: u64,
+    pub steps: usize,
+    pub check: bool,
+    pub tol: Option<f64>,
+    pub source: &'a str,
+}
+
 /// `qkc run --target cpu`.
-#[allow(clippy::too_many_arguments)]
-pub fn run_cpu(
-    r: &CpuRun<'_>,
-    g: &Graph,
-    batch: usize,
-    input_seed: u64,
-    steps: usize,
-    check: bool,
-    tol: Option<f64>,
-    source: &str,
-) -> Result<(), Reported> {
+pub fn run_cpu(r: &CpuRun<'_>, g: &Graph, s: &Steps<'_>) -> Result<(), Reported> {
     let path = r.path;
     let fused = fuse(path, g)?;
     let opts = cpu_opts(r.threads);
-    let mut prog = CpuProgram::new(&fused, r.weights, batch, opts)
+    let mut prog = CpuProgram::new(&fused, r.weights, s.batch, opts)
         .map_err(|e| fail(format!("{}: {e}", display(path))))?;
-    let mut reference = if check {
-        Some(Interpreter::new(g, r.weights).map_err(|e| fail(format!("{}: {e}", display(path))))?)
-    } else {
-        None
-    };
     let compile_ms: f64 = prog.kernels().iter().map(|k| k.compile_ms).sum();
     println!(
-        "graph @{} on cpu (Cranelift JIT, {} threads), T = {batch}, {source}, input seed {input_seed}",
+        "graph @{} on cpu (Cranelift JIT, {} threads), T = {}, {}, input seed {}",
         g.name,
-        prog.threads()
+        prog.threads(),
+        s.batch,
+        s.source,
+        s.input_seed
     );
     println!(
         "  {} kernels, {} launches per step; lowered, compiled ({compile_ms:.1} ms in Cranelift) and packed in {:.1} ms",
@@ -121,23 +142,39 @@ pub fn run_cpu(
         prog.launch_count(),
         prog.build_ms()
     );
-    let (tol, why) = match tol {
+    drive(path, g, r.weights, &mut prog, s)
+}
+
+/// Step `exec` with fresh inputs; with `check`, compare every output with the interpreter's.
+pub fn drive(
+    path: &Path,
+    g: &Graph,
+    weights: &Weights,
+    exec: &mut dyn Exec,
+    s: &Steps<'_>,
+) -> Result<(), Reported> {
+    let mut reference = if s.check {
+        Some(Interpreter::new(g, weights).map_err(|e| fail(format!("{}: {e}", display(path))))?)
+    } else {
+        None
+    };
+    let (tol, why) = match s.tol {
         Some(t) => (t, "--tol"),
         None => tolerance(g),
     };
     let mut worst = 0f64;
-    for step in 0..steps.max(1) {
-        let pos0 = prog.cached_tokens();
-        let inputs = synth_inputs(g, batch, input_seed.wrapping_add(step as u64), pos0);
+    for step in 0..s.steps.max(1) {
+        let pos0 = exec.cached_tokens();
+        let inputs = synth_inputs(g, s.batch, s.input_seed.wrapping_add(step as u64), pos0);
         let t0 = std::time::Instant::now();
-        let outs = prog
+        let outs = exec
             .run(&inputs)
             .map_err(|e| fail(format!("{}: {e}", display(path))))?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
-        if steps > 1 {
+        if s.steps > 1 {
             println!(
                 "step {step} (positions {pos0}..{}), {ms:.2} ms:",
-                pos0 + batch
+                pos0 + s.batch
             );
         } else {
             println!("  ran in {ms:.2} ms");
@@ -167,7 +204,7 @@ pub fn run_cpu(
             }
         }
     }
-    if check {
+    if s.check {
         let verdict = if worst <= tol { "ok" } else { "FAILED" };
         println!(
             "check: max_rel_err {worst:.2e} vs the interpreter (f64), tolerance {tol:.0e} ({why}): {verdict}"
@@ -190,6 +227,9 @@ pub struct BenchRow {
     pub bytes: u64,
     pub gbps: f64,
     pub ceiling_fraction: f64,
+    /// The baseline's median µs (cuBLAS fp16 on CUDA), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_us: Option<f64>,
 }
 
 /// `qkc bench --target cpu`.
@@ -264,6 +304,7 @@ pub fn bench_cpu(
                 bytes,
                 gbps,
                 ceiling_fraction: gbps / ceiling,
+                baseline_us: None,
             });
         }
     }
@@ -305,7 +346,7 @@ fn c_type(t: &KType, write: bool) -> String {
     }
 }
 
-fn binding_text(b: &Binding) -> String {
+pub fn binding_text(b: &Binding) -> String {
     match b {
         Binding::Operand { role } => format!("activation: operand `{role}`"),
         Binding::Packed { role, buffer } => format!("weight: `{role}` packed buffer `{buffer}`"),

@@ -259,6 +259,9 @@ impl Lower<'_, '_> {
                 self.f16_to_f32(x)
             }
             CastOp::Fpext if se == Some(Scalar::F32) => ins.fpromote(ct, x),
+            CastOp::Fptrunc if se == Some(Scalar::F32) && re == Some(Scalar::F16) => {
+                self.f32_to_f16(x)
+            }
             CastOp::Fptrunc if se == Some(Scalar::F64) && re == Some(Scalar::F32) => {
                 ins.fdemote(ct, x)
             }
@@ -302,6 +305,52 @@ impl Lower<'_, '_> {
         let mag = self.b.ins().select(is_special, special, scaled);
         let bits = self.b.ins().bor(mag, sign);
         self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
+    }
+
+    /// f32 → f16 bits, rounding to nearest even, exactly as IEEE conversion does (Cranelift has
+    /// no f16 conversion on x86-64 without F16C in its lowering). Normals: rebias the exponent
+    /// and round the 13 dropped mantissa bits by adding 0xfff plus the kept lowest bit. Results
+    /// below the f16 normal range: adding the magic 0.5 (as f32) lets the FPU round the
+    /// subnormal in place. Overflow → ±inf; NaN → quiet NaN.
+    fn f32_to_f16(&mut self, x: ir::Value) -> ir::Value {
+        use condcodes::IntCC;
+        let bits = self.b.ins().bitcast(types::I32, MemFlagsData::new(), x);
+        let sign = self.b.ins().band_imm_u(bits, 0x8000_0000);
+        let f = self.b.ins().bxor(bits, sign);
+        // normal: ((f + ((15 - 127) << 23) + 0xfff + ((f >> 13) & 1)) >> 13
+        let odd = self.b.ins().ushr_imm_u(f, 13);
+        let odd = self.b.ins().band_imm_u(odd, 1);
+        let n = self.b.ins().iadd_imm_s(f, ((15i64 - 127) << 23) + 0xfff);
+        let n = self.b.ins().iadd(n, odd);
+        let normal = self.b.ins().ushr_imm_u(n, 13);
+        // subnormal or zero: as_float(f) + 0.5 leaves the f16 subnormal in the low bits
+        let magic_bits = ((127u32 - 15) + (23 - 10) + 1) << 23;
+        let ff = self.b.ins().bitcast(types::F32, MemFlagsData::new(), f);
+        let magic = self.b.ins().f32const(f32::from_bits(magic_bits));
+        let sum = self.b.ins().fadd(ff, magic);
+        let sum = self.b.ins().bitcast(types::I32, MemFlagsData::new(), sum);
+        let sub = self.b.ins().iadd_imm_s(sum, -i64::from(magic_bits));
+        let is_sub = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, f, 113 << 23);
+        let fin = self.b.ins().select(is_sub, sub, normal);
+        // overflow to inf, NaN to a quiet NaN
+        let is_nan = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThan, f, 255 << 23);
+        let inf = self.b.ins().iconst(types::I32, 0x7c00);
+        let qnan = self.b.ins().iconst(types::I32, 0x7e00);
+        let special = self.b.ins().select(is_nan, qnan, inf);
+        let is_big =
+            self.b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, f, (127 + 16) << 23);
+        let mag = self.b.ins().select(is_big, special, fin);
+        let s16 = self.b.ins().ushr_imm_u(sign, 16);
+        let h = self.b.ins().bor(mag, s16);
+        self.b.ins().ireduce(types::I16, h)
     }
 
     /// `shuffle a, b, [lanes]`: CLIF shuffles bytes of `i8x16`s, so lane indices become byte
