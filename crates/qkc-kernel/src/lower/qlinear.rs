@@ -185,9 +185,64 @@ fn density(g: &Graph, id: NodeId, role: &str) -> f64 {
         .unwrap_or(0.005)
 }
 
+/// The CPU fast path `gemv_u4_cpu_a8` (templates/kir): int4 symmetric weights in GPTQ order with
+/// groups of 32..=128, int8 symmetric per-token activation quantization, f32 x and output, and
+/// no rotation, outliers or epilogue. It is the fused `quantize_act int8` + `qlinear` with
+/// integer dot products (4 rows at a time, one stream of 4-row-interleaved codes). The group
+/// size when it applies.
+fn cpu_a8(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize> {
+    let LowerTarget::Cpu { .. } = opts.target else { return None };
+    let (Scheme::Uniform(u), _, _) = scheme_of(g, id, "w")? else { return None };
+    let group = match u.group {
+        qkc_quant::scheme::Group::Size(gs) if (32..=128).contains(&gs) && gs % 32 == 0 => gs as usize,
+        _ => return None,
+    };
+    let plain = u.bits == 4 && u.sym && !u.act_order && u.packing == qkc_quant::scheme::Packing::Gptq;
+    let act8 = s.act.is_some_and(|a| a.bits == 8 && a.sym);
+    let bare =
+        s.rot.is_none() && s.up.is_none() && !s.outliers && !s.bias && !s.residual && s.out_act.is_none();
+    (plain && act8 && bare && s.x_elem == Scalar::F32 && s.out_elem == Scalar::F32).then_some(group)
+}
+
+fn lower_a8(g: &Graph, id: NodeId, s: &Spec, group: usize, chunks: u32) -> Result<Lowered, LowerError> {
+    let args = crate::template::Args::new()
+        .int("K", s.k as i64)
+        .int("N", s.n as i64)
+        .int("T", s.t as i64)
+        .int("GROUP", group as i64)
+        .int("CHUNKS", i64::from(chunks))
+        .snippet("split", "split_u4_bytes")
+        .snippet("epilogue", "epilogue_none");
+    let template = "gemv_u4_cpu_a8".to_string();
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.clone(),
+        reason,
+    };
+    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
+    let kernel = lib.instantiate(&template, &args).map_err(|e| terr(e.to_string()))?.kernel;
+    let (k, t, nb) = (s.k as u64, s.t as u64, s.n.div_ceil(4) as u64);
+    // codes and f32 scales of 4·⌈N/4⌉ rows (padding rows included: they are read), x in f32
+    let bytes_read = nb * 4 * k / 2 + nb * 4 * (k / group as u64) * 4 + t * k * 4;
+    Ok(Lowered {
+        kernel,
+        bindings: vec![
+            Binding::Packed { role: "w".into(), buffer: "codes_r4".into() },
+            Binding::Packed { role: "w".into(), buffer: "scales_r4".into() },
+            Binding::Operand { role: "x".into() },
+            Binding::Output,
+        ],
+        template,
+        bytes_read,
+    })
+}
+
 /// Lower one `qlinear` node.
 pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
     let s = spec(g, id, opts)?;
+    if let (Some(group), LowerTarget::Cpu { chunks }) = (cpu_a8(g, id, &s, opts), opts.target) {
+        return lower_a8(g, id, &s, group, chunks.max(1));
+    }
     let name = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
     let (kernel, bindings, template) = match opts.target {
         LowerTarget::Cpu { chunks } => cpu::generate(&s, &name, chunks.max(1)),
@@ -244,7 +299,6 @@ pub(crate) fn pack(
     w: WeightData<'_>,
     opts: &LowerOptions,
 ) -> Result<Vec<PackedBuffer>, LowerError> {
-    let _ = opts;
     attrs(g, id)?;
     let wid = g.operand(id, role).ok_or_else(|| werr(g, id, role, "the node has no such operand"))?;
     let ty = &g.node(wid).ty;
@@ -261,6 +315,22 @@ pub(crate) fn pack(
                         q.scheme, q.n, q.k
                     ),
                 ));
+            }
+            if role == "w" {
+                if let Some(group) = spec(g, id, opts).ok().and_then(|s| cpu_a8(g, id, &s, opts)) {
+                    let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();
+                    let scales =
+                        q.part("scales").map_err(|e| werr(g, id, role, e.to_string()))?.to_u16_bits();
+                    let (w4, s4) = super::layout::pack_u4_r4(&words, &scales, q.n, q.k, group);
+                    return Ok(vec![
+                        PackedBuffer {
+                            name: "codes_r4".into(),
+                            elem: Scalar::I32,
+                            data: w4.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                        },
+                        form::f32_buffer("scales_r4", s4.into_iter()),
+                    ]);
+                }
             }
             let f = form::of(*scheme, q.n, q.k).map_err(|e| werr(g, id, role, e))?;
             f.pack(q).map_err(|e| werr(g, id, role, e))
