@@ -160,6 +160,15 @@ pub fn compile_ptx(k: &Kernel, opts: &PtxOptions) -> Result<Artifact> {
         stage: "codegen",
         message: format!("PTX is not UTF-8: {e}"),
     })?;
+    // A call LLVM could not resolve (a misspelled intrinsic becomes an external function)
+    // would only fail at link time on the device: refuse it here.
+    if let Some(line) = ptx.lines().find(|l| l.starts_with(".extern .func")) {
+        return Err(LlvmError::Llvm {
+            kernel: k.name.clone(),
+            stage: "codegen",
+            message: format!("the PTX calls an undefined function: {line}"),
+        });
+    }
     Ok(Artifact::new(k, Code::Ptx(ptx), &opts.codegen_name()))
 }
 

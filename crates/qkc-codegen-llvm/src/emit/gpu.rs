@@ -2,7 +2,7 @@
 //! `lane` = linear thread index % 32, as the interpreter defines them), `barrier`
 //! (`llvm.nvvm.barrier0`), warp shuffles (`llvm.nvvm.shfl.sync.*`, full mask; values other
 //! than `i32`/`f32` travel as 32-bit words), `prmt` (inline `prmt.b32`) and `dp4a`
-//! (`llvm.nvvm.idp4a.*`). On the host only `axis cpu.chunk` and `barrier` (a no-op) exist.
+//! (inline `dp4a`: LLVM 19 has no intrinsic for it). On the host only `axis cpu.chunk` and `barrier` (a no-op) exist.
 
 use qkc_kernel::ops::Dp4a;
 use qkc_kernel::{Axis, Inst, Op, Scalar, ShflMode, Target, Type};
@@ -54,18 +54,25 @@ impl Emitter<'_> {
                 );
             }
             Op::Dp4a(kind) => {
+                // LLVM 19 has no idp4a intrinsic: inline `dp4a.{u,s}32.{u,s}32`.
                 let r = self.result(i)?;
                 let a = (0..3)
-                    .map(|n| Ok(("i32".to_string(), self.val(self.arg(i, n)?)?)))
+                    .map(|n| self.val(self.arg(i, n)?))
                     .collect::<Result<Vec<_>>>()?;
                 let s = match kind {
-                    Dp4a::S8S8 => "s.s",
-                    Dp4a::U8S8 => "u.s",
-                    Dp4a::S8U8 => "s.u",
-                    Dp4a::U8U8 => "u.u",
+                    Dp4a::S8S8 => "s32.s32",
+                    Dp4a::U8S8 => "u32.s32",
+                    Dp4a::S8U8 => "s32.u32",
+                    Dp4a::U8U8 => "u32.u32",
                 };
-                let rhs = self.call_rhs("i32", &format!("llvm.nvvm.idp4a.{s}"), &a);
-                self.def_rhs(r, &rhs);
+                let pure = self.attrs("nounwind willreturn memory(none)");
+                self.def_rhs(
+                    r,
+                    &format!(
+                        "call i32 asm \"dp4a.{s} $0, $1, $2, $3;\", \"=r,r,r,r\"(i32 {}, i32 {}, i32 {}) #{pure}",
+                        a[0], a[1], a[2]
+                    ),
+                );
             }
             _ => return Err(self.internal("gpu() on a non-GPU op")),
         }
