@@ -13,7 +13,7 @@ pub enum LlvmError {
         /// The kernel's name.
         kernel: String,
         /// The verifier's errors.
-        source: qkc_kernel::KernelError,
+        source: Box<qkc_kernel::KernelError>,
     },
     /// A KIR construct (or type) this backend does not translate for the kernel's target.
     #[error("llvm backend: kernel @{kernel}: `{inst}`: unsupported: {reason}")]

@@ -108,7 +108,7 @@ impl PtxOptions {
 fn verified(k: &Kernel) -> Result<()> {
     qkc_kernel::verify(k).map_err(|source| LlvmError::Kernel {
         kernel: k.name.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 

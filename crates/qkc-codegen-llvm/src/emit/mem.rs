@@ -169,7 +169,7 @@ impl Emitter<'_> {
             return (align >= bytes).then_some((bytes, 1));
         }
         let piece = bytes.min(align).min(16);
-        (piece >= 4 && bytes % piece == 0).then_some((piece, bytes / piece))
+        (piece >= 4 && bytes.is_multiple_of(piece)).then_some((piece, bytes / piece))
     }
 
     /// A hinted load as inline PTX; `None` when it stays a plain load.
@@ -252,6 +252,9 @@ impl Emitter<'_> {
             vec
         };
         let wt = if total == 1 { "i32".to_string() } else { vt };
+        if wt == rty {
+            return Ok(Some(whole));
+        }
         Ok(Some(self.t(&format!("bitcast {wt} {whole} to {rty}"))))
     }
 
@@ -291,7 +294,11 @@ impl Emitter<'_> {
         } else {
             format!("<{total} x i32>")
         };
-        let words = self.t(&format!("bitcast {x} to {wt}"));
+        let words = if self.vty(v) == wt {
+            self.val(v)?
+        } else {
+            self.t(&format!("bitcast {x} to {wt}"))
+        };
         let words_per = piece / 4;
         for p in 0..count {
             let a = if p == 0 {

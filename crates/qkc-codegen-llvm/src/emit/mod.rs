@@ -330,9 +330,32 @@ impl<'k> Emitter<'k> {
 
     // ---- the kernel ---------------------------------------------------------------------------
 
+    /// The alignment every access through parameter `n` assumes for the buffer's start: the
+    /// element size, raised by the `align` of loads, stores and atomics rooted at it.
+    fn param_align(&self, n: usize) -> u32 {
+        let Some(Type::Ptr(_, e)) = self.k.params.get(n).map(|p| self.k.ty(p.value)) else {
+            return 1;
+        };
+        let mut align = e.bytes().max(1);
+        for i in self.k.inst_ids() {
+            let d = self.k.inst(i);
+            let (ptr, a) = match &d.op {
+                Op::Load(f) => (d.args.first(), f.align),
+                Op::Store(f) => (d.args.get(1), f.align),
+                _ => continue,
+            };
+            // Only accesses at the parameter itself tell about its start; `offset`s move it.
+            if ptr.is_some_and(
+                |&p| matches!(self.k.value(p).def, ValueDef::Param(m) if m as usize == n),
+            ) {
+                align = align.max(a);
+            }
+        }
+        align
+    }
+
     /// The parameter list (`ptr addrspace(1) noalias readonly align 16 %w, ...`).
     fn params(&self) -> Vec<String> {
-        let layout = qkc_kernel::artifact::param_layout(self.k);
         self.k
             .params
             .iter()
@@ -350,9 +373,7 @@ impl<'k> Emitter<'k> {
                     if p.attrs.writeonly {
                         s.push_str(" writeonly");
                     }
-                    if let Some(l) = layout.get(n) {
-                        let _ = write!(s, " align {}", l.align.max(1));
-                    }
+                    let _ = write!(s, " align {}", self.param_align(n));
                 }
                 format!("{s} {}", self.name_of(p.value))
             })
@@ -477,19 +498,6 @@ impl<'k> Emitter<'k> {
                 qkc_kernel::printer::inst_line(self.k, i)
             ))
         })
-    }
-
-    /// The kernel parameter a pointer value derives from (through `offset`s).
-    pub(crate) fn root_param(&self, mut p: Value) -> Option<usize> {
-        loop {
-            match self.k.value(p).def {
-                ValueDef::Param(n) => return Some(n as usize),
-                ValueDef::Result(i, 0) if matches!(self.k.inst(i).op, Op::Offset) => {
-                    p = *self.k.inst(i).args.first()?;
-                }
-                _ => return None,
-            }
-        }
     }
 
     /// Splat a scalar operand to a vector type's lanes (returns the operand text).

@@ -101,7 +101,7 @@ impl Emitter<'_> {
                 );
             }
             Op::Reduce(op) => {
-                let v = self.reduce(i, *op, self.arg(i, 0)?)?;
+                let v = self.reduce(*op, self.arg(i, 0)?)?;
                 self.def(r, v);
             }
             Op::Madd(m) if self.flavor == Flavor::Host => {
@@ -311,7 +311,7 @@ impl Emitter<'_> {
     }
 
     /// The halving tree: combine the upper half into the lower half until one lane is left.
-    fn reduce(&mut self, i: Inst, op: ReduceOp, a: Value) -> Result<String> {
+    fn reduce(&mut self, op: ReduceOp, a: Value) -> Result<String> {
         let Type::Vector(e, n) = self.k.ty(a) else {
             return Err(self.internal("reduce of a scalar"));
         };
