@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod gpu;
 mod native;
 mod quantize;
 
@@ -94,6 +95,9 @@ enum Cmd {
         /// Token count T the kernels are specialized for (with --target).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// GPU compute capability for --target ptx: 80, 86, 89 or 90.
+        #[arg(long, default_value_t = 90)]
+        sm: u32,
     },
     /// Quantize the linear weights of a float safetensors checkpoint into qkc's layout.
     Quantize {
@@ -256,6 +260,7 @@ fn main() -> ExitCode {
             target,
             out,
             batch,
+            sm,
         } => {
             let opts = qkc_passes::Options {
                 print_after,
@@ -271,7 +276,7 @@ fn main() -> ExitCode {
                 explain_fusion,
             };
             match (target, out) {
-                (Some(t), Some(out)) => compile_target(&file, t, &out, batch),
+                (Some(t), Some(out)) => compile_target(&file, t, &out, batch, sm),
                 _ => compile(&file, opts, &show),
             }
         }
@@ -619,6 +624,7 @@ fn compile_target(
     target: CodeTarget,
     out: &Path,
     batch: usize,
+    sm: u32,
 ) -> Result<(), Reported> {
     if batch == 0 {
         return Err(fail("--batch must be at least 1"));
@@ -626,9 +632,7 @@ fn compile_target(
     let g = load_verified(path)?;
     match target {
         CodeTarget::Cpu => native::compile_cpu(path, &g, batch, out),
-        CodeTarget::Ptx => Err(fail(
-            "--target ptx is not built yet: the LLVM/NVPTX backend is not in this build",
-        )),
+        CodeTarget::Ptx => gpu::compile_ptx_dir(path, &g, batch, sm, out),
     }
 }
 
@@ -713,9 +717,7 @@ fn bench(
         Target::Interp => Err(fail(
             "qkc bench times compiled kernels: use --target cpu or cuda",
         )),
-        Target::Cuda => Err(fail(
-            "--target cuda is not built yet: the PTX/CUDA backend is not in this build",
-        )),
+        Target::Cuda => gpu::bench_cuda(path, &g, &w, batches, json),
     }
 }
 
@@ -770,7 +772,19 @@ fn run(
             )
         }
         Target::Cuda => {
-            return Err(fail("--target cuda is not built yet: the PTX/CUDA backend is not in this build (use --target interp or cpu)"))
+            return gpu::run_cuda(
+                path,
+                &g,
+                &w,
+                &native::Steps {
+                    batch,
+                    input_seed,
+                    steps,
+                    check: extra.check,
+                    tol: extra.tol,
+                    source: &source,
+                },
+            )
         }
     }
     let t0 = Instant::now();
