@@ -88,7 +88,8 @@ impl Cuda {
         }))
     }
 
-    fn current(&self) -> Result<(), RuntimeError> {
+    /// Make this device's context current on the calling thread.
+    pub fn make_current(&self) -> Result<(), RuntimeError> {
         // SAFETY: the context lives as long as `self`.
         unsafe { cu::ctx::set_current(self.ctx) }.map_err(drv("cuCtxSetCurrent"))
     }
@@ -279,7 +280,7 @@ fn time_graph(
     rounds: usize,
     mut body: impl FnMut(usize) -> Result<(), RuntimeError>,
 ) -> Result<f64, RuntimeError> {
-    cuda.current()?;
+    cuda.make_current()?;
     // SAFETY: capture on our stream; every launch inside is on that stream.
     unsafe {
         cu::stream::begin_capture(
@@ -358,7 +359,7 @@ impl GpuProgram {
         sm: u32,
         compile: &dyn Fn(&Lowered) -> Result<Artifact, String>,
     ) -> Result<Self, RuntimeError> {
-        cuda.current()?;
+        cuda.make_current()?;
         let lopts = LowerOptions {
             target: LowerTarget::Gpu { sm },
             tokens,
@@ -500,7 +501,7 @@ impl GpuProgram {
         &mut self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, RuntimeError> {
-        self.cuda.current()?;
+        self.cuda.make_current()?;
         self.bind_inputs(inputs)?;
         for id in self.plan.written() {
             if let Some(b) = self.values.get(&id) {
@@ -532,7 +533,7 @@ impl GpuProgram {
 
     /// Fill the inputs and run every launch once (caches do not advance).
     pub fn prime(&mut self, inputs: &HashMap<String, Tensor>) -> Result<(), RuntimeError> {
-        self.cuda.current()?;
+        self.cuda.make_current()?;
         self.bind_inputs(inputs)?;
         for i in 0..self.plan.launches.len() {
             self.launch(i)?;
@@ -601,7 +602,7 @@ pub fn read_ceiling(
     bytes: usize,
     compile: &dyn Fn(&qkc_kernel::Kernel) -> Result<Artifact, String>,
 ) -> Result<f64, RuntimeError> {
-    cuda.current()?;
+    cuda.make_current()?;
     let n = (bytes / 16) * 4; // i32 elements, whole 16-byte vectors
     let block = 256u32;
     let grid = cuda.sms * 8;
@@ -654,7 +655,7 @@ pub fn cublas_fp16(
 ) -> Result<GpuTiming, RuntimeError> {
     use cudarc::cublas::result as cb;
     use cudarc::cublas::sys as cbs;
-    cuda.current()?;
+    cuda.make_current()?;
     // SAFETY: only probes for the shared library.
     if !unsafe { cbs::is_culib_present() } {
         return Err(RuntimeError::NoCuda("no cuBLAS library was found".into()));
