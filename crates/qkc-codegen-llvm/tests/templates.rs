@@ -48,6 +48,28 @@ fn cases() -> Vec<(&'static str, Args)> {
             ));
         }
     }
+    for (k, n, g, w, t, f16) in [
+        (256, 64, 128, 4, 1, true),
+        (8192, 57344, 128, 4, 1, true),
+        (28672, 8192, 128, 4, 8, true),
+        (11008, 4096, 64, 4, 4, false),
+        (512, 7, 32, 1, 3, true),
+    ] {
+        let (yt, cvt, align) = if f16 {
+            (qkc_kernel::Scalar::F16, "cvt_f16", 2)
+        } else {
+            (qkc_kernel::Scalar::F32, "epilogue_none", 4)
+        };
+        v.push((
+            "gemv_u4_gpu_r2",
+            gemv_args(k, n, g, w)
+                .int("T", t)
+                .int("YALIGN", align)
+                .ty("YT", qkc_kernel::Type::Scalar(yt))
+                .snippet("dequant", "dequant_u4_h2")
+                .snippet("cvt", cvt),
+        ));
+    }
     for (n, t) in [(1000, 128), (4096, 256), (33, 32), (1 << 20, 1024)] {
         for e in ["exp2_op", "exp2_poly"] {
             v.push((

@@ -237,11 +237,74 @@ fn lower_a8(g: &Graph, id: NodeId, s: &Spec, group: usize, chunks: u32) -> Resul
     })
 }
 
+/// The GPU fast path `gemv_u4_gpu_r2` (templates/kir): int4 symmetric weights in GPTQ order
+/// (read exactly as stored: no repacking, f16 scales), groups a multiple of 32, f16 x, T ≤ 8,
+/// and no rotation, activation quantization, outliers or epilogue. The group size when it
+/// applies.
+fn gpu_r2(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize> {
+    let LowerTarget::Gpu { .. } = opts.target else { return None };
+    let (Scheme::Uniform(u), _, _) = scheme_of(g, id, "w")? else { return None };
+    let group = match u.group {
+        qkc_quant::scheme::Group::Size(gs) if gs % 32 == 0 => gs as usize,
+        _ => return None,
+    };
+    let plain = u.bits == 4 && u.sym && !u.act_order && u.packing == qkc_quant::scheme::Packing::Gptq;
+    let bare = s.rot.is_none()
+        && s.act.is_none()
+        && s.up.is_none()
+        && !s.outliers
+        && !s.bias
+        && !s.residual
+        && s.out_act.is_none();
+    (plain && bare && s.x_elem == Scalar::F16 && s.t <= 8).then_some(group)
+}
+
+fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, LowerError> {
+    let (yt, cvt, align) = match s.out_elem {
+        Scalar::F16 => (Scalar::F16, "cvt_f16", 2),
+        _ => (Scalar::F32, "epilogue_none", 4),
+    };
+    let args = crate::template::Args::new()
+        .int("K", s.k as i64)
+        .int("N", s.n as i64)
+        .int("T", s.t as i64)
+        .int("GROUP", group as i64)
+        .int("WARPS", 4)
+        .int("YALIGN", align)
+        .ty("YT", crate::types::Type::Scalar(yt))
+        .snippet("dequant", "dequant_u4_h2")
+        .snippet("cvt", cvt);
+    let template = "gemv_u4_gpu_r2".to_string();
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.clone(),
+        reason,
+    };
+    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
+    let kernel = lib.instantiate(&template, &args).map_err(|e| terr(e.to_string()))?.kernel;
+    let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
+    let bytes_read = n * k / 2 + n * (k / group as u64) * 2 + t * k * 2;
+    Ok(Lowered {
+        kernel,
+        bindings: vec![
+            Binding::Packed { role: "w".into(), buffer: "qweight".into() },
+            Binding::Packed { role: "w".into(), buffer: "scales".into() },
+            Binding::Operand { role: "x".into() },
+            Binding::Output,
+        ],
+        template,
+        bytes_read,
+    })
+}
+
 /// Lower one `qlinear` node.
 pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
     let s = spec(g, id, opts)?;
     if let (Some(group), LowerTarget::Cpu { chunks }) = (cpu_a8(g, id, &s, opts), opts.target) {
         return lower_a8(g, id, &s, group, chunks.max(1));
+    }
+    if let Some(group) = gpu_r2(g, id, &s, opts) {
+        return lower_r2(g, id, &s, group);
     }
     let name = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
     let (kernel, bindings, template) = match opts.target {
@@ -331,6 +394,23 @@ pub(crate) fn pack(
                         form::f32_buffer("scales_r4", s4.into_iter()),
                     ]);
                 }
+            }
+            if role == "w" && spec(g, id, opts).ok().and_then(|s| gpu_r2(g, id, &s, opts)).is_some() {
+                // the stored layout as is: u32 words of 8 codes, f16 scales
+                let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();
+                let scales = q.part("scales").map_err(|e| werr(g, id, role, e.to_string()))?.to_u16_bits();
+                return Ok(vec![
+                    PackedBuffer {
+                        name: "qweight".into(),
+                        elem: Scalar::I32,
+                        data: words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    },
+                    PackedBuffer {
+                        name: "scales".into(),
+                        elem: Scalar::F16,
+                        data: scales.iter().flat_map(|h| h.to_le_bytes()).collect(),
+                    },
+                ]);
             }
             let f = form::of(*scheme, q.n, q.k).map_err(|e| werr(g, id, role, e))?;
             f.pack(q).map_err(|e| werr(g, id, role, e))
