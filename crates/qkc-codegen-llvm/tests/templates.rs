@@ -48,12 +48,12 @@ fn cases() -> Vec<(&'static str, Args)> {
             ));
         }
     }
-    for (k, n, g, w, t, f16) in [
-        (256, 64, 128, 4, 1, true),
-        (8192, 57344, 128, 4, 1, true),
-        (28672, 8192, 128, 4, 8, true),
-        (11008, 4096, 64, 4, 4, false),
-        (512, 7, 32, 1, 3, true),
+    for (k, n, g, (p, ks), t, f16) in [
+        (256, 64, 128, (4, 1), 1, true),
+        (8192, 57344, 128, (8, 1), 1, true),
+        (28672, 8192, 128, (4, 2), 8, true),
+        (11008, 4096, 64, (2, 4), 4, false),
+        (512, 7, 32, (1, 1), 3, true),
     ] {
         let (yt, cvt, align) = if f16 {
             (qkc_kernel::Scalar::F16, "cvt_f16", 2)
@@ -62,7 +62,12 @@ fn cases() -> Vec<(&'static str, Args)> {
         };
         v.push((
             "gemv_u4_gpu_r2",
-            gemv_args(k, n, g, w)
+            Args::new()
+                .int("K", k)
+                .int("N", n)
+                .int("GROUP", g)
+                .int("PAIRS", p)
+                .int("KSPLIT", ks)
                 .int("T", t)
                 .int("YALIGN", align)
                 .ty("YT", qkc_kernel::Type::Scalar(yt))

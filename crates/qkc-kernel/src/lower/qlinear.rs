@@ -259,7 +259,20 @@ fn gpu_r2(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize>
     (plain && bare && s.x_elem == Scalar::F16 && s.t <= 8).then_some(group)
 }
 
+/// (row pairs per block, warps per row pair) for `gemv_u4_gpu_r2`: split K across warps until
+/// about 6336 warps (132 SMs × 48) are in flight, as long as each warp keeps at least one
+/// 1024-code step of K; 256 threads per block.
+pub(crate) fn r2_shape(n: usize, k: usize) -> (i64, i64) {
+    let want = 6336usize.div_ceil(n.div_ceil(2)).next_power_of_two().min(8);
+    // the largest power of two ≤ the 1024-code steps of a row
+    let steps = (k / 1024).max(1);
+    let room = 1usize << (usize::BITS - 1 - steps.leading_zeros());
+    let ksplit = want.min(room).max(1);
+    ((8 / ksplit) as i64, ksplit as i64)
+}
+
 fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, LowerError> {
+    let (pairs, ksplit) = r2_shape(s.n, s.k);
     let (yt, cvt, align) = match s.out_elem {
         Scalar::F16 => (Scalar::F16, "cvt_f16", 2),
         _ => (Scalar::F32, "epilogue_none", 4),
@@ -269,7 +282,8 @@ fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, Lo
         .int("N", s.n as i64)
         .int("T", s.t as i64)
         .int("GROUP", group as i64)
-        .int("WARPS", 4)
+        .int("PAIRS", pairs)
+        .int("KSPLIT", ksplit)
         .int("YALIGN", align)
         .ty("YT", crate::types::Type::Scalar(yt))
         .snippet("dequant", "dequant_u4_h2")
@@ -396,8 +410,20 @@ pub(crate) fn pack(
                 }
             }
             if role == "w" && spec(g, id, opts).ok().and_then(|s| gpu_r2(g, id, &s, opts)).is_some() {
-                // the stored layout as is: u32 words of 8 codes, f16 scales
-                let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();
+                // u32 words of 8 codes with nibbles reordered [0, 2, 4, 6, 1, 3, 5, 7] (AWQ's
+                // order: nibble pairs (j, j + 4) are adjacent codes), f16 scales as stored
+                let words: Vec<u32> = q
+                    .part("qweight")
+                    .map_err(|e| werr(g, id, role, e.to_string()))?
+                    .to_u32()
+                    .into_iter()
+                    .map(|w| {
+                        [0u32, 2, 4, 6, 1, 3, 5, 7]
+                            .iter()
+                            .enumerate()
+                            .fold(0u32, |o, (slot, &code)| o | (((w >> (4 * code)) & 15) << (4 * slot)))
+                    })
+                    .collect();
                 let scales = q.part("scales").map_err(|e| werr(g, id, role, e.to_string()))?.to_u16_bits();
                 return Ok(vec![
                     PackedBuffer {

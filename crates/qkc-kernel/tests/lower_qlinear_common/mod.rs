@@ -287,14 +287,27 @@ pub fn conformance_cases() -> Vec<Case> {
     // the fast paths: gemv_u4_gpu_r2 (GPU: int4 sym GPTQ, f16 x, T ≤ 8, no prologue or
     // epilogue) and gemv_u4_cpu_a8 (CPU: the same weights with int8 per-token activations, f32)
     for (n, k, t) in [(13, 512, 1), (8, 256, 3), (21, 1024, 8), (5, 11008, 2)] {
-        let scheme = if k % 128 == 0 { "int4:g128" } else { "int4:g64" };
-        v.push(Case { f16: true, ..Case::new(scheme, n, k, t) });
+        let scheme = if k % 128 == 0 {
+            "int4:g128"
+        } else {
+            "int4:g64"
+        };
+        v.push(Case {
+            f16: true,
+            ..Case::new(scheme, n, k, t)
+        });
         if t * k * 4 <= 48 << 10 {
             // (the GPU's generic kernel stages a quantized x in ≤ 48 KiB of shared memory)
-            v.push(Case { act: Some((8, true)), ..Case::new(scheme, n, k, t) });
+            v.push(Case {
+                act: Some((8, true)),
+                ..Case::new(scheme, n, k, t)
+            });
         }
     }
-    v.push(Case { f16: true, ..Case::new("int4:g32", 7, 256, 4) });
+    v.push(Case {
+        f16: true,
+        ..Case::new("int4:g32", 7, 256, 4)
+    });
     v
 }
 
