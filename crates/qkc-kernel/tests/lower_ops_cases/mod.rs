@@ -103,6 +103,13 @@ pub fn cases() -> Vec<Case> {
             1e-3,
             F16,
         ),
+        case(
+            "mul_const",
+            "  %a = input \"a\" : f32[T, 64]\n  %b = const {value = 0.75} : f32[64]\n  %y = mul(%a, %b) : f32[T, 64]",
+            &[2],
+            1e-6,
+            F32,
+        ),
         case("cast_f32_f16", "  %x = input \"x\" : f32[T, 40]\n  %y = cast(%x) : f16[T, 40]", &[3], 1e-3, F16),
         case("cast_f16_f32", "  %x = input \"x\" : f16[T, 40]\n  %y = cast(%x) : f32[T, 40]", &[3], 0.0, "exact"),
         case("cast_f32_i32", "  %x = input \"x\" : f32[T, 40]\n  %y = cast(%x) : i32[T, 40]", &[3], 0.0, "exact"),
