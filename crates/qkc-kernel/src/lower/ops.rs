@@ -118,7 +118,8 @@ pub(crate) enum Layout {
 impl<'a> KernelCx<'a> {
     /// A kernel for `n`.
     pub fn new(n: &'a NodeCx<'a>, name_suffix: &str, split: emit::Split) -> Self {
-        let name = format!("{}_{}", n.g.node(n.id).op.name(), name_suffix);
+        let t = if n.kind() == Kind::Gpu { "gpu" } else { "cpu" };
+        let name = format!("{}_{}_{t}", n.g.node(n.id).op.name(), name_suffix);
         KernelCx { n, e: E::new(&name, n.kind(), split), bindings: Vec::new(), bytes_read: 0 }
     }
 
