@@ -1,0 +1,281 @@
+//! Causal grouped-query attention with an optional KV cache and fused RoPE.
+//!
+//! One row per (token `t`, query head): a GPU block (or, on the CPU, one iteration of a chunk's
+//! loop). The row stages its query (rotated when RoPE is fused) and the `T` new keys (rotated)
+//! and values of its KV head in shared memory, so the new tokens are read from there, never
+//! through the cache: the cache rows `pos..pos+T` are written in the same launch by the rows of
+//! the first query head of each group (`head % group == 0`), and no row reads them. Scores go to
+//! shared memory (`max_seq` of them with a cache, `T` without), then max, `exp`, sum, and the
+//! weighted sum of values with one output element per thread.
+//!
+//! Bindings: `q`, `k`, `v` (operands), `pos` (the positions operand, when RoPE is fused), the
+//! cache halves and [`Binding::Pos`] (with a cache), the RoPE frequency table (a constant), the
+//! output. `bytes_read` counts q, k, v and positions, not the cache (its length is `pos`).
+
+use qkc_ir::Op;
+
+use super::emit::{Kind, Split};
+use super::misc::{inv_freq, rope_pair, rope_rotate};
+use super::{KernelCx, NodeCx};
+use crate::lower::{Binding, CacheHalf, LowerError, Lowered};
+use crate::ops::{BinaryOp, IntCC};
+use crate::types::{Scalar, Type};
+
+/// Lower an `attention` node.
+pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
+    let Op::Attention(a) = n.g.node(n.id).op.clone() else {
+        return Err(n.err("not attention"));
+    };
+    let (h, kvh, hd) = (u64::from(a.heads), u64::from(a.kv_heads), u64::from(a.head_dim));
+    if kvh == 0 || h % kvh != 0 {
+        return Err(n.err(format!("kv_heads {kvh} must divide heads {h}")));
+    }
+    let group = h / kvh;
+    let t = n.opts.tokens as u64;
+    let (qd, kd) = (h * hd, kvh * hd);
+    for (role, w) in [("q", qd), ("k", kd), ("v", kd)] {
+        let s = n.shape(n.req(role)?);
+        if s.iter().product::<usize>() as u64 != t * w {
+            return Err(n.err(format!("`{role}` has shape {s:?}; expected [{t}, {w}]")));
+        }
+    }
+    let rope = match (a.rope, n.operand("pos")) {
+        (Some(r), Some(_)) => {
+            if hd % 2 != 0 {
+                return Err(n.err("RoPE needs an even head_dim"));
+            }
+            Some(r)
+        }
+        _ => None,
+    };
+    let cached = a.cache.is_some();
+    let max_seq = u64::from(a.max_seq);
+    if cached && t > max_seq {
+        return Err(n.err(format!("{t} tokens exceed max_seq = {max_seq}")));
+    }
+    let slots = if cached { max_seq } else { t };
+    if n.kind() == Kind::Gpu {
+        let bytes = (slots + 2 * t * hd + hd + 4) * 4;
+        if bytes > 48 * 1024 {
+            return Err(n.err(format!(
+                "scores and staged keys/values need {bytes} bytes of shared memory (> 48 KiB): \
+                 max_seq {max_seq} is too long for this kernel"
+            )));
+        }
+    }
+    let rows = t * h;
+    let mut k = KernelCx::new(n, &format!("t{t}_h{h}_kv{kvh}_d{hd}"), Split::Rows(rows));
+    let q = k.input("q", t * qd)?;
+    let kn = k.input("k", t * kd)?;
+    let vn = k.input("v", t * kd)?;
+    let pos_in = match rope {
+        Some(_) => {
+            let ps = n.scalar(n.req("pos")?)?;
+            if ps != Scalar::I32 {
+                return Err(n.err("positions must be i32"));
+            }
+            Some(k.input("pos", t)?)
+        }
+        None => None,
+    };
+    let cache = if cached {
+        let ck = k.e.param_rw("cache_k", Scalar::F32, max_seq * kd);
+        k.bindings.push(Binding::Cache(CacheHalf::K));
+        let cv = k.e.param_rw("cache_v", Scalar::F32, max_seq * kd);
+        k.bindings.push(Binding::Cache(CacheHalf::V));
+        let p = k.e.scalar_param("past", Type::I32);
+        k.bindings.push(Binding::Pos);
+        Some((ck, cv, p))
+    } else {
+        None
+    };
+    let inv = rope.map(|r| k.constant("inv_freq", Scalar::F64, &inv_freq(r.theta, hd as usize)));
+    let y = k.output(t * qd)?;
+    let qs = k.e.shared(Scalar::F32, hd as u32);
+    let ks = k.e.shared(Scalar::F32, (t * hd) as u32);
+    let vs = k.e.shared(Scalar::F32, (t * hd) as u32);
+    let sc = k.e.shared(Scalar::F32, slots as u32);
+    k.e.setup_rows();
+    let scale = 1.0 / (hd as f64).sqrt();
+    k.e.rows(rows, |e, row| {
+        let tt = e.divi(row, h as i64);
+        let head = e.remi(row, h as i64);
+        let kv = e.divi(head, group as i64);
+        let c0 = e.i32(0);
+        let c1 = e.i32(1);
+        let chd = e.i32(hd as i64);
+        let past = match cache {
+            Some((_, _, p)) => p,
+            None => c0,
+        };
+        // stage q (rotated)
+        let qb0 = e.muli(tt, qd as i64);
+        let qh = e.muli(head, hd as i64);
+        let qb = e.add(qb0, qh);
+        let qrow = e.offset(q, qb);
+        let kvb = e.muli(kv, hd as i64);
+        match (rope, pos_in, inv) {
+            (Some(r), Some(pos), Some(inv)) => {
+                let chalf = e.i32((hd / 2) as i64);
+                let pt = e.load_raw(pos, tt);
+                e.stride(c0, chalf, &[], |e, i, _| {
+                    let (ia, ib) = rope_pair(e, r.style, hd, i);
+                    let xa = e.load_f32(qrow, ia);
+                    let xb = e.load_f32(qrow, ib);
+                    let (ya, yb) = rope_rotate(e, inv, pt, i, xa, xb);
+                    e.store_raw(ya, qs, ia);
+                    e.store_raw(yb, qs, ib);
+                    vec![]
+                });
+                let cp = e.i32((t * hd / 2) as i64);
+                e.stride(c0, cp, &[], |e, p, _| {
+                    let u = e.divi(p, (hd / 2) as i64);
+                    let i = e.remi(p, (hd / 2) as i64);
+                    let (ia, ib) = rope_pair(e, r.style, hd, i);
+                    let rb0 = e.muli(u, kd as i64);
+                    let rb = e.add(rb0, kvb);
+                    let krow = e.offset(kn, rb);
+                    let xa = e.load_f32(krow, ia);
+                    let xb = e.load_f32(krow, ib);
+                    let pu = e.load_raw(pos, u);
+                    let (ya, yb) = rope_rotate(e, inv, pu, i, xa, xb);
+                    let sb = e.muli(u, hd as i64);
+                    let sa = e.add(sb, ia);
+                    let sbb = e.add(sb, ib);
+                    e.store_raw(ya, ks, sa);
+                    e.store_raw(yb, ks, sbb);
+                    vec![]
+                });
+            }
+            _ => {
+                e.stride(c0, chd, &[], |e, i, _| {
+                    let v = e.load_f32(qrow, i);
+                    e.store_raw(v, qs, i);
+                    vec![]
+                });
+                let ct = e.i32((t * hd) as i64);
+                e.stride(c0, ct, &[], |e, p, _| {
+                    let u = e.divi(p, hd as i64);
+                    let d = e.remi(p, hd as i64);
+                    let rb0 = e.muli(u, kd as i64);
+                    let rb = e.add(rb0, kvb);
+                    let src = e.add(rb, d);
+                    let v = e.load_f32(kn, src);
+                    e.store_raw(v, ks, p);
+                    vec![]
+                });
+            }
+        }
+        let ct = e.i32((t * hd) as i64);
+        e.stride(c0, ct, &[], |e, p, _| {
+            let u = e.divi(p, hd as i64);
+            let d = e.remi(p, hd as i64);
+            let rb0 = e.muli(u, kd as i64);
+            let rb = e.add(rb0, kvb);
+            let src = e.add(rb, d);
+            let v = e.load_f32(vn, src);
+            e.store_raw(v, vs, p);
+            vec![]
+        });
+        e.barrier();
+        // append this token's key and value to the cache (first query head of the group only)
+        if let Some((ck, cv, _)) = cache {
+            let g0 = e.remi(head, group as i64);
+            let lead = e.icmp(IntCC::Eq, g0, c0);
+            e.if_(lead, |e| {
+                let slot = e.add(past, tt);
+                let cb0 = e.muli(slot, kd as i64);
+                let cb = e.add(cb0, kvb);
+                let sb = e.muli(tt, hd as i64);
+                e.stride(c0, chd, &[], |e, d, _| {
+                    let si = e.add(sb, d);
+                    let ci = e.add(cb, d);
+                    let kv_ = e.load_raw(ks, si);
+                    e.store_raw(kv_, ck, ci);
+                    let vv = e.load_raw(vs, si);
+                    e.store_raw(vv, cv, ci);
+                    vec![]
+                });
+            });
+        }
+        // scores
+        let pt1 = e.add(past, tt);
+        let visible = e.add(pt1, c1);
+        let csc = e.f32(scale);
+        let dot = |e: &mut super::emit::E, rowp: crate::entities::Value, j: crate::entities::Value| {
+            let z = e.f32(0.0);
+            let acc = e.for_(c0, chd, c1, &[z], |e, d, acc| {
+                let a = e.load_raw(qs, d);
+                let b = e.load_raw(rowp, d);
+                vec![e.fma(a, b, acc[0])]
+            });
+            let s = e.mul(acc[0], csc);
+            e.store_raw(s, sc, j);
+        };
+        if let Some((ck, _, _)) = cache {
+            e.stride(c0, past, &[], |e, j, _| {
+                let rb0 = e.muli(j, kd as i64);
+                let rb = e.add(rb0, kvb);
+                let rowp = e.offset(ck, rb);
+                dot(e, rowp, j);
+                vec![]
+            });
+        }
+        e.stride(past, visible, &[], |e, j, _| {
+            let u = e.sub(j, past);
+            let rb = e.muli(u, hd as i64);
+            let rowp = e.offset(ks, rb);
+            dot(e, rowp, j);
+            vec![]
+        });
+        e.barrier();
+        let ninf = e.f32(f64::NEG_INFINITY);
+        let pm = e.stride(c0, visible, &[ninf], |e, j, acc| {
+            let s = e.load_raw(sc, j);
+            vec![e.bin(BinaryOp::Max, acc[0], s)]
+        });
+        let m = e.block_reduce(pm[0], BinaryOp::Max);
+        let z = e.f32(0.0);
+        let ps = e.stride(c0, visible, &[z], |e, j, acc| {
+            let s = e.load_raw(sc, j);
+            let d = e.sub(s, m);
+            let p = e.exp(d);
+            e.store_raw(p, sc, j);
+            vec![e.add(acc[0], p)]
+        });
+        let sum = e.block_reduce(ps[0], BinaryOp::Add);
+        let one = e.f32(1.0);
+        let rinv = e.div(one, sum);
+        let yrow = e.offset(y, qb);
+        e.stride(c0, chd, &[], |e, d, _| {
+            let z = e.f32(0.0);
+            let acc = match cache {
+                Some((_, cv, _)) => {
+                    let r = e.for_(c0, past, c1, &[z], |e, j, acc| {
+                        let p = e.load_raw(sc, j);
+                        let rb0 = e.muli(j, kd as i64);
+                        let rb = e.add(rb0, kvb);
+                        let vi = e.add(rb, d);
+                        let v = e.load_raw(cv, vi);
+                        vec![e.fma(p, v, acc[0])]
+                    });
+                    r[0]
+                }
+                None => z,
+            };
+            let r = e.for_(past, visible, c1, &[acc], |e, j, acc| {
+                let p = e.load_raw(sc, j);
+                let u = e.sub(j, past);
+                let rb = e.muli(u, hd as i64);
+                let vi = e.add(rb, d);
+                let v = e.load_raw(vs, vi);
+                vec![e.fma(p, v, acc[0])]
+            });
+            let o = e.mul(r[0], rinv);
+            e.store_f32(o, yrow, d);
+            vec![]
+        });
+        e.barrier();
+    });
+    k.finish("attention")
+}
