@@ -5,6 +5,8 @@
 #[path = "../../qkc-kernel/tests/lower_qlinear_common/mod.rs"]
 mod common;
 mod executors;
+#[path = "../../qkc-kernel/tests/lower_ops_cases/mod.rs"]
+mod ops_cases;
 
 use common::{conformance_cases, run_suite, Case, Executor};
 use qkc_kernel::interp::Arg;
@@ -27,6 +29,17 @@ impl Executor for GpuEx {
     }
 }
 
+struct GpuOps<'a>(&'a executors::Gpu);
+
+impl ops_cases::Executor for GpuOps<'_> {
+    fn target(&self) -> LowerTarget {
+        self.0.target()
+    }
+    fn run(&mut self, l: &Lowered, args: &mut [Arg]) -> Result<(), String> {
+        self.0.run_in_place(l, args)
+    }
+}
+
 fn main() {
     let gpu = match executors::Gpu::open() {
         Ok(g) => g,
@@ -39,6 +52,11 @@ fn main() {
         "device: {} (sm_{}, {} SMs)",
         gpu.0.name, gpu.0.sm, gpu.0.sms
     );
+    let cases = ops_cases::cases();
+    for c in &cases {
+        ops_cases::check(c, &mut GpuOps(&gpu), 0x0b5e);
+    }
+    println!("test cuda::ops_conformance ... ok ({} cases)", cases.len());
     let ex = GpuEx(gpu);
     let mut cases = conformance_cases();
     cases.push(Case::new("int4:g64", 5, 11008, 1));

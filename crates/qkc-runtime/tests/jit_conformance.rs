@@ -5,6 +5,8 @@
 #[path = "../../qkc-kernel/tests/lower_qlinear_common/mod.rs"]
 mod common;
 mod executors;
+#[path = "../../qkc-kernel/tests/lower_ops_cases/mod.rs"]
+mod ops_cases;
 
 use common::{conformance_cases, run_suite, Case, Executor};
 use qkc_kernel::interp::Arg;
@@ -39,4 +41,40 @@ fn qlinear_large_k_jit() {
         &JitEx(executors::Jit(2)),
         0x5eed,
     );
+}
+
+struct JitOps(executors::Jit);
+
+impl ops_cases::Executor for JitOps {
+    fn target(&self) -> LowerTarget {
+        self.0.target()
+    }
+    fn run(&mut self, l: &Lowered, args: &mut [Arg]) -> Result<(), String> {
+        self.0.run_in_place(l, args)
+    }
+}
+
+/// Every non-qlinear op (elementwise, RMSNorm, RoPE, softmax, attention with a KV cache, ...)
+/// as native code, at T = 1..=8.
+#[test]
+fn ops_conformance_jit() {
+    for t in [None, Some(1), Some(5), Some(8)] {
+        for mut c in ops_cases::cases() {
+            if let Some(t) = t {
+                if !c.qir.contains("[T") {
+                    continue;
+                }
+                c.runs = if c.qir.contains("cache") {
+                    vec![t, 1]
+                } else {
+                    vec![t]
+                };
+            }
+            ops_cases::check(
+                &c,
+                &mut JitOps(executors::Jit(3)),
+                0x0b5e ^ t.unwrap_or(0) as u64,
+            );
+        }
+    }
 }

@@ -34,14 +34,21 @@ impl Jit {
     pub fn run(
         &self,
         l: &Lowered,
-        args: Vec<Arg>,
+        mut args: Vec<Arg>,
         out: usize,
         out_f16: bool,
     ) -> Result<Vec<f32>, String> {
+        self.run_in_place(l, &mut args)?;
+        let b = args[out].buffer().ok_or("output is not a buffer")?;
+        Ok(read_out(&b.bytes, out_f16))
+    }
+
+    /// Run and copy every buffer back into `args`.
+    pub fn run_in_place(&self, l: &Lowered, args: &mut [Arg]) -> Result<(), String> {
         let jit = JitKernel::compile(&l.kernel).map_err(|e| e.to_string())?;
         let mut bufs: Vec<Option<AlignedBuf>> = Vec::new();
         let mut raw = Vec::new();
-        for a in &args {
+        for a in args.iter() {
             match a {
                 Arg::Buf(b) => {
                     let ab = AlignedBuf::from_bytes(&b.bytes);
@@ -62,9 +69,14 @@ impl Jit {
         };
         // SAFETY: buffers have the lengths the kernel's bindings imply (the suite built them).
         unsafe { jit.call(&raw, 0, chunks) }.map_err(|e| e.to_string())?;
-        let b = bufs[out].as_ref().ok_or("output is not a buffer")?;
-        Ok(read_out(b.bytes(), out_f16))
+        for (a, b) in args.iter_mut().zip(&bufs) {
+            if let (Arg::Buf(dst), Some(src)) = (a, b) {
+                dst.bytes.copy_from_slice(src.bytes());
+            }
+        }
+        Ok(())
     }
+
     pub fn target(&self) -> LowerTarget {
         LowerTarget::Cpu { chunks: self.0 }
     }
@@ -78,20 +90,28 @@ impl Gpu {
     pub fn open() -> Result<Gpu, String> {
         Cuda::open().map(Gpu).map_err(|e| e.to_string())
     }
+
     pub fn run(
         &self,
         l: &Lowered,
-        args: Vec<Arg>,
+        mut args: Vec<Arg>,
         out: usize,
         out_f16: bool,
     ) -> Result<Vec<f32>, String> {
+        self.run_in_place(l, &mut args)?;
+        let b = args[out].buffer().ok_or("output is not a buffer")?;
+        Ok(read_out(&b.bytes, out_f16))
+    }
+
+    /// Run and copy every buffer back into `args`.
+    pub fn run_in_place(&self, l: &Lowered, args: &mut [Arg]) -> Result<(), String> {
         let cuda = &self.0;
         cuda.make_current().map_err(|e| e.to_string())?;
         let art = compile_ptx(&l.kernel, &PtxOptions::sm(cuda.sm)).map_err(|e| e.to_string())?;
         let k = GpuKernel::load(art).map_err(|e| e.to_string())?;
         let mut bufs: Vec<Option<DevBuf>> = Vec::new();
         let mut raw = Vec::new();
-        for a in &args {
+        for a in args.iter() {
             match a {
                 Arg::Buf(b) => {
                     let d = DevBuf::from_bytes(&b.bytes).map_err(|e| e.to_string())?;
@@ -110,9 +130,16 @@ impl Gpu {
         k.launch(cuda, &raw).map_err(|e| e.to_string())?;
         cuda.sync(&format!("kernel `{}`", l.kernel.name))
             .map_err(|e| e.to_string())?;
-        let b = bufs[out].as_ref().ok_or("output is not a buffer")?;
-        Ok(read_out(&b.read().map_err(|e| e.to_string())?, out_f16))
+        for (a, b) in args.iter_mut().zip(&bufs) {
+            if let (Arg::Buf(dst), Some(src)) = (a, b) {
+                let n = dst.bytes.len();
+                dst.bytes
+                    .copy_from_slice(&src.read().map_err(|e| e.to_string())?[..n]);
+            }
+        }
+        Ok(())
     }
+
     pub fn target(&self) -> LowerTarget {
         LowerTarget::Gpu { sm: self.0.sm }
     }
