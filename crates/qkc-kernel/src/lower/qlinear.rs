@@ -259,16 +259,19 @@ fn gpu_r2(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize>
     (plain && bare && s.x_elem == Scalar::F16 && s.t <= 8).then_some(group)
 }
 
-/// (row pairs per block, warps per row pair) for `gemv_u4_gpu_r2`: split K across warps until
-/// about 6336 warps (132 SMs × 48) are in flight, as long as each warp keeps at least one
-/// 1024-code step of K; 256 threads per block.
+/// (row pairs per block, warps per row pair) for `gemv_u4_gpu_r2`. Measured on the H100
+/// (benches/gpu_r2_shape_sweep.txt, batch 1): layers with N ≥ 12288 fill the GPU with one warp
+/// per row pair; smaller ones gain 8–14 points from splitting K while every warp keeps at least
+/// four 1024-code steps (70B down 92%, 8B down 78%, 7B down 72%); four warps per block.
 pub(crate) fn r2_shape(n: usize, k: usize) -> (i64, i64) {
-    let want = 6336usize.div_ceil(n.div_ceil(2)).next_power_of_two().min(8);
-    // the largest power of two ≤ the 1024-code steps of a row
-    let steps = (k / 1024).max(1);
-    let room = 1usize << (usize::BITS - 1 - steps.leading_zeros());
-    let ksplit = want.min(room).max(1);
-    ((8 / ksplit) as i64, ksplit as i64)
+    let steps = k as f64 / 1024.0;
+    let mut ksplit = 1usize;
+    if n < 12288 {
+        while ksplit < 8 && steps / (2 * ksplit) as f64 >= 4.0 {
+            ksplit *= 2;
+        }
+    }
+    ((4 / ksplit).max(1) as i64, ksplit as i64)
 }
 
 fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, LowerError> {
