@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 CARGO      ?= cargo
 DEMO_GRAPH ?= ir/llama_block.qir
-DEMO_ARGS  ?= --target interp --seed 0
+DEMO_ARGS  ?= --target cpu --check --seed 0
 # Environment for every cargo invocation (LLVM_SYS_191_PREFIX, QKC_PTXAS, PATH).
 ENV        := . scripts/env.sh &&
 
@@ -13,7 +13,7 @@ ENV        := . scripts/env.sh &&
 
 help:
 	@echo "make setup      install LLVM 19 dev packages + ptxas (tools/cuda); idempotent"
-	@echo "make demo       run $(DEMO_GRAPH) through the interpreter (DEMO_GRAPH=... to change)"
+	@echo "make demo       compile $(DEMO_GRAPH) for the CPU, run it, check it against the interpreter"
 	@echo "make test       cargo test --workspace --all-targets --locked"
 	@echo "make build      cargo build --workspace --all-targets --locked"
 	@echo "make fmt        cargo fmt --all"
