@@ -169,86 +169,94 @@ pub fn compile_ptx_dir(
         if !qkc_passes::partition::is_kernel(&node.op) {
             continue;
         }
-        let mut l = lower::lower(&fused, id, &opts)
+        let top = lower::lower(&fused, id, &opts)
             .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
-        let text = qkc_kernel::print(&l.kernel);
-        if let Some(sym) = seen.get(&text) {
-            manifest.push(serde_json::json!({"value": node.name, "entry": sym}));
-            continue;
+        // a node's prologue kernels (e.g. the GPU's spread Hadamard) come first
+        let mut stages: Vec<(String, lower::Lowered)> = Vec::new();
+        for (i, p) in top.pre.iter().enumerate() {
+            stages.push((format!("{}:pre{i}", node.name), p.clone()));
         }
-        let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
-        l.kernel.name = sym.clone();
-        seen.insert(text, sym.clone());
-        let art = ptx(&l.kernel, sm)
-            .map_err(|e| fail(format!("{}: %{}: {e}", display(path), node.name)))?;
-        let qkc_kernel::Code::Ptx(code) = &art.code else {
-            return Err(fail("the LLVM backend returned no PTX"));
-        };
-        let file = format!("{sym}.ptx");
-        std::fs::write(out.join(&file), code)
-            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-        let LaunchConfig::Gpu {
-            grid,
-            block,
-            shared_bytes,
-        } = art.launch
-        else {
-            return Err(fail("a GPU kernel without a GPU launch"));
-        };
-        let up = sym.to_uppercase();
-        let _ = writeln!(
-            decls,
-            "/* %{} = {}: template `{}`, key {} */",
-            node.name,
-            node.op.name(),
-            l.template,
-            art.key
-        );
-        let _ = writeln!(
-            decls,
-            "#define {up}_ENTRY \"{sym}\"\n#define {up}_PTX \"{file}\""
-        );
-        let _ = writeln!(
-            decls,
-            "#define {up}_GRID_X {}u\n#define {up}_GRID_Y {}u\n#define {up}_GRID_Z {}u",
-            grid[0], grid[1], grid[2]
-        );
-        let _ = writeln!(
-            decls,
-            "#define {up}_BLOCK_X {}u\n#define {up}_BLOCK_Y {}u\n#define {up}_BLOCK_Z {}u",
-            block[0], block[1], block[2]
-        );
-        let _ = writeln!(
-            decls,
-            "#define {up}_SHARED_BYTES {shared_bytes}u /* static */"
-        );
-        let mut params = Vec::new();
-        for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
-            if let Binding::Const { name, data, .. } = b {
-                let f = format!("consts/{sym}.{name}.bin");
-                std::fs::write(out.join(&f), data)
-                    .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        stages.push((node.name.clone(), top));
+        for (value, mut l) in stages {
+            let text = qkc_kernel::print(&l.kernel);
+            if let Some(sym) = seen.get(&text) {
+                manifest.push(serde_json::json!({"value": value, "entry": sym}));
+                continue;
             }
+            let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
+            l.kernel.name = sym.clone();
+            seen.insert(text, sym.clone());
+            let art = ptx(&l.kernel, sm)
+                .map_err(|e| fail(format!("{}: %{value}: {e}", display(path))))?;
+            let qkc_kernel::Code::Ptx(code) = &art.code else {
+                return Err(fail("the LLVM backend returned no PTX"));
+            };
+            let file = format!("{sym}.ptx");
+            std::fs::write(out.join(&file), code)
+                .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+            let LaunchConfig::Gpu {
+                grid,
+                block,
+                shared_bytes,
+            } = art.launch
+            else {
+                return Err(fail("a GPU kernel without a GPU launch"));
+            };
+            let up = sym.to_uppercase();
             let _ = writeln!(
                 decls,
-                "/*   param {i}: {} {}{} — {} */",
-                p.ty,
-                p.name,
-                p.len.map_or(String::new(), |n| format!(" [{n}]")),
-                crate::native::binding_text(b)
+                "/* %{} = {}: template `{}`, key {} */",
+                node.name,
+                node.op.name(),
+                l.template,
+                art.key
             );
-            params.push(serde_json::json!({
-                "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
-                "align": p.align, "read": p.read, "write": p.write, "binding": crate::native::binding_text(b),
+            let _ = writeln!(
+                decls,
+                "#define {up}_ENTRY \"{sym}\"\n#define {up}_PTX \"{file}\""
+            );
+            let _ = writeln!(
+                decls,
+                "#define {up}_GRID_X {}u\n#define {up}_GRID_Y {}u\n#define {up}_GRID_Z {}u",
+                grid[0], grid[1], grid[2]
+            );
+            let _ = writeln!(
+                decls,
+                "#define {up}_BLOCK_X {}u\n#define {up}_BLOCK_Y {}u\n#define {up}_BLOCK_Z {}u",
+                block[0], block[1], block[2]
+            );
+            let _ = writeln!(
+                decls,
+                "#define {up}_SHARED_BYTES {shared_bytes}u /* static */"
+            );
+            let mut params = Vec::new();
+            for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
+                if let Binding::Const { name, data, .. } = b {
+                    let f = format!("consts/{sym}.{name}.bin");
+                    std::fs::write(out.join(&f), data)
+                        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+                }
+                let _ = writeln!(
+                    decls,
+                    "/*   param {i}: {} {}{} — {} */",
+                    p.ty,
+                    p.name,
+                    p.len.map_or(String::new(), |n| format!(" [{n}]")),
+                    crate::native::binding_text(b)
+                );
+                params.push(serde_json::json!({
+                    "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
+                    "align": p.align, "read": p.read, "write": p.write, "binding": crate::native::binding_text(b),
+                }));
+            }
+            decls.push('\n');
+            manifest.push(serde_json::json!({
+                "value": value, "entry": sym, "ptx": file, "op": node.op.name(),
+                "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
+                "grid": grid, "block": block, "shared_bytes": shared_bytes,
+                "bytes_read": l.bytes_read, "params": params,
             }));
         }
-        decls.push('\n');
-        manifest.push(serde_json::json!({
-            "value": node.name, "entry": sym, "ptx": file, "op": node.op.name(),
-            "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
-            "grid": grid, "block": block, "shared_bytes": shared_bytes,
-            "bytes_read": l.bytes_read, "params": params,
-        }));
     }
     let header = include_str!("../../../templates/deploy/ptx_kernels.h")
         .replace("{{FILE}}", "qkc_kernels.h")

@@ -355,6 +355,9 @@ pub fn binding_text(b: &Binding) -> String {
         Binding::Pos => "tokens already in the KV cache".into(),
         Binding::Const { name, .. } => format!("constant `{name}` (in consts/)"),
         Binding::Scratch { bytes } => format!("scratch, {bytes} zeroed bytes"),
+        Binding::Temp { name, elem, len } => {
+            format!("buffer `{name}` shared with this value's other kernels, {len} × {elem}")
+        }
     }
 }
 
@@ -376,63 +379,71 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
         if !qkc_passes::partition::is_kernel(&node.op) {
             continue;
         }
-        let mut l = lower::lower(&fused, id, &opts)
+        let top = lower::lower(&fused, id, &opts)
             .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
-        let text = qkc_kernel::print(&l.kernel);
-        if let Some(sym) = seen.get(&text) {
-            manifest.push(serde_json::json!({"value": node.name, "symbol": sym}));
-            continue;
+        // a node's prologue kernels (e.g. the GPU's spread Hadamard) come first
+        let mut stages: Vec<(String, lower::Lowered)> = Vec::new();
+        for (i, p) in top.pre.iter().enumerate() {
+            stages.push((format!("{}:pre{i}", node.name), p.clone()));
         }
-        let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
-        l.kernel.name = sym.clone();
-        seen.insert(text, sym.clone());
-        let (obj, arts) = qkc_codegen_cranelift::compile_object(&[&l.kernel], &sym)
-            .map_err(|e| fail(format!("{}: codegen: {e}", display(path))))?;
-        let art = &arts[0];
-        let file = format!("{sym}.o");
-        std::fs::write(out.join(&file), obj)
-            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-        let chunks = match art.launch {
-            qkc_kernel::LaunchConfig::Cpu { chunks } => chunks,
-            qkc_kernel::LaunchConfig::Gpu { .. } => 1,
-        };
-        let _ = writeln!(
-            decls,
-            "/* %{} = {}: template `{}`, key {} */",
-            node.name,
-            node.op.name(),
-            l.template,
-            art.key
-        );
-        let _ = writeln!(decls, "#define {}_CHUNKS {chunks}u", sym.to_uppercase());
-        let mut params = Vec::new();
-        let mut cparams = Vec::new();
-        for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
-            if let Binding::Const { name, data, .. } = b {
-                let f = format!("consts/{sym}.{name}.bin");
-                std::fs::write(out.join(&f), data)
-                    .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        stages.push((node.name.clone(), top));
+        for (value, mut l) in stages {
+            let text = qkc_kernel::print(&l.kernel);
+            if let Some(sym) = seen.get(&text) {
+                manifest.push(serde_json::json!({"value": value, "symbol": sym}));
+                continue;
             }
-            let len = p.len.map_or(String::new(), |n| format!(", {n} elements"));
-            cparams.push(format!(
-                "    {}{} /* {}{len} */",
-                c_type(&p.ty, p.write),
-                p.name,
-                binding_text(b)
-            ));
-            params.push(serde_json::json!({
-                "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
-                "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
+            let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
+            l.kernel.name = sym.clone();
+            seen.insert(text, sym.clone());
+            let (obj, arts) = qkc_codegen_cranelift::compile_object(&[&l.kernel], &sym)
+                .map_err(|e| fail(format!("{}: codegen: {e}", display(path))))?;
+            let art = &arts[0];
+            let file = format!("{sym}.o");
+            std::fs::write(out.join(&file), obj)
+                .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+            let chunks = match art.launch {
+                qkc_kernel::LaunchConfig::Cpu { chunks } => chunks,
+                qkc_kernel::LaunchConfig::Gpu { .. } => 1,
+            };
+            let _ = writeln!(
+                decls,
+                "/* %{} = {}: template `{}`, key {} */",
+                node.name,
+                node.op.name(),
+                l.template,
+                art.key
+            );
+            let _ = writeln!(decls, "#define {}_CHUNKS {chunks}u", sym.to_uppercase());
+            let mut params = Vec::new();
+            let mut cparams = Vec::new();
+            for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
+                if let Binding::Const { name, data, .. } = b {
+                    let f = format!("consts/{sym}.{name}.bin");
+                    std::fs::write(out.join(&f), data)
+                        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+                }
+                let len = p.len.map_or(String::new(), |n| format!(", {n} elements"));
+                cparams.push(format!(
+                    "    {}{} /* {}{len} */",
+                    c_type(&p.ty, p.write),
+                    p.name,
+                    binding_text(b)
+                ));
+                params.push(serde_json::json!({
+                    "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
+                    "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
+                }));
+            }
+            cparams.push("    uint32_t chunk_lo".into());
+            cparams.push("    uint32_t chunk_hi".into());
+            let _ = writeln!(decls, "void {sym}(\n{});\n", cparams.join(",\n"));
+            manifest.push(serde_json::json!({
+                "value": value, "symbol": sym, "object": file, "op": node.op.name(),
+                "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
+                "chunks": chunks, "bytes_read": l.bytes_read, "params": params,
             }));
         }
-        cparams.push("    uint32_t chunk_lo".into());
-        cparams.push("    uint32_t chunk_hi".into());
-        let _ = writeln!(decls, "void {sym}(\n{});\n", cparams.join(",\n"));
-        manifest.push(serde_json::json!({
-            "value": node.name, "symbol": sym, "object": file, "op": node.op.name(),
-            "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
-            "chunks": chunks, "bytes_read": l.bytes_read, "params": params,
-        }));
     }
     let name = g.name.clone();
     let header = include_str!("../../../templates/deploy/cpu_kernels.h")

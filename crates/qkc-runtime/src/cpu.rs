@@ -212,7 +212,7 @@ impl CpuProgram {
                 Arg::Value(v) => self.values[&self.plan.resolve(*v)].addr(),
                 Arg::Packed(i) => self.packed[*i].addr(),
                 Arg::Const(i) => self.consts[*i].addr(),
-                Arg::Scratch(i) => self.scratch[*i].addr(),
+                Arg::Scratch(i) | Arg::Temp(i) => self.scratch[*i].addr(),
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].k.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].v.addr(),
                 Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,

@@ -448,7 +448,7 @@ impl GpuProgram {
                 Arg::Value(v) => self.values[&self.plan.resolve(*v)].addr(),
                 Arg::Packed(i) => packed(*i),
                 Arg::Const(i) => self.consts[*i].addr(),
-                Arg::Scratch(i) => self.scratch[*i].addr(),
+                Arg::Scratch(i) | Arg::Temp(i) => self.scratch[*i].addr(),
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].0.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].1.addr(),
                 Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,

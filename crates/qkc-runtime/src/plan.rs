@@ -33,6 +33,8 @@ pub(crate) enum Arg {
     Cache(String, CacheHalf),
     Pos(String),
     Scratch(usize),
+    /// A buffer shared by a node's kernels (same storage as scratch, never zeroed).
+    Temp(usize),
 }
 
 /// One launch of a kernel in program order.
@@ -145,80 +147,101 @@ impl<C> Plan<C> {
                 _ => {}
             }
             let lowered = lower::lower(g, id, lopts)?;
-            let text = qkc_kernel::print(&lowered.kernel);
-            let kidx = match by_text.get(&text) {
-                Some(&i) => i,
-                None => {
-                    let c0 = Instant::now();
-                    let code = compile(&lowered)?;
-                    p.kernels.push(CompiledKernel {
-                        lowered: lowered.clone(),
-                        code,
-                        compile_ms: c0.elapsed().as_secs_f64() * 1e3,
-                    });
-                    by_text.insert(text, p.kernels.len() - 1);
-                    p.kernels.len() - 1
-                }
-            };
             p.add_value(id, None)?;
-            let mut args = Vec::with_capacity(lowered.bindings.len());
-            let mut cache = None;
             let mut packed_here: HashMap<String, Vec<(String, usize)>> = HashMap::new();
-            for b in &lowered.bindings {
-                args.push(match b {
-                    Binding::Operand { role } => {
-                        let v = g.operand(id, role).ok_or_else(|| {
-                            graph_err(format!("%{}: no `{role}` operand", node.name))
-                        })?;
-                        Arg::Value(*p.alias.get(&v).unwrap_or(&v))
+            let mut temps_here: HashMap<String, usize> = HashMap::new();
+            let stages: Vec<&Lowered> = lowered
+                .pre
+                .iter()
+                .chain(std::iter::once(&lowered))
+                .collect();
+            let nstages = stages.len();
+            for (si, stage) in stages.into_iter().enumerate() {
+                let text = qkc_kernel::print(&stage.kernel);
+                let kidx = match by_text.get(&text) {
+                    Some(&i) => i,
+                    None => {
+                        let c0 = Instant::now();
+                        let code = compile(stage)?;
+                        p.kernels.push(CompiledKernel {
+                            lowered: stage.clone(),
+                            code,
+                            compile_ms: c0.elapsed().as_secs_f64() * 1e3,
+                        });
+                        by_text.insert(text, p.kernels.len() - 1);
+                        p.kernels.len() - 1
                     }
-                    Binding::Output => Arg::Value(id),
-                    Binding::Packed { role, buffer } => {
-                        if !packed_here.contains_key(role) {
-                            let list = p.pack(&bound, id, role, lopts)?;
-                            packed_here.insert(role.clone(), list);
-                        }
-                        let idx = packed_here[role]
-                            .iter()
-                            .find(|(n, _)| n == buffer)
-                            .map(|&(_, i)| i)
-                            .ok_or_else(|| {
-                                graph_err(format!(
-                                    "%{}: packing `{role}` made no buffer `{buffer}` (a lowering bug)",
-                                    node.name
-                                ))
+                };
+                let mut args = Vec::with_capacity(stage.bindings.len());
+                let mut cache = None;
+                for b in &stage.bindings {
+                    args.push(match b {
+                        Binding::Operand { role } => {
+                            let v = g.operand(id, role).ok_or_else(|| {
+                                graph_err(format!("%{}: no `{role}` operand", node.name))
                             })?;
-                        Arg::Packed(idx)
-                    }
-                    Binding::Const { data, .. } => {
-                        p.consts.push(data.clone());
-                        Arg::Const(p.consts.len() - 1)
-                    }
-                    Binding::Scratch { bytes } => {
-                        p.scratch.push(*bytes as usize);
-                        Arg::Scratch(p.scratch.len() - 1)
-                    }
-                    Binding::Cache(half) => {
-                        let name = p.cache_for(id)?;
-                        cache = Some(name.clone());
-                        Arg::Cache(name, *half)
-                    }
-                    Binding::Pos => {
-                        let name = p.cache_for(id)?;
-                        cache = Some(name.clone());
-                        Arg::Pos(name)
-                    }
+                            Arg::Value(*p.alias.get(&v).unwrap_or(&v))
+                        }
+                        Binding::Output => Arg::Value(id),
+                        Binding::Packed { role, buffer } => {
+                            if !packed_here.contains_key(role) {
+                                let list = p.pack(&bound, id, role, lopts)?;
+                                packed_here.insert(role.clone(), list);
+                            }
+                            let idx = packed_here[role]
+                                .iter()
+                                .find(|(n, _)| n == buffer)
+                                .map(|&(_, i)| i)
+                                .ok_or_else(|| {
+                                    graph_err(format!(
+                                        "%{}: packing `{role}` made no buffer `{buffer}` (a lowering bug)",
+                                        node.name
+                                    ))
+                                })?;
+                            Arg::Packed(idx)
+                        }
+                        Binding::Const { data, .. } => {
+                            p.consts.push(data.clone());
+                            Arg::Const(p.consts.len() - 1)
+                        }
+                        Binding::Temp { name, elem, len } => {
+                            let i = *temps_here.entry(name.clone()).or_insert_with(|| {
+                                p.scratch.push(*len as usize * elem.bytes() as usize);
+                                p.scratch.len() - 1
+                            });
+                            Arg::Temp(i)
+                        }
+                        Binding::Scratch { bytes } => {
+                            p.scratch.push(*bytes as usize);
+                            Arg::Scratch(p.scratch.len() - 1)
+                        }
+                        Binding::Cache(half) => {
+                            let name = p.cache_for(id)?;
+                            cache = Some(name.clone());
+                            Arg::Cache(name, *half)
+                        }
+                        Binding::Pos => {
+                            let name = p.cache_for(id)?;
+                            cache = Some(name.clone());
+                            Arg::Pos(name)
+                        }
+                    });
+                }
+                let value = if si + 1 == nstages {
+                    node.name.clone()
+                } else {
+                    format!("{}:pre{si}", node.name)
+                };
+                p.launches.push(Launch {
+                    info: LaunchInfo {
+                        value,
+                        kernel: kidx,
+                    },
+                    node: id,
+                    args,
+                    cache,
                 });
             }
-            p.launches.push(Launch {
-                info: LaunchInfo {
-                    value: node.name.clone(),
-                    kernel: kidx,
-                },
-                node: id,
-                args,
-                cache,
-            });
         }
         p.build_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(p)

@@ -93,6 +93,16 @@ pub enum Binding {
         /// The bytes (little-endian elements).
         data: Vec<u8>,
     },
+    /// A buffer the node's kernels share (see [`Lowered::pre`]): a prologue kernel writes it, a
+    /// later one reads it. Allocated once per node; its contents never outlive a run.
+    Temp {
+        /// Its name within the node.
+        name: String,
+        /// The element type.
+        elem: Scalar,
+        /// Elements.
+        len: u64,
+    },
     /// Scratch memory private to this launch, zero-initialised, of this many bytes.
     Scratch {
         /// Size in bytes.
@@ -112,6 +122,10 @@ pub struct Lowered {
     /// Bytes a launch must read from memory (weights, scales, tables, outliers, activations):
     /// the numerator of a bench's GB/s.
     pub bytes_read: u64,
+    /// Kernels to launch before this one, in order, for the same node (e.g. the online
+    /// Hadamard of x spread over the whole GPU, then the activation quantizer), communicating
+    /// through [`Binding::Temp`] buffers. Empty for most nodes.
+    pub pre: Vec<Lowered>,
 }
 
 /// A weight in its stored form, as the runtime loaded it.

@@ -188,7 +188,13 @@ impl<'a> KernelCx<'a> {
             let reason = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
             return Err(LowerError::Template { value: self.n.name().into(), template, reason });
         }
-        Ok(Lowered { kernel, bindings: self.bindings, template, bytes_read: self.bytes_read })
+        Ok(Lowered {
+            kernel,
+            bindings: self.bindings,
+            template,
+            bytes_read: self.bytes_read,
+            pre: Vec::new(),
+        })
     }
 }
 

@@ -40,6 +40,7 @@ mod cpu;
 mod form;
 mod gpu;
 mod kb;
+mod prep;
 
 use qkc_ir::ops::{ActQuant, QLinearAttrs, RotKind};
 use qkc_ir::{DType, Graph, NodeId, Op, Type};
@@ -169,9 +170,6 @@ pub(crate) fn spec(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Spec, L
         bias: g.operand(id, "bias").is_some(),
         residual: g.operand(id, "residual").is_some(),
     };
-    if let LowerTarget::Gpu { .. } = opts.target {
-        gpu::check(&s).map_err(bad)?;
-    }
     Ok(s)
 }
 
@@ -234,6 +232,7 @@ fn lower_a8(g: &Graph, id: NodeId, s: &Spec, group: usize, chunks: u32) -> Resul
         ],
         template,
         bytes_read,
+        pre: Vec::new(),
     })
 }
 
@@ -311,12 +310,87 @@ fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, Lo
         ],
         template,
         bytes_read,
+        pre: Vec::new(),
     })
+}
+
+/// On the GPU, a rotation or activation quantization of x runs as prologue kernels
+/// ([`prep`]) and the GEMV reads the prepared x: this is the GEMV's spec (no rotation, no
+/// act-quant, x in f16 when the fast int4 kernel takes it and x was f16, else f32).
+fn gpu_main_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<Spec> {
+    let LowerTarget::Gpu { .. } = opts.target else { return None };
+    if s.rot.is_none() && s.act.is_none() {
+        return None;
+    }
+    let mut m = s.clone();
+    m.rot = None;
+    m.act = None;
+    m.x_elem = Scalar::F16;
+    if s.x_elem != Scalar::F16 || gpu_r2(g, id, &m, opts).is_none() {
+        m.x_elem = Scalar::F32;
+    }
+    Some(m)
+}
+
+/// The spec of the kernel that reads the weights (the GEMV, after any prologue).
+fn main_spec(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Spec, LowerError> {
+    let s = spec(g, id, opts)?;
+    Ok(gpu_main_spec(g, id, &s, opts).unwrap_or(s))
+}
+
+fn lower_gpu_prepped(
+    g: &Graph,
+    id: NodeId,
+    s: &Spec,
+    m: Spec,
+    opts: &LowerOptions,
+) -> Result<Lowered, LowerError> {
+    let base = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: "qlinear prologue".into(),
+        reason,
+    };
+    let e = m.x_elem;
+    let mut pre = Vec::new();
+    match (s.rot, s.act) {
+        (Some(_), None) => {
+            pre.push(prep::rotation(s, &format!("{base}_rot"), e, "x_prep").map_err(|x| terr(x.to_string()))?)
+        }
+        (Some(_), Some(a)) => {
+            pre.push(
+                prep::rotation(s, &format!("{base}_rot"), Scalar::F32, "x_rot")
+                    .map_err(|x| terr(x.to_string()))?,
+            );
+            pre.push(prep::act_quant(s, a, Scalar::F32, Some("x_rot"), e, "x_prep", opts).map_err(terr)?);
+        }
+        (None, Some(a)) => pre.push(prep::act_quant(s, a, s.x_elem, None, e, "x_prep", opts).map_err(terr)?),
+        (None, None) => return Err(terr("no prologue needed".into())),
+    }
+    let mut main = match gpu_r2(g, id, &m, opts) {
+        Some(group) => lower_r2(g, id, &m, group)?,
+        None => lower_spec(g, id, &m, opts)?,
+    };
+    for b in &mut main.bindings {
+        if matches!(b, Binding::Operand { role } if role == "x") {
+            *b = Binding::Temp { name: "x_prep".into(), elem: e, len: (s.t * s.k) as u64 };
+        }
+    }
+    main.pre = pre;
+    Ok(main)
 }
 
 /// Lower one `qlinear` node.
 pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
     let s = spec(g, id, opts)?;
+    if let Some(m) = gpu_main_spec(g, id, &s, opts) {
+        return lower_gpu_prepped(g, id, &s, m, opts);
+    }
+    lower_spec(g, id, &s, opts)
+}
+
+fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lowered, LowerError> {
+    let s = s.clone();
     if let (Some(group), LowerTarget::Cpu { chunks }) = (cpu_a8(g, id, &s, opts), opts.target) {
         return lower_a8(g, id, &s, group, chunks.max(1));
     }
@@ -339,7 +413,7 @@ pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowere
         reason: e.to_string(),
     })?;
     let bytes_read = bytes_read(g, id, &s, &bindings);
-    Ok(Lowered { kernel, bindings, template, bytes_read })
+    Ok(Lowered { kernel, bindings, template, bytes_read, pre: Vec::new() })
 }
 
 /// Weights, stats, tables, outliers (estimated from the declared density), constants and
@@ -397,7 +471,7 @@ pub(crate) fn pack(
                 ));
             }
             if role == "w" {
-                if let Some(group) = spec(g, id, opts).ok().and_then(|s| cpu_a8(g, id, &s, opts)) {
+                if let Some(group) = main_spec(g, id, opts).ok().and_then(|s| cpu_a8(g, id, &s, opts)) {
                     let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();
                     let scales =
                         q.part("scales").map_err(|e| werr(g, id, role, e.to_string()))?.to_u16_bits();
@@ -412,7 +486,7 @@ pub(crate) fn pack(
                     ]);
                 }
             }
-            if role == "w" && spec(g, id, opts).ok().and_then(|s| gpu_r2(g, id, &s, opts)).is_some() {
+            if role == "w" && main_spec(g, id, opts).ok().and_then(|s| gpu_r2(g, id, &s, opts)).is_some() {
                 // u32 words of 8 codes with nibbles reordered [0, 2, 4, 6, 1, 3, 5, 7] (AWQ's
                 // order: nibble pairs (j, j + 4) are adjacent codes), f16 scales as stored
                 let words: Vec<u32> = q

@@ -383,6 +383,9 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
                     ));
                     Arg::Buf(Buffer::from_bytes(data.clone()))
                 }
+                Binding::Temp { name, .. } => {
+                    panic!("{}: unexpected Temp `{name}` in an op kernel", c.name)
+                }
                 Binding::Scratch { bytes } => {
                     Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize]))
                 }

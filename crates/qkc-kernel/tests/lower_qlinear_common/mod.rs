@@ -296,14 +296,29 @@ pub fn conformance_cases() -> Vec<Case> {
             f16: true,
             ..Case::new(scheme, n, k, t)
         });
-        if t * k * 4 <= 48 << 10 {
-            // (the GPU's generic kernel stages a quantized x in ≤ 48 KiB of shared memory)
-            v.push(Case {
-                act: Some((8, true)),
-                ..Case::new(scheme, n, k, t)
-            });
-        }
+        v.push(Case {
+            act: Some((8, true)),
+            ..Case::new(scheme, n, k, t)
+        });
+        // on the GPU a rotated x goes through the spread Hadamard prologue, then the fast kernel
+        v.push(Case {
+            f16: true,
+            rot: Some(t % 2 == 0),
+            ..Case::new(scheme, n, k, t)
+        });
     }
+    // rotation + act quant at sizes the old shared-memory staging refused (T·K·4 > 48 KiB)
+    v.push(Case {
+        rot: Some(false),
+        act: Some((4, true)),
+        ..Case::new("int4:g128", 6, 4096, 4)
+    });
+    v.push(Case {
+        rot: Some(false),
+        outliers: true,
+        f16: true,
+        ..Case::new("lut3", 5, 28672, 1)
+    });
     v.push(Case {
         f16: true,
         ..Case::new("int4:g32", 7, 256, 4)
@@ -468,36 +483,80 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
     };
     let mut cache: std::collections::HashMap<String, Vec<qkc_kernel::lower::PackedBuffer>> =
         Default::default();
-    let mut args = Vec::new();
-    let mut out = 0;
-    for b in &l.bindings {
-        args.push(match b {
-            Binding::Operand { role } if role == "x" => Arg::Buf(act_buf(&x)),
-            Binding::Operand { role } if role == "residual" => Arg::Buf(act_buf(&res)),
-            Binding::Packed { role, buffer } => {
-                if !cache.contains_key(role) {
-                    cache.insert(role.clone(), packed(role)?);
+    // prologue kernels first (GPU: the spread Hadamard, the activation quantizer), through
+    // Temp buffers, then the GEMV
+    let mut temps: std::collections::HashMap<String, Buffer> = Default::default();
+    let mut stages: Vec<&qkc_kernel::lower::Lowered> = l.pre.iter().collect();
+    stages.push(&l);
+    let mut got = Vec::new();
+    for (si, st) in stages.iter().enumerate() {
+        let main = si + 1 == stages.len();
+        let mut args = Vec::new();
+        let mut out = usize::MAX;
+        let mut out_temp: Option<(String, bool)> = None;
+        for (pi, b) in st.bindings.iter().enumerate() {
+            args.push(match b {
+                Binding::Operand { role } if role == "x" => Arg::Buf(act_buf(&x)),
+                Binding::Operand { role } if role == "residual" => Arg::Buf(act_buf(&res)),
+                Binding::Packed { role, buffer } => {
+                    if !cache.contains_key(role) {
+                        cache.insert(role.clone(), packed(role)?);
+                    }
+                    let pb = cache[role]
+                        .iter()
+                        .find(|p| &p.name == buffer)
+                        .ok_or(format!("no packed {role}.{buffer}"))?;
+                    Arg::Buf(Buffer::from_bytes(pb.data.clone()))
                 }
-                let pb = cache[role]
-                    .iter()
-                    .find(|p| &p.name == buffer)
-                    .ok_or(format!("no packed {role}.{buffer}"))?;
-                Arg::Buf(Buffer::from_bytes(pb.data.clone()))
-            }
-            Binding::Const { data, .. } => Arg::Buf(Buffer::from_bytes(data.clone())),
-            Binding::Scratch { bytes } => Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize])),
-            Binding::Output => {
-                out = args.len();
-                Arg::Buf(if c.f16 {
-                    Buffer::poison_f16(t * n)
+                Binding::Const { data, .. } => Arg::Buf(Buffer::from_bytes(data.clone())),
+                Binding::Scratch { bytes } => {
+                    Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize]))
+                }
+                Binding::Temp { name, elem, len } => {
+                    let f16 = *elem == qkc_kernel::Scalar::F16;
+                    if !st.kernel.params[pi].attrs.readonly {
+                        out = pi;
+                        out_temp = Some((name.clone(), f16));
+                        Arg::Buf(if f16 {
+                            Buffer::poison_f16(*len as usize)
+                        } else {
+                            Buffer::poison_f32(*len as usize)
+                        })
+                    } else {
+                        Arg::Buf(
+                            temps
+                                .get(name)
+                                .cloned()
+                                .ok_or(format!("Temp `{name}` read before written"))?,
+                        )
+                    }
+                }
+                Binding::Output if main => {
+                    out = args.len();
+                    Arg::Buf(if c.f16 {
+                        Buffer::poison_f16(t * n)
+                    } else {
+                        Buffer::poison_f32(t * n)
+                    })
+                }
+                other => return Err(format!("unexpected binding {other:?}")),
+            });
+        }
+        if main {
+            got = ex.run(st, args, out, c.f16)?;
+        } else {
+            let (name, f16) = out_temp.ok_or("a prologue kernel writes no Temp")?;
+            let v = ex.run(st, args, out, f16)?;
+            temps.insert(
+                name,
+                if f16 {
+                    Buffer::f16s(&v)
                 } else {
-                    Buffer::poison_f32(t * n)
-                })
-            }
-            other => return Err(format!("unexpected binding {other:?}")),
-        });
+                    Buffer::f32s(&v)
+                },
+            );
+        }
     }
-    let got = ex.run(&l, args, out, c.f16)?;
     let ymax = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-6);
     let mut worst = 0f64;
     for (i, (&gv, &wv)) in got.iter().zip(&want).enumerate() {

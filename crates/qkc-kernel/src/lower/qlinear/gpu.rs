@@ -17,7 +17,6 @@ use crate::kernel::{Kernel, Target};
 use crate::lower::Binding;
 use crate::ops::{Axis, BinaryOp, CacheHint, CastOp, IntCC};
 use crate::types::{MemSpace, Scalar, Type};
-use crate::verify::MAX_STATIC_SHARED;
 use crate::Value;
 
 /// Warps per block.
@@ -27,18 +26,6 @@ const WARPS_ONE_BLOCK: usize = 8;
 
 fn needs_shared(s: &Spec) -> bool {
     s.rot.is_some() || s.act.is_some()
-}
-
-/// GPU-specific rejections.
-pub(super) fn check(s: &Spec) -> Result<(), String> {
-    let bytes = (4 * s.t * s.k) as u64;
-    if needs_shared(s) && bytes > MAX_STATIC_SHARED {
-        return Err(format!(
-            "the rotated/quantized x of T = {} tokens × K = {} takes {bytes} bytes of shared memory, over the {MAX_STATIC_SHARED}-byte limit",
-            s.t, s.k
-        ));
-    }
-    Ok(())
 }
 
 /// How a lane reads x_t[k].
