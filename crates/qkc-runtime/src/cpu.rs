@@ -312,6 +312,62 @@ impl CpuProgram {
         Ok(())
     }
 
+    /// Time launch `i` alone like [`Self::time_launch`], but rotating through copies of its
+    /// packed weights until they exceed `rotate_bytes`, so the last-level cache does not serve
+    /// weights from one run to the next (a decode step reads each layer's weights once).
+    /// Returns the seconds per run and the number of copies.
+    pub fn time_launch_rotating(
+        &mut self,
+        i: usize,
+        warmup: usize,
+        iters: usize,
+        rotate_bytes: usize,
+    ) -> Result<(Vec<f64>, usize), RuntimeError> {
+        let mine: Vec<usize> = self.plan.launches[i]
+            .args
+            .iter()
+            .filter_map(|a| if let Arg::Packed(p) = a { Some(*p) } else { None })
+            .collect();
+        let wbytes: usize = mine.iter().map(|&p| self.packed[p].len()).sum();
+        let copies = if wbytes == 0 { 1 } else { rotate_bytes.div_ceil(wbytes).clamp(1, 64) + 1 };
+        let originals: Vec<AlignedBuf> =
+            mine.iter().map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes())).collect();
+        let sets: Vec<Vec<AlignedBuf>> = (1..copies)
+            .map(|_| mine.iter().map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes())).collect())
+            .collect();
+        let mut sets = sets;
+        let mut out = Vec::with_capacity(iters);
+        let mut turn = 0usize;
+        let mut run = |prog: &mut CpuProgram, timed: bool| -> Result<(), RuntimeError> {
+            let c = turn % copies;
+            turn += 1;
+            if c > 0 {
+                for (j, &p) in mine.iter().enumerate() {
+                    std::mem::swap(&mut prog.packed[p], &mut sets[c - 1][j]);
+                }
+            }
+            let t0 = Instant::now();
+            let r = prog.launch(i);
+            if timed {
+                out.push(t0.elapsed().as_secs_f64());
+            }
+            if c > 0 {
+                for (j, &p) in mine.iter().enumerate() {
+                    std::mem::swap(&mut prog.packed[p], &mut sets[c - 1][j]);
+                }
+            }
+            r
+        };
+        for _ in 0..warmup {
+            run(self, false)?;
+        }
+        for _ in 0..iters {
+            run(self, true)?;
+        }
+        drop(originals);
+        Ok((out, copies))
+    }
+
     /// Time launch `i` alone: `iters` runs after `warmup`, each in seconds. The KV caches do
     /// not advance (every run writes the same rows).
     pub fn time_launch(
