@@ -540,10 +540,8 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             match (q.silu_gate, o.get("up").is_some()) {
                 (true, false) => return Err("`gate = silu` needs the `up` weight".into()),
                 (false, true) => return Err("an `up` weight needs `gate = silu`".into()),
-                (true, true) => {
-                    if o.weight("up")? != (n, k) {
-                        return Err(format!("`up` must have the same shape as `w`, [{n}, {k}]"));
-                    }
+                (true, true) if o.weight("up")? != (n, k) => {
+                    return Err(format!("`up` must have the same shape as `w`, [{n}, {k}]"));
                 }
                 _ => {}
             }

@@ -5,8 +5,9 @@
 //! - GPU: `.entry NAME(params...)`, one kernel parameter per KIR parameter in order (pointers as
 //!   64-bit global addresses, scalars by value), launched with `launch`'s grid, block and dynamic
 //!   shared bytes (0: shared memory is static).
-//! - CPU: `extern "C" fn NAME(params..., chunk: u32)`, pointers as addresses; the runtime calls it
-//!   once per chunk in `0..chunks`, from any thread, in any order.
+//! - CPU: `extern "C" fn NAME(params..., chunk_lo: u32, chunk_hi: u32)`, pointers as addresses;
+//!   it runs chunks `chunk_lo..chunk_hi`; the runtime splits `0..chunks` into ranges and calls
+//!   it once per range, from any thread, in any order.
 
 use std::fmt;
 
