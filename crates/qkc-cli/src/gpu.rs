@@ -180,7 +180,12 @@ pub fn compile_ptx_dir(
         for (value, mut l) in stages {
             let text = qkc_kernel::print(&l.kernel);
             if let Some(sym) = seen.get(&text) {
-                manifest.push(serde_json::json!({"value": value, "entry": sym}));
+                let binds: Vec<_> = l
+                    .bindings
+                    .iter()
+                    .map(|b| crate::native::binding_json(&fused, id, b, sym))
+                    .collect();
+                manifest.push(serde_json::json!({"value": value, "entry": sym, "same_kernel_as_above": true, "binds": binds}));
                 continue;
             }
             let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
@@ -247,6 +252,7 @@ pub fn compile_ptx_dir(
                 params.push(serde_json::json!({
                     "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
                     "align": p.align, "read": p.read, "write": p.write, "binding": crate::native::binding_text(b),
+                    "bind": crate::native::binding_json(&fused, id, b, &sym),
                 }));
             }
             decls.push('\n');

@@ -362,6 +362,35 @@ pub fn binding_text(b: &Binding) -> String {
     }
 }
 
+/// A parameter's binding for manifest.json, machine-readable: `kind` (operand, packed, output,
+/// const, temp, scratch, cache, pos) and what it names (the graph value, the weight role and
+/// packed buffer, the constant's file under the output directory).
+pub fn binding_json(g: &Graph, id: qkc_ir::NodeId, b: &Binding, sym: &str) -> serde_json::Value {
+    match b {
+        Binding::Operand { role } => serde_json::json!({
+            "kind": "operand", "role": role,
+            "value": g.operand(id, role).map(|v| g.node(v).name.clone()),
+        }),
+        Binding::Packed { role, buffer } => serde_json::json!({
+            "kind": "packed", "role": role, "buffer": buffer,
+            "weight": g.operand(id, role).and_then(|v| match &g.node(v).op {
+                Op::Weight { name, .. } => Some(name.clone()),
+                _ => None,
+            }),
+        }),
+        Binding::Output => serde_json::json!({"kind": "output", "value": g.node(id).name}),
+        Binding::Const { name, .. } => {
+            serde_json::json!({"kind": "const", "name": name, "file": format!("consts/{sym}.{name}.bin")})
+        }
+        Binding::Temp { name, elem, len } => {
+            serde_json::json!({"kind": "temp", "name": name, "elem": elem.to_string(), "len": len})
+        }
+        Binding::Scratch { bytes } => serde_json::json!({"kind": "scratch", "bytes": bytes}),
+        Binding::Cache(h) => serde_json::json!({"kind": "cache", "half": format!("{h:?}")}),
+        Binding::Pos => serde_json::json!({"kind": "pos"}),
+    }
+}
+
 /// `qkc compile --target cpu -o DIR`: one object per kernel, a C header, a manifest.
 pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(), Reported> {
     let fused = fuse(path, g)?;
@@ -391,7 +420,12 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
         for (value, mut l) in stages {
             let text = qkc_kernel::print(&l.kernel);
             if let Some(sym) = seen.get(&text) {
-                manifest.push(serde_json::json!({"value": value, "symbol": sym}));
+                let binds: Vec<_> = l
+                    .bindings
+                    .iter()
+                    .map(|b| binding_json(&fused, id, b, sym))
+                    .collect();
+                manifest.push(serde_json::json!({"value": value, "symbol": sym, "same_kernel_as_above": true, "binds": binds}));
                 continue;
             }
             let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
@@ -434,6 +468,7 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
                 params.push(serde_json::json!({
                     "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
                     "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
+                    "bind": binding_json(&fused, id, b, &sym),
                 }));
             }
             cparams.push("    uint32_t chunk_lo".into());
