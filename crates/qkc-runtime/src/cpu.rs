@@ -326,14 +326,30 @@ impl CpuProgram {
         let mine: Vec<usize> = self.plan.launches[i]
             .args
             .iter()
-            .filter_map(|a| if let Arg::Packed(p) = a { Some(*p) } else { None })
+            .filter_map(|a| {
+                if let Arg::Packed(p) = a {
+                    Some(*p)
+                } else {
+                    None
+                }
+            })
             .collect();
         let wbytes: usize = mine.iter().map(|&p| self.packed[p].len()).sum();
-        let copies = if wbytes == 0 { 1 } else { rotate_bytes.div_ceil(wbytes).clamp(1, 64) + 1 };
-        let originals: Vec<AlignedBuf> =
-            mine.iter().map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes())).collect();
+        let copies = if wbytes == 0 {
+            1
+        } else {
+            rotate_bytes.div_ceil(wbytes).clamp(1, 64) + 1
+        };
+        let originals: Vec<AlignedBuf> = mine
+            .iter()
+            .map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes()))
+            .collect();
         let sets: Vec<Vec<AlignedBuf>> = (1..copies)
-            .map(|_| mine.iter().map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes())).collect())
+            .map(|_| {
+                mine.iter()
+                    .map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes()))
+                    .collect()
+            })
             .collect();
         let mut sets = sets;
         let mut out = Vec::with_capacity(iters);
