@@ -335,7 +335,7 @@ fn gpu_main_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option
 /// The spec of the kernel that reads the weights (the GEMV, after any prologue).
 fn main_spec(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Spec, LowerError> {
     let s = spec(g, id, opts)?;
-    Ok(gpu_main_spec(g, id, &s, opts).unwrap_or(s))
+    Ok(gpu_main_spec(g, id, &s, opts).or_else(|| cpu_main_spec(&s, opts)).unwrap_or(s))
 }
 
 fn lower_gpu_prepped(
@@ -380,11 +380,52 @@ fn lower_gpu_prepped(
     Ok(main)
 }
 
+/// On the CPU, a rotation of x runs once per call as the `rotate` op's kernel (not once per
+/// chunk); the GEMV's spec then reads the rotated x in f32 (activation quantization stays in the
+/// GEMV, which quantizes per chunk cheaply, so int4 + Hadamard + int8 still takes the a8 path).
+fn cpu_main_spec(s: &Spec, opts: &LowerOptions) -> Option<Spec> {
+    let LowerTarget::Cpu { .. } = opts.target else { return None };
+    s.rot?;
+    let mut m = s.clone();
+    m.rot = None;
+    m.x_elem = Scalar::F32;
+    Some(m)
+}
+
+fn lower_cpu_prepped(
+    g: &Graph,
+    id: NodeId,
+    s: &Spec,
+    m: Spec,
+    opts: &LowerOptions,
+) -> Result<Lowered, LowerError> {
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: "qlinear prologue".into(),
+        reason,
+    };
+    let pre = prep::rotation_cpu(s, "x_prep", opts).map_err(terr)?;
+    let mut main = match (cpu_a8(g, id, &m, opts), opts.target) {
+        (Some(group), LowerTarget::Cpu { chunks }) => lower_a8(g, id, &m, group, chunks.max(1))?,
+        _ => lower_spec(g, id, &m, opts)?,
+    };
+    for b in &mut main.bindings {
+        if matches!(b, Binding::Operand { role } if role == "x") {
+            *b = Binding::Temp { name: "x_prep".into(), elem: Scalar::F32, len: (s.t * s.k) as u64 };
+        }
+    }
+    main.pre = vec![pre];
+    Ok(main)
+}
+
 /// Lower one `qlinear` node.
 pub(crate) fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, LowerError> {
     let s = spec(g, id, opts)?;
     if let Some(m) = gpu_main_spec(g, id, &s, opts) {
         return lower_gpu_prepped(g, id, &s, m, opts);
+    }
+    if let Some(m) = cpu_main_spec(&s, opts) {
+        return lower_cpu_prepped(g, id, &s, m, opts);
     }
     lower_spec(g, id, &s, opts)
 }

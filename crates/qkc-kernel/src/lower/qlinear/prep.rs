@@ -179,3 +179,23 @@ pub(super) fn act_quant(
     }
     Ok(l)
 }
+
+/// The CPU rotation prologue: the `rotate` op's own kernel (chunks own tokens) writing the
+/// rotated x (f32) to Temp `out`, so the GEMV's chunks do not each repeat the rotation.
+pub(super) fn rotation_cpu(s: &Spec, out: &str, opts: &LowerOptions) -> Result<Lowered, String> {
+    let Some((_, transpose)) = s.rot else { return Err("no rotation".into()) };
+    let dt = if s.x_elem == Scalar::F16 { "f16" } else { "f32" };
+    let src = format!(
+        "graph @prep {{\n  %x = input \"x\" : {dt}[T, {k}]\n  %xr = rotate(%x) {{kind = hadamard, transpose = {transpose}}} : f32[T, {k}]\n  return %xr\n}}\n",
+        k = s.k
+    );
+    let g: Graph = qkc_ir::parse(&src).map_err(|e| format!("{e:?}"))?;
+    let id = g.find("xr").ok_or("no %xr")?;
+    let mut l = crate::lower::lower(&g, id, opts).map_err(|e| e.to_string())?;
+    for b in &mut l.bindings {
+        if matches!(b, Binding::Output) {
+            *b = Binding::Temp { name: out.into(), elem: Scalar::F32, len: (s.t * s.k) as u64 };
+        }
+    }
+    Ok(l)
+}
