@@ -8,11 +8,13 @@ use std::sync::Arc;
 use qkc_codegen_llvm::{compile_ptx, PtxOptions};
 use qkc_ir::interp::{synth_inputs, Tensor, Weights};
 use qkc_ir::{Graph, Op};
-use qkc_kernel::lower::{self, Binding, LowerOptions, LowerTarget};
+use qkc_kernel::lower::{LowerOptions, LowerTarget};
 use qkc_kernel::{Artifact, Kernel, LaunchConfig};
 use qkc_runtime::cuda::{cublas_fp16, read_ceiling, Cuda, GpuProgram};
 
-use crate::native::{drive, fuse, BenchRow, Exec, Steps};
+use crate::native::{
+    binding_text, drive, fuse, params_json, repeat_json, stages, BenchRow, Exec, Steps,
+};
 use crate::{display, fail, Reported};
 
 impl Exec for GpuProgram {
@@ -161,108 +163,81 @@ pub fn compile_ptx_dir(
     };
     std::fs::create_dir_all(out.join("consts"))
         .map_err(|e| fail(format!("{}: cannot create: {e}", out.display())))?;
-    let mut seen: HashMap<String, String> = HashMap::new();
     let mut decls = String::new();
     let mut manifest = Vec::new();
-    for id in fused.topo_order().map_err(|_| fail("cycle"))? {
-        let node = fused.node(id);
-        if !qkc_passes::partition::is_kernel(&node.op) {
+    let mut kernels = 0;
+    for st in stages(path, &fused, &opts)? {
+        if let Some(sym) = &st.same_as {
+            let mut r = repeat_json(&fused, &st, sym);
+            r["entry"] = r["symbol"].take();
+            manifest.push(r);
             continue;
         }
-        let top = lower::lower(&fused, id, &opts)
-            .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
-        // a node's prologue kernels (e.g. the GPU's spread Hadamard) come first
-        let mut stages: Vec<(String, lower::Lowered)> = Vec::new();
-        for (i, p) in top.pre.iter().enumerate() {
-            stages.push((format!("{}:pre{i}", node.name), p.clone()));
+        kernels += 1;
+        let l = &st.lowered;
+        let sym = l.kernel.name.clone();
+        let value = &st.value;
+        let art =
+            ptx(&l.kernel, sm).map_err(|e| fail(format!("{}: %{value}: {e}", display(path))))?;
+        let qkc_kernel::Code::Ptx(code) = &art.code else {
+            return Err(fail("the LLVM backend returned no PTX"));
+        };
+        let file = format!("{sym}.ptx");
+        std::fs::write(out.join(&file), code)
+            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        let LaunchConfig::Gpu {
+            grid,
+            block,
+            shared_bytes,
+        } = art.launch
+        else {
+            return Err(fail("a GPU kernel without a GPU launch"));
+        };
+        let node = fused.node(st.node);
+        let up = sym.to_uppercase();
+        let _ = writeln!(
+            decls,
+            "/* %{value} = {}: template `{}`, key {} */",
+            node.op.name(),
+            l.template,
+            art.key
+        );
+        let _ = writeln!(
+            decls,
+            "#define {up}_ENTRY \"{sym}\"\n#define {up}_PTX \"{file}\""
+        );
+        let _ = writeln!(
+            decls,
+            "#define {up}_GRID_X {}u\n#define {up}_GRID_Y {}u\n#define {up}_GRID_Z {}u",
+            grid[0], grid[1], grid[2]
+        );
+        let _ = writeln!(
+            decls,
+            "#define {up}_BLOCK_X {}u\n#define {up}_BLOCK_Y {}u\n#define {up}_BLOCK_Z {}u",
+            block[0], block[1], block[2]
+        );
+        let _ = writeln!(
+            decls,
+            "#define {up}_SHARED_BYTES {shared_bytes}u /* static */"
+        );
+        for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
+            let len = p.len.map_or(String::new(), |n| format!(" [{n}]"));
+            let _ = writeln!(
+                decls,
+                "/*   param {i}: {} {}{len} — {} */",
+                p.ty,
+                p.name,
+                binding_text(b)
+            );
         }
-        stages.push((node.name.clone(), top));
-        for (value, mut l) in stages {
-            let text = qkc_kernel::print(&l.kernel);
-            if let Some(sym) = seen.get(&text) {
-                let binds: Vec<_> = l
-                    .bindings
-                    .iter()
-                    .map(|b| crate::native::binding_json(&fused, id, b, sym))
-                    .collect();
-                manifest.push(serde_json::json!({"value": value, "entry": sym, "same_kernel_as_above": true, "binds": binds}));
-                continue;
-            }
-            let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
-            l.kernel.name = sym.clone();
-            seen.insert(text, sym.clone());
-            let art = ptx(&l.kernel, sm)
-                .map_err(|e| fail(format!("{}: %{value}: {e}", display(path))))?;
-            let qkc_kernel::Code::Ptx(code) = &art.code else {
-                return Err(fail("the LLVM backend returned no PTX"));
-            };
-            let file = format!("{sym}.ptx");
-            std::fs::write(out.join(&file), code)
-                .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-            let LaunchConfig::Gpu {
-                grid,
-                block,
-                shared_bytes,
-            } = art.launch
-            else {
-                return Err(fail("a GPU kernel without a GPU launch"));
-            };
-            let up = sym.to_uppercase();
-            let _ = writeln!(
-                decls,
-                "/* %{} = {}: template `{}`, key {} */",
-                node.name,
-                node.op.name(),
-                l.template,
-                art.key
-            );
-            let _ = writeln!(
-                decls,
-                "#define {up}_ENTRY \"{sym}\"\n#define {up}_PTX \"{file}\""
-            );
-            let _ = writeln!(
-                decls,
-                "#define {up}_GRID_X {}u\n#define {up}_GRID_Y {}u\n#define {up}_GRID_Z {}u",
-                grid[0], grid[1], grid[2]
-            );
-            let _ = writeln!(
-                decls,
-                "#define {up}_BLOCK_X {}u\n#define {up}_BLOCK_Y {}u\n#define {up}_BLOCK_Z {}u",
-                block[0], block[1], block[2]
-            );
-            let _ = writeln!(
-                decls,
-                "#define {up}_SHARED_BYTES {shared_bytes}u /* static */"
-            );
-            let mut params = Vec::new();
-            for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
-                if let Binding::Const { name, data, .. } = b {
-                    let f = format!("consts/{sym}.{name}.bin");
-                    std::fs::write(out.join(&f), data)
-                        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-                }
-                let _ = writeln!(
-                    decls,
-                    "/*   param {i}: {} {}{} — {} */",
-                    p.ty,
-                    p.name,
-                    p.len.map_or(String::new(), |n| format!(" [{n}]")),
-                    crate::native::binding_text(b)
-                );
-                params.push(serde_json::json!({
-                    "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
-                    "align": p.align, "read": p.read, "write": p.write, "binding": crate::native::binding_text(b),
-                    "bind": crate::native::binding_json(&fused, id, b, &sym),
-                }));
-            }
-            decls.push('\n');
-            manifest.push(serde_json::json!({
-                "value": value, "entry": sym, "ptx": file, "op": node.op.name(),
-                "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
-                "grid": grid, "block": block, "shared_bytes": shared_bytes,
-                "bytes_read": l.bytes_read, "params": params,
-            }));
-        }
+        decls.push('\n');
+        let params = params_json(out, &fused, &st, &art)?;
+        manifest.push(serde_json::json!({
+            "value": value, "entry": sym, "ptx": file, "op": node.op.name(),
+            "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
+            "grid": grid, "block": block, "shared_bytes": shared_bytes,
+            "bytes_read": l.bytes_read, "params": params,
+        }));
     }
     let header = include_str!("../../../templates/deploy/ptx_kernels.h")
         .replace("{{FILE}}", "qkc_kernels.h")
@@ -280,7 +255,7 @@ pub fn compile_ptx_dir(
         .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
     println!(
         "wrote {} PTX kernels (sm_{sm}), qkc_kernels.h and manifest.json to {}",
-        seen.len(),
+        kernels,
         out.display()
     );
     Ok(())

@@ -391,6 +391,90 @@ pub fn binding_json(g: &Graph, id: qkc_ir::NodeId, b: &Binding, sym: &str) -> se
     }
 }
 
+/// One kernel launch of a compiled graph, in program order, for `compile -o`.
+pub struct Stage {
+    /// The node it belongs to.
+    pub node: qkc_ir::NodeId,
+    /// The value it computes (`NAME:preI` for a prologue).
+    pub value: String,
+    /// The kernel (renamed to its unique symbol) and its bindings.
+    pub lowered: lower::Lowered,
+    /// `None` for the first launch of a kernel; `Some(symbol)` when an earlier stage has the same
+    /// kernel.
+    pub same_as: Option<String>,
+}
+
+/// Lower every kernel node of `fused` (prologues first), giving each distinct kernel a unique
+/// symbol `qkc_NAME_I`.
+pub fn stages(path: &Path, fused: &Graph, opts: &LowerOptions) -> Result<Vec<Stage>, Reported> {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for id in fused.topo_order().map_err(|_| fail("cycle"))? {
+        let node = fused.node(id);
+        if !qkc_passes::partition::is_kernel(&node.op) {
+            continue;
+        }
+        let top = lower::lower(fused, id, opts)
+            .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
+        let mut list: Vec<(String, lower::Lowered)> = Vec::new();
+        for (i, p) in top.pre.iter().enumerate() {
+            list.push((format!("{}:pre{i}", node.name), p.clone()));
+        }
+        list.push((node.name.clone(), top));
+        for (value, mut l) in list {
+            let text = qkc_kernel::print(&l.kernel);
+            let same_as = seen.get(&text).cloned();
+            if same_as.is_none() {
+                let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
+                l.kernel.name = sym.clone();
+                seen.insert(text, sym);
+            }
+            out.push(Stage {
+                node: id,
+                value,
+                lowered: l,
+                same_as,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Write a stage's constants under `out/consts/`; return every parameter's manifest entry.
+pub fn params_json(
+    out: &Path,
+    fused: &Graph,
+    st: &Stage,
+    art: &qkc_kernel::Artifact,
+) -> Result<Vec<serde_json::Value>, Reported> {
+    let sym = &st.lowered.kernel.name;
+    let mut params = Vec::new();
+    for (i, (p, b)) in art.params.iter().zip(&st.lowered.bindings).enumerate() {
+        if let Binding::Const { name, data, .. } = b {
+            let f = format!("consts/{sym}.{name}.bin");
+            std::fs::write(out.join(&f), data)
+                .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        }
+        params.push(serde_json::json!({
+            "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
+            "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
+            "bind": binding_json(fused, st.node, b, sym),
+        }));
+    }
+    Ok(params)
+}
+
+/// The manifest entry of a stage whose kernel an earlier stage already emitted.
+pub fn repeat_json(fused: &Graph, st: &Stage, sym: &str) -> serde_json::Value {
+    let binds: Vec<_> = st
+        .lowered
+        .bindings
+        .iter()
+        .map(|b| binding_json(fused, st.node, b, sym))
+        .collect();
+    serde_json::json!({"value": st.value, "symbol": sym, "same_kernel_as_above": true, "binds": binds})
+}
+
 /// `qkc compile --target cpu -o DIR`: one object per kernel, a C header, a manifest.
 pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(), Reported> {
     let fused = fuse(path, g)?;
@@ -400,86 +484,60 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
     };
     std::fs::create_dir_all(out.join("consts"))
         .map_err(|e| fail(format!("{}: cannot create: {e}", out.display())))?;
-    let mut seen: HashMap<String, String> = HashMap::new();
     let mut decls = String::new();
     let mut manifest = Vec::new();
-    let order = fused.topo_order().map_err(|_| fail("cycle"))?;
-    for id in order {
-        let node = fused.node(id);
-        if !qkc_passes::partition::is_kernel(&node.op) {
+    let mut kernels = 0;
+    for st in stages(path, &fused, &opts)? {
+        if let Some(sym) = &st.same_as {
+            manifest.push(repeat_json(&fused, &st, sym));
             continue;
         }
-        let top = lower::lower(&fused, id, &opts)
-            .map_err(|e| fail(format!("{}: cannot lower {e}", display(path))))?;
-        // a node's prologue kernels (e.g. the GPU's spread Hadamard) come first
-        let mut stages: Vec<(String, lower::Lowered)> = Vec::new();
-        for (i, p) in top.pre.iter().enumerate() {
-            stages.push((format!("{}:pre{i}", node.name), p.clone()));
-        }
-        stages.push((node.name.clone(), top));
-        for (value, mut l) in stages {
-            let text = qkc_kernel::print(&l.kernel);
-            if let Some(sym) = seen.get(&text) {
-                let binds: Vec<_> = l
-                    .bindings
-                    .iter()
-                    .map(|b| binding_json(&fused, id, b, sym))
-                    .collect();
-                manifest.push(serde_json::json!({"value": value, "symbol": sym, "same_kernel_as_above": true, "binds": binds}));
-                continue;
-            }
-            let sym = format!("qkc_{}_{}", l.kernel.name, seen.len());
-            l.kernel.name = sym.clone();
-            seen.insert(text, sym.clone());
-            let (obj, arts) = qkc_codegen_cranelift::compile_object(&[&l.kernel], &sym)
-                .map_err(|e| fail(format!("{}: codegen: {e}", display(path))))?;
-            let art = &arts[0];
-            let file = format!("{sym}.o");
-            std::fs::write(out.join(&file), obj)
-                .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-            let chunks = match art.launch {
-                qkc_kernel::LaunchConfig::Cpu { chunks } => chunks,
-                qkc_kernel::LaunchConfig::Gpu { .. } => 1,
-            };
-            let _ = writeln!(
-                decls,
-                "/* %{} = {}: template `{}`, key {} */",
-                node.name,
-                node.op.name(),
-                l.template,
-                art.key
-            );
-            let _ = writeln!(decls, "#define {}_CHUNKS {chunks}u", sym.to_uppercase());
-            let mut params = Vec::new();
-            let mut cparams = Vec::new();
-            for (i, (p, b)) in art.params.iter().zip(&l.bindings).enumerate() {
-                if let Binding::Const { name, data, .. } = b {
-                    let f = format!("consts/{sym}.{name}.bin");
-                    std::fs::write(out.join(&f), data)
-                        .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
-                }
+        kernels += 1;
+        let l = &st.lowered;
+        let sym = l.kernel.name.clone();
+        let (obj, arts) = qkc_codegen_cranelift::compile_object(&[&l.kernel], &sym)
+            .map_err(|e| fail(format!("{}: codegen: {e}", display(path))))?;
+        let art = &arts[0];
+        let file = format!("{sym}.o");
+        std::fs::write(out.join(&file), obj)
+            .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
+        let chunks = match art.launch {
+            qkc_kernel::LaunchConfig::Cpu { chunks } => chunks,
+            qkc_kernel::LaunchConfig::Gpu { .. } => 1,
+        };
+        let node = fused.node(st.node);
+        let _ = writeln!(
+            decls,
+            "/* %{} = {}: template `{}`, key {} */",
+            st.value,
+            node.op.name(),
+            l.template,
+            art.key
+        );
+        let _ = writeln!(decls, "#define {}_CHUNKS {chunks}u", sym.to_uppercase());
+        let params = params_json(out, &fused, &st, art)?;
+        let mut cparams: Vec<String> = art
+            .params
+            .iter()
+            .zip(&l.bindings)
+            .map(|(p, b)| {
                 let len = p.len.map_or(String::new(), |n| format!(", {n} elements"));
-                cparams.push(format!(
+                format!(
                     "    {}{} /* {}{len} */",
                     c_type(&p.ty, p.write),
                     p.name,
                     binding_text(b)
-                ));
-                params.push(serde_json::json!({
-                    "index": i, "name": p.name, "type": p.ty.to_string(), "len": p.len,
-                    "align": p.align, "read": p.read, "write": p.write, "binding": binding_text(b),
-                    "bind": binding_json(&fused, id, b, &sym),
-                }));
-            }
-            cparams.push("    uint32_t chunk_lo".into());
-            cparams.push("    uint32_t chunk_hi".into());
-            let _ = writeln!(decls, "void {sym}(\n{});\n", cparams.join(",\n"));
-            manifest.push(serde_json::json!({
-                "value": value, "symbol": sym, "object": file, "op": node.op.name(),
-                "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
-                "chunks": chunks, "bytes_read": l.bytes_read, "params": params,
-            }));
-        }
+                )
+            })
+            .collect();
+        cparams.push("    uint32_t chunk_lo".into());
+        cparams.push("    uint32_t chunk_hi".into());
+        let _ = writeln!(decls, "void {sym}(\n{});\n", cparams.join(",\n"));
+        manifest.push(serde_json::json!({
+            "value": st.value, "symbol": sym, "object": file, "op": node.op.name(),
+            "template": l.template, "key": art.key.to_string(), "codegen": art.codegen,
+            "chunks": chunks, "bytes_read": l.bytes_read, "params": params,
+        }));
     }
     let name = g.name.clone();
     let header = include_str!("../../../templates/deploy/cpu_kernels.h")
@@ -500,7 +558,7 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
         .map_err(|e| fail(format!("{}: cannot write: {e}", out.display())))?;
     println!(
         "wrote {} kernel objects, qkc_kernels.h and manifest.json to {}",
-        seen.len(),
+        kernels,
         out.display()
     );
     Ok(())

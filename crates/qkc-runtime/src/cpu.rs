@@ -15,7 +15,7 @@ use qkc_ir::{Graph, NodeId};
 use qkc_kernel::lower::{CacheHalf, LowerOptions, LowerTarget};
 use qkc_kernel::LaunchConfig;
 
-use crate::buffer::{decode, encode, AlignedBuf};
+use crate::buffer::{decode, AlignedBuf};
 use crate::plan::{dims, dtype_of, Arg, CompiledKernel, LaunchInfo, Plan};
 use crate::RuntimeError;
 
@@ -183,22 +183,9 @@ impl CpuProgram {
     }
 
     fn bind_inputs(&mut self, inputs: &HashMap<String, Tensor>) -> Result<(), RuntimeError> {
-        for (id, name, d, want) in self.plan.inputs() {
-            let t = inputs.get(&name).ok_or_else(|| RuntimeError::Input {
-                name: name.clone(),
-                reason: "not supplied".into(),
-            })?;
-            if t.shape != want {
-                return Err(RuntimeError::Input {
-                    name,
-                    reason: format!(
-                        "expected shape {want:?} (T = {}), got {:?}",
-                        self.plan.tokens, t.shape
-                    ),
-                });
-            }
+        for (id, bytes) in self.plan.encode_inputs(inputs)? {
             if let Some(b) = self.values.get_mut(&id) {
-                b.bytes_mut().copy_from_slice(&encode(d, &t.data));
+                b.bytes_mut().copy_from_slice(&bytes);
             }
         }
         Ok(())
@@ -323,27 +310,9 @@ impl CpuProgram {
         iters: usize,
         rotate_bytes: usize,
     ) -> Result<(Vec<f64>, usize), RuntimeError> {
-        let mine: Vec<usize> = self.plan.launches[i]
-            .args
-            .iter()
-            .filter_map(|a| {
-                if let Arg::Packed(p) = a {
-                    Some(*p)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let mine = self.plan.packed_of(i);
         let wbytes: usize = mine.iter().map(|&p| self.packed[p].len()).sum();
-        let copies = if wbytes == 0 {
-            1
-        } else {
-            rotate_bytes.div_ceil(wbytes).clamp(1, 64) + 1
-        };
-        let originals: Vec<AlignedBuf> = mine
-            .iter()
-            .map(|&p| AlignedBuf::from_bytes(self.packed[p].bytes()))
-            .collect();
+        let copies = Plan::<JitKernel>::rotation_copies(wbytes, rotate_bytes);
         let sets: Vec<Vec<AlignedBuf>> = (1..copies)
             .map(|_| {
                 mine.iter()
@@ -380,7 +349,6 @@ impl CpuProgram {
         for _ in 0..iters {
             run(self, true)?;
         }
-        drop(originals);
         Ok((out, copies))
     }
 

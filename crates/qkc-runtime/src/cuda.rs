@@ -19,7 +19,7 @@ use qkc_ir::{Graph, NodeId};
 use qkc_kernel::lower::{CacheHalf, LowerOptions, LowerTarget, Lowered};
 use qkc_kernel::{Artifact, LaunchConfig};
 
-use crate::buffer::{decode, encode};
+use crate::buffer::decode;
 use crate::plan::{dims, dtype_of, Arg, CompiledKernel, LaunchInfo, Plan};
 use crate::RuntimeError;
 
@@ -477,21 +477,8 @@ impl GpuProgram {
     }
 
     fn bind_inputs(&mut self, inputs: &HashMap<String, Tensor>) -> Result<(), RuntimeError> {
-        for (id, name, d, want) in self.plan.inputs() {
-            let t = inputs.get(&name).ok_or_else(|| RuntimeError::Input {
-                name: name.clone(),
-                reason: "not supplied".into(),
-            })?;
-            if t.shape != want {
-                return Err(RuntimeError::Input {
-                    name,
-                    reason: format!(
-                        "expected shape {want:?} (T = {}), got {:?}",
-                        self.plan.tokens, t.shape
-                    ),
-                });
-            }
-            self.values[&id].write(&encode(d, &t.data))?;
+        for (id, bytes) in self.plan.encode_inputs(inputs)? {
+            self.values[&id].write(&bytes)?;
         }
         Ok(())
     }
@@ -545,23 +532,9 @@ impl GpuProgram {
     /// working set exceeds [`ROTATE_BYTES`], so no launch finds its weights in L2.
     pub fn bench_launch(&self, i: usize) -> Result<GpuTiming, RuntimeError> {
         let l = &self.plan.launches[i];
-        let mine: Vec<usize> = l
-            .args
-            .iter()
-            .filter_map(|a| {
-                if let Arg::Packed(p) = a {
-                    Some(*p)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let mine = self.plan.packed_of(i);
         let wbytes: usize = mine.iter().map(|&p| self.packed[p].len()).sum();
-        let copies = if wbytes == 0 {
-            1
-        } else {
-            ROTATE_BYTES.div_ceil(wbytes).clamp(1, 64) + usize::from(wbytes < ROTATE_BYTES)
-        };
+        let copies = Plan::<GpuKernel>::rotation_copies(wbytes, ROTATE_BYTES);
         let mut extra: Vec<HashMap<usize, DevBuf>> = Vec::new();
         for _ in 1..copies {
             let mut m = HashMap::new();

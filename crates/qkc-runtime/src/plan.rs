@@ -345,6 +345,56 @@ impl<C> Plan<C> {
             .collect()
     }
 
+    /// The packed buffers launch `i` reads (what a bench rotates).
+    pub fn packed_of(&self, i: usize) -> Vec<usize> {
+        self.launches[i]
+            .args
+            .iter()
+            .filter_map(|a| {
+                if let Arg::Packed(p) = a {
+                    Some(*p)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Copies of `wbytes` of weights to rotate through so the working set exceeds
+    /// `rotate_bytes` (at least one extra copy when one copy alone is smaller; at most 64).
+    pub fn rotation_copies(wbytes: usize, rotate_bytes: usize) -> usize {
+        if wbytes == 0 {
+            1
+        } else {
+            rotate_bytes.div_ceil(wbytes).clamp(1, 64) + usize::from(wbytes < rotate_bytes)
+        }
+    }
+
+    /// The inputs encoded in their graph dtypes, shapes checked against `T`.
+    pub fn encode_inputs(
+        &self,
+        inputs: &HashMap<String, qkc_ir::interp::Tensor>,
+    ) -> Result<Vec<(NodeId, Vec<u8>)>, RuntimeError> {
+        let mut out = Vec::new();
+        for (id, name, d, want) in self.inputs() {
+            let t = inputs.get(&name).ok_or_else(|| RuntimeError::Input {
+                name: name.clone(),
+                reason: "not supplied".into(),
+            })?;
+            if t.shape != want {
+                return Err(RuntimeError::Input {
+                    name,
+                    reason: format!(
+                        "expected shape {want:?} (T = {}), got {:?}",
+                        self.tokens, t.shape
+                    ),
+                });
+            }
+            out.push((id, encode(d, &t.data)));
+        }
+        Ok(out)
+    }
+
     /// The nodes a run writes (poisoned before each run).
     pub fn written(&self) -> Vec<NodeId> {
         self.launches.iter().map(|l| l.node).collect()

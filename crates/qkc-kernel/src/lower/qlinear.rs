@@ -202,6 +202,30 @@ fn cpu_a8(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize>
     (plain && act8 && bare && s.x_elem == Scalar::F32 && s.out_elem == Scalar::F32).then_some(group)
 }
 
+/// A fast path: instantiate `template` with `args`; it reads the packed buffers `w.<buffers>`,
+/// then x, then writes y.
+fn fast_template(
+    g: &Graph,
+    id: NodeId,
+    template: &str,
+    args: &crate::template::Args,
+    buffers: [&str; 2],
+    bytes_read: u64,
+) -> Result<Lowered, LowerError> {
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.into(),
+        reason,
+    };
+    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
+    let kernel = lib.instantiate(template, args).map_err(|e| terr(e.to_string()))?.kernel;
+    let mut bindings: Vec<Binding> =
+        buffers.iter().map(|b| Binding::Packed { role: "w".into(), buffer: (*b).into() }).collect();
+    bindings.push(Binding::Operand { role: "x".into() });
+    bindings.push(Binding::Output);
+    Ok(Lowered { kernel, bindings, template: template.into(), bytes_read, pre: Vec::new() })
+}
+
 fn lower_a8(g: &Graph, id: NodeId, s: &Spec, group: usize, chunks: u32) -> Result<Lowered, LowerError> {
     let args = crate::template::Args::new()
         .int("K", s.k as i64)
@@ -211,29 +235,10 @@ fn lower_a8(g: &Graph, id: NodeId, s: &Spec, group: usize, chunks: u32) -> Resul
         .int("CHUNKS", i64::from(chunks))
         .snippet("split", "split_u4_bytes")
         .snippet("epilogue", "epilogue_none");
-    let template = "gemv_u4_cpu_a8".to_string();
-    let terr = |reason: String| LowerError::Template {
-        value: g.node(id).name.clone(),
-        template: template.clone(),
-        reason,
-    };
-    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
-    let kernel = lib.instantiate(&template, &args).map_err(|e| terr(e.to_string()))?.kernel;
     let (k, t, nb) = (s.k as u64, s.t as u64, s.n.div_ceil(4) as u64);
     // codes and f32 scales of 4·⌈N/4⌉ rows (padding rows included: they are read), x in f32
     let bytes_read = nb * 4 * k / 2 + nb * 4 * (k / group as u64) * 4 + t * k * 4;
-    Ok(Lowered {
-        kernel,
-        bindings: vec![
-            Binding::Packed { role: "w".into(), buffer: "codes_r4".into() },
-            Binding::Packed { role: "w".into(), buffer: "scales_r4".into() },
-            Binding::Operand { role: "x".into() },
-            Binding::Output,
-        ],
-        template,
-        bytes_read,
-        pre: Vec::new(),
-    })
+    fast_template(g, id, "gemv_u4_cpu_a8", &args, ["codes_r4", "scales_r4"], bytes_read)
 }
 
 /// The GPU fast path `gemv_u4_gpu_r2` (templates/kir): int4 symmetric weights in GPTQ order
@@ -290,28 +295,9 @@ fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, Lo
         .ty("YT", crate::types::Type::Scalar(yt))
         .snippet("dequant", "dequant_u4_h2")
         .snippet("cvt", cvt);
-    let template = "gemv_u4_gpu_r2".to_string();
-    let terr = |reason: String| LowerError::Template {
-        value: g.node(id).name.clone(),
-        template: template.clone(),
-        reason,
-    };
-    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
-    let kernel = lib.instantiate(&template, &args).map_err(|e| terr(e.to_string()))?.kernel;
     let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
     let bytes_read = n * k / 2 + n * (k / group as u64) * 2 + t * k * 2;
-    Ok(Lowered {
-        kernel,
-        bindings: vec![
-            Binding::Packed { role: "w".into(), buffer: "qweight".into() },
-            Binding::Packed { role: "w".into(), buffer: "scales".into() },
-            Binding::Operand { role: "x".into() },
-            Binding::Output,
-        ],
-        template,
-        bytes_read,
-        pre: Vec::new(),
-    })
+    fast_template(g, id, "gemv_u4_gpu_r2", &args, ["qweight", "scales"], bytes_read)
 }
 
 /// On the GPU, a rotation or activation quantization of x runs as prologue kernels
