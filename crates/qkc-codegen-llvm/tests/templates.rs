@@ -75,6 +75,24 @@ fn cases() -> Vec<(&'static str, Args)> {
                 .snippet("cvt", cvt),
         ));
     }
+    for (k, n, ks, t) in [
+        (256, 64, 1, 1),
+        (28672, 8192, 4, 8),
+        (11008, 4096, 2, 1),
+        (512, 7, 1, 3),
+    ] {
+        v.push((
+            "gemv_lut3_gpu_r2",
+            Args::new()
+                .int("K", k)
+                .int("N", n)
+                .int("KSPLIT", ks)
+                .int("T", t)
+                .int("YALIGN", 2)
+                .ty("YT", qkc_kernel::Type::Scalar(qkc_kernel::Scalar::F16))
+                .snippet("cvt", "cvt_f16"),
+        ));
+    }
     for (n, t) in [(1000, 128), (4096, 256), (33, 32), (1 << 20, 1024)] {
         for e in ["exp2_op", "exp2_poly"] {
             v.push((

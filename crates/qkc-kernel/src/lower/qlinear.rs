@@ -300,6 +300,72 @@ fn lower_r2(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, Lo
     fast_template(g, id, "gemv_u4_gpu_r2", &args, ["qweight", "scales"], bytes_read)
 }
 
+/// The GPU fast path `gemv_lut3_gpu_r2` (templates/kir): SqueezeLLM 3-bit tables, f16 x (so the
+/// f16 table entries and half2 products are the precision the graph declares), T ≤ 8, CSR
+/// outliers fused or none, and no activation quantization, bias, gate, residual or output
+/// quantization (a rotation runs as the prologue).
+fn gpu_lut3(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> bool {
+    let LowerTarget::Gpu { .. } = opts.target else { return false };
+    let Some((Scheme::Lut { bits: 3 }, _, _)) = scheme_of(g, id, "w") else { return false };
+    let bare =
+        s.rot.is_none() && s.act.is_none() && s.up.is_none() && !s.bias && !s.residual && s.out_act.is_none();
+    bare && s.x_elem == Scalar::F16 && s.t <= 8 && s.k % 32 == 0
+}
+
+fn lower_lut3(g: &Graph, id: NodeId, s: &Spec) -> Result<Lowered, LowerError> {
+    let ksplit: i64 = if s.n < 12288 && s.k >= 8192 {
+        4
+    } else if s.n < 12288 {
+        2
+    } else {
+        1
+    };
+    let (yt, cvt, align) = match s.out_elem {
+        Scalar::F16 => (Scalar::F16, "cvt_f16", 2),
+        _ => (Scalar::F32, "epilogue_none", 4),
+    };
+    let args = crate::template::Args::new()
+        .int("K", s.k as i64)
+        .int("N", s.n as i64)
+        .int("T", s.t as i64)
+        .int("KSPLIT", ksplit)
+        .int("YALIGN", align)
+        .ty("YT", crate::types::Type::Scalar(yt))
+        .snippet("cvt", cvt);
+    let template = "gemv_lut3_gpu_r2";
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.into(),
+        reason,
+    };
+    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
+    let kernel = lib.instantiate(template, &args).map_err(|e| terr(e.to_string()))?.kernel;
+    let mut bindings = vec![
+        Binding::Packed { role: "w".into(), buffer: "pairs".into() },
+        Binding::Packed { role: "w".into(), buffer: "lut_f16".into() },
+    ];
+    let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
+    let mut bytes_read = n * k / 2 + n * 16 + t * k * 2;
+    if s.outliers {
+        for b in ["row_ptr", "col", "val"] {
+            bindings.push(Binding::Packed { role: "outliers".into(), buffer: b.into() });
+        }
+        bytes_read += 4 * (n + 1) + (density(g, id, "outliers") * (n * k) as f64 * 8.0) as u64;
+    } else {
+        // an empty CSR: every row has no outliers
+        bindings.push(Binding::Const {
+            name: "row_ptr_empty".into(),
+            elem: Scalar::I32,
+            data: vec![0; 4 * (s.n + 1)],
+        });
+        bindings.push(Binding::Const { name: "col_empty".into(), elem: Scalar::I32, data: vec![0; 4] });
+        bindings.push(Binding::Const { name: "val_empty".into(), elem: Scalar::F32, data: vec![0; 4] });
+    }
+    bindings.push(Binding::Operand { role: "x".into() });
+    bindings.push(Binding::Output);
+    Ok(Lowered { kernel, bindings, template: template.into(), bytes_read, pre: Vec::new() })
+}
+
 /// On the GPU, a rotation or activation quantization of x runs as prologue kernels
 /// ([`prep`]) and the GEMV reads the prepared x: this is the GEMV's spec (no rotation, no
 /// act-quant, x in f16 when the fast int4 kernel takes it and x was f16, else f32).
@@ -312,7 +378,7 @@ fn gpu_main_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option
     m.rot = None;
     m.act = None;
     m.x_elem = Scalar::F16;
-    if s.x_elem != Scalar::F16 || gpu_r2(g, id, &m, opts).is_none() {
+    if s.x_elem != Scalar::F16 || (gpu_r2(g, id, &m, opts).is_none() && !gpu_lut3(g, id, &m, opts)) {
         m.x_elem = Scalar::F32;
     }
     Some(m)
@@ -355,6 +421,7 @@ fn lower_gpu_prepped(
     }
     let mut main = match gpu_r2(g, id, &m, opts) {
         Some(group) => lower_r2(g, id, &m, group)?,
+        None if gpu_lut3(g, id, &m, opts) => lower_lut3(g, id, &m)?,
         None => lower_spec(g, id, &m, opts)?,
     };
     for b in &mut main.bindings {
@@ -423,6 +490,9 @@ fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lo
     }
     if let Some(group) = gpu_r2(g, id, &s, opts) {
         return lower_r2(g, id, &s, group);
+    }
+    if gpu_lut3(g, id, &s, opts) {
+        return lower_lut3(g, id, &s);
     }
     let name = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
     let (kernel, bindings, template) = match opts.target {
@@ -542,6 +612,9 @@ pub(crate) fn pack(
                     },
                 ]);
             }
+            if role == "w" && main_spec(g, id, opts).ok().is_some_and(|s| gpu_lut3(g, id, &s, opts)) {
+                return pack_lut3_pairs(q).map_err(|e| werr(g, id, role, e));
+            }
             let f = form::of(*scheme, q.n, q.k).map_err(|e| werr(g, id, role, e))?;
             f.pack(q).map_err(|e| werr(g, id, role, e))
         }
@@ -574,4 +647,33 @@ pub(crate) fn pack(
             Err(werr(g, id, role, format!("got {got} but the graph declares {ty}")))
         }
     }
+}
+
+/// `gemv_lut3_gpu_r2`'s layout: a byte per pair of adjacent codes (qa | qb << 3), K/2 bytes per
+/// row; the row tables as f16 (exact when stored in f16; an f32 table is rounded to the f16 the
+/// kernel computes in, the precision of its f16 activations).
+fn pack_lut3_pairs(q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, String> {
+    let (n, k) = (q.n, q.k);
+    let words = q.part("qweight").map_err(|e| e.to_string())?.to_u32();
+    let lut = q.part("lut").map_err(|e| e.to_string())?.to_f32();
+    let wpr = words.len() / n.max(1);
+    let mut pairs = Vec::with_capacity(n * k / 2);
+    for r in 0..n {
+        let row = &words[r * wpr..(r + 1) * wpr];
+        for j in (0..k).step_by(2) {
+            let (a, b) = (qkc_quant::pack::get(row, 3, j), qkc_quant::pack::get(row, 3, j + 1));
+            pairs.push((a | (b << 3)) as u8);
+        }
+    }
+    if lut.len() != n * 8 {
+        return Err(format!("a lut3 table of {} values for {n} rows", lut.len()));
+    }
+    Ok(vec![
+        PackedBuffer { name: "pairs".into(), elem: Scalar::I32, data: pairs },
+        PackedBuffer {
+            name: "lut_f16".into(),
+            elem: Scalar::F16,
+            data: lut.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+        },
+    ])
 }

@@ -307,6 +307,20 @@ pub fn conformance_cases() -> Vec<Case> {
             ..Case::new(scheme, n, k, t)
         });
     }
+    // the GPU LUT3 fast path (f16 x): with and without outliers and rotation, split K
+    for (n, k, t, rot, outliers) in [
+        (9, 256, 1, None, false),
+        (6, 512, 3, None, true),
+        (5, 8192, 2, Some(false), true),
+        (3, 1024, 8, Some(true), false),
+    ] {
+        v.push(Case {
+            f16: true,
+            rot,
+            outliers,
+            ..Case::new("lut3", n, k, t)
+        });
+    }
     // rotation + act quant at sizes the old shared-memory staging refused (T·K·4 > 48 KiB)
     v.push(Case {
         rot: Some(false),
