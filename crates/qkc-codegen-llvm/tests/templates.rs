@@ -93,6 +93,25 @@ fn cases() -> Vec<(&'static str, Args)> {
                 .snippet("cvt", "cvt_f16"),
         ));
     }
+    for (k, n, g, ks, t) in [
+        (256, 64, 64, 1, 1),
+        (8192, 57344, 64, 1, 1),
+        (28672, 8192, 64, 4, 8),
+        (512, 7, 32, 1, 3),
+    ] {
+        v.push((
+            "gemv_nf4_gpu_r2",
+            Args::new()
+                .int("K", k)
+                .int("N", n)
+                .int("GROUP", g)
+                .int("KSPLIT", ks)
+                .int("T", t)
+                .int("YALIGN", 2)
+                .ty("YT", qkc_kernel::Type::Scalar(qkc_kernel::Scalar::F16))
+                .snippet("cvt", "cvt_f16"),
+        ));
+    }
     for (n, t) in [(1000, 128), (4096, 256), (33, 32), (1 << 20, 1024)] {
         for e in ["exp2_op", "exp2_poly"] {
             v.push((

@@ -370,6 +370,18 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .ty("YT", qkc_kernel::Type::Scalar(qkc_kernel::Scalar::F16))
                 .snippet("cvt", "cvt_f16"),
         ),
+        (
+            "gemv_nf4_gpu_r2",
+            Args::new()
+                .int("K", 256)
+                .int("N", 7)
+                .int("T", 2)
+                .int("GROUP", 64)
+                .int("KSPLIT", 2)
+                .int("YALIGN", 2)
+                .ty("YT", qkc_kernel::Type::Scalar(qkc_kernel::Scalar::F16))
+                .snippet("cvt", "cvt_f16"),
+        ),
         ("silu_cpu", Args::new().int("N", 64).int("CHUNKS", 2).snippet("exp2", "exp2_poly")),
         ("silu_gpu", Args::new().int("N", 64).int("THREADS", 32).snippet("exp2", "exp2_op")),
         ("rmsnorm_cpu", Args::new().int("D", 64).int("M", 2).float("EPS", 1e-5).int("CHUNKS", 2)),

@@ -346,11 +346,32 @@ fn lower_lut3(g: &Graph, id: NodeId, s: &Spec) -> Result<Lowered, LowerError> {
     ];
     let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
     let mut bytes_read = n * k / 2 + n * 16 + t * k * 2;
+    bytes_read += table_tail(g, id, s, &mut bindings);
+    Ok(Lowered { kernel, bindings, template: template.into(), bytes_read, pre: Vec::new() })
+}
+
+/// The GPU fast path `gemv_nf4_gpu_r2` (templates/kir): bitsandbytes NF4/FP4 (a fixed 16-entry
+/// table, absmax per block, double quant expanded at load) with groups of 32k codes, f16 x,
+/// T ≤ 8, CSR outliers fused or none, no other epilogue. The group size when it applies.
+fn gpu_nf4(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize> {
+    let LowerTarget::Gpu { .. } = opts.target else { return None };
+    let (Scheme::Fixed(f), _, _) = scheme_of(g, id, "w")? else { return None };
+    let group = form::gcd(f.block as usize, s.k);
+    let bare =
+        s.rot.is_none() && s.act.is_none() && s.up.is_none() && !s.bias && !s.residual && s.out_act.is_none();
+    (bare && s.x_elem == Scalar::F16 && s.t <= 8 && group % 32 == 0).then_some(group)
+}
+
+/// The bindings of the table templates after the weight's own buffers: the CSR outliers (or an
+/// empty CSR), x, y; and the outliers' bytes.
+fn table_tail(g: &Graph, id: NodeId, s: &Spec, bindings: &mut Vec<Binding>) -> u64 {
+    let (n, k) = (s.n as u64, s.k as u64);
+    let mut bytes = 0;
     if s.outliers {
         for b in ["row_ptr", "col", "val"] {
             bindings.push(Binding::Packed { role: "outliers".into(), buffer: b.into() });
         }
-        bytes_read += 4 * (n + 1) + (density(g, id, "outliers") * (n * k) as f64 * 8.0) as u64;
+        bytes += 4 * (n + 1) + (density(g, id, "outliers") * (n * k) as f64 * 8.0) as u64;
     } else {
         // an empty CSR: every row has no outliers
         bindings.push(Binding::Const {
@@ -363,7 +384,72 @@ fn lower_lut3(g: &Graph, id: NodeId, s: &Spec) -> Result<Lowered, LowerError> {
     }
     bindings.push(Binding::Operand { role: "x".into() });
     bindings.push(Binding::Output);
+    bytes
+}
+
+fn lower_nf4(g: &Graph, id: NodeId, s: &Spec, group: usize) -> Result<Lowered, LowerError> {
+    let ksplit: i64 = if s.n < 12288 && s.k >= 8192 {
+        4
+    } else if s.n < 12288 {
+        2
+    } else {
+        1
+    };
+    let (yt, cvt, align) = match s.out_elem {
+        Scalar::F16 => (Scalar::F16, "cvt_f16", 2),
+        _ => (Scalar::F32, "epilogue_none", 4),
+    };
+    let args = crate::template::Args::new()
+        .int("K", s.k as i64)
+        .int("N", s.n as i64)
+        .int("T", s.t as i64)
+        .int("GROUP", group as i64)
+        .int("KSPLIT", ksplit)
+        .int("YALIGN", align)
+        .ty("YT", crate::types::Type::Scalar(yt))
+        .snippet("cvt", cvt);
+    let template = "gemv_nf4_gpu_r2";
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: template.into(),
+        reason,
+    };
+    let lib = crate::template::builtin().map_err(|e| terr(e.to_string()))?;
+    let kernel = lib.instantiate(template, &args).map_err(|e| terr(e.to_string()))?.kernel;
+    let mut bindings = vec![
+        Binding::Packed { role: "w".into(), buffer: "pairs".into() },
+        Binding::Packed { role: "w".into(), buffer: "table_f16".into() },
+        Binding::Packed { role: "w".into(), buffer: "scale".into() },
+    ];
+    let (n, k, t) = (s.n as u64, s.k as u64, s.t as u64);
+    let mut bytes_read = n * k / 2 + 32 + n * (k / group as u64) * 4 + t * k * 2;
+    bytes_read += table_tail(g, id, s, &mut bindings);
     Ok(Lowered { kernel, bindings, template: template.into(), bytes_read, pre: Vec::new() })
+}
+
+/// `gemv_nf4_gpu_r2`'s layout: a byte per pair of adjacent codes (qa | qb << 4; qkc stores the
+/// even code in the high nibble), the table as f16 (the precision of the f16 activations), the
+/// per-group f32 scales of the generic packing (double quant expanded).
+fn pack_nf4_pairs(q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, String> {
+    let bytes = &q.part("qweight").map_err(|e| e.to_string())?.bytes;
+    if bytes.len() * 2 < q.n * q.k {
+        return Err(format!("{} code bytes for {} weights", bytes.len(), q.n * q.k));
+    }
+    let pairs: Vec<u8> = bytes[..q.n * q.k / 2].iter().map(|&b| (b >> 4) | ((b & 15) << 4)).collect();
+    let generic = form::of(q.scheme, q.n, q.k)?.pack(q)?;
+    let find =
+        |name: &str| generic.iter().find(|b| b.name == name).cloned().ok_or(format!("no `{name}` buffer"));
+    let table = find("table")?;
+    let table_f16: Vec<u8> = table
+        .data
+        .chunks_exact(4)
+        .flat_map(|c| half::f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
+        .collect();
+    Ok(vec![
+        PackedBuffer { name: "pairs".into(), elem: Scalar::I32, data: pairs },
+        PackedBuffer { name: "table_f16".into(), elem: Scalar::F16, data: table_f16 },
+        find("scale")?,
+    ])
 }
 
 /// On the GPU, a rotation or activation quantization of x runs as prologue kernels
@@ -378,7 +464,11 @@ fn gpu_main_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option
     m.rot = None;
     m.act = None;
     m.x_elem = Scalar::F16;
-    if s.x_elem != Scalar::F16 || (gpu_r2(g, id, &m, opts).is_none() && !gpu_lut3(g, id, &m, opts)) {
+    if s.x_elem != Scalar::F16
+        || (gpu_r2(g, id, &m, opts).is_none()
+            && !gpu_lut3(g, id, &m, opts)
+            && gpu_nf4(g, id, &m, opts).is_none())
+    {
         m.x_elem = Scalar::F32;
     }
     Some(m)
@@ -419,10 +509,14 @@ fn lower_gpu_prepped(
         (None, Some(a)) => pre.push(prep::act_quant(s, a, s.x_elem, None, e, "x_prep", opts).map_err(terr)?),
         (None, None) => return Err(terr("no prologue needed".into())),
     }
-    let mut main = match gpu_r2(g, id, &m, opts) {
-        Some(group) => lower_r2(g, id, &m, group)?,
-        None if gpu_lut3(g, id, &m, opts) => lower_lut3(g, id, &m)?,
-        None => lower_spec(g, id, &m, opts)?,
+    let mut main = if let Some(group) = gpu_r2(g, id, &m, opts) {
+        lower_r2(g, id, &m, group)?
+    } else if gpu_lut3(g, id, &m, opts) {
+        lower_lut3(g, id, &m)?
+    } else if let Some(group) = gpu_nf4(g, id, &m, opts) {
+        lower_nf4(g, id, &m, group)?
+    } else {
+        lower_spec(g, id, &m, opts)?
     };
     for b in &mut main.bindings {
         if matches!(b, Binding::Operand { role } if role == "x") {
@@ -493,6 +587,9 @@ fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lo
     }
     if gpu_lut3(g, id, &s, opts) {
         return lower_lut3(g, id, &s);
+    }
+    if let Some(group) = gpu_nf4(g, id, &s, opts) {
+        return lower_nf4(g, id, &s, group);
     }
     let name = format!("qlinear_{}", g.node(id).name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
     let (kernel, bindings, template) = match opts.target {
@@ -614,6 +711,10 @@ pub(crate) fn pack(
             }
             if role == "w" && main_spec(g, id, opts).ok().is_some_and(|s| gpu_lut3(g, id, &s, opts)) {
                 return pack_lut3_pairs(q).map_err(|e| werr(g, id, role, e));
+            }
+            if role == "w" && main_spec(g, id, opts).ok().is_some_and(|s| gpu_nf4(g, id, &s, opts).is_some())
+            {
+                return pack_nf4_pairs(q).map_err(|e| werr(g, id, role, e));
             }
             let f = form::of(*scheme, q.n, q.k).map_err(|e| werr(g, id, role, e))?;
             f.pack(q).map_err(|e| werr(g, id, role, e))

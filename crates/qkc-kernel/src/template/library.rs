@@ -15,6 +15,7 @@ const FILES: &[(&str, &str)] = &[
     ("gemv_u4_gpu.kir", include_str!("../../../../templates/kir/gemv_u4_gpu.kir")),
     ("gemv_u4_gpu_r2.kir", include_str!("../../../../templates/kir/gemv_u4_gpu_r2.kir")),
     ("gemv_lut3_gpu_r2.kir", include_str!("../../../../templates/kir/gemv_lut3_gpu_r2.kir")),
+    ("gemv_nf4_gpu_r2.kir", include_str!("../../../../templates/kir/gemv_nf4_gpu_r2.kir")),
     ("gemv_u4_gpu_f32.kir", include_str!("../../../../templates/kir/gemv_u4_gpu_f32.kir")),
     ("silu_cpu.kir", include_str!("../../../../templates/kir/silu_cpu.kir")),
     ("silu_gpu.kir", include_str!("../../../../templates/kir/silu_gpu.kir")),

@@ -321,6 +321,20 @@ pub fn conformance_cases() -> Vec<Case> {
             ..Case::new("lut3", n, k, t)
         });
     }
+    // the GPU NF4/FP4 fast path (f16 x)
+    for (scheme, n, k, t, rot, outliers) in [
+        ("nf4:b64", 9, 256, 1, None, false),
+        ("nf4:b64:dq", 6, 512, 3, None, true),
+        ("fp4:b64", 5, 8192, 2, Some(false), false),
+        ("nf4:b64", 3, 1024, 8, Some(true), true),
+    ] {
+        v.push(Case {
+            f16: true,
+            rot,
+            outliers,
+            ..Case::new(scheme, n, k, t)
+        });
+    }
     // rotation + act quant at sizes the old shared-memory staging refused (T·K·4 > 48 KiB)
     v.push(Case {
         rot: Some(false),
