@@ -2,9 +2,13 @@
 //! from the LLVM backend, launched through cudarc on device 0. A custom harness, so that on a
 //! machine without CUDA it prints "skipped: no CUDA device (...)" instead of passing silently.
 
+// formatted with qkc-kernel's rustfmt.toml, where it lives
+#[rustfmt::skip]
 #[path = "../../qkc-kernel/tests/lower_qlinear_common/mod.rs"]
 mod common;
 mod executors;
+// formatted with qkc-kernel's rustfmt.toml, where it lives
+#[rustfmt::skip]
 #[path = "../../qkc-kernel/tests/lower_ops_cases/mod.rs"]
 mod ops_cases;
 

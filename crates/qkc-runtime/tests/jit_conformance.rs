@@ -2,9 +2,13 @@
 //! crates/qkc-kernel/tests/lower_qlinear_common) on the Cranelift JIT: the same cases the KIR
 //! interpreter passes, now as native code.
 
+// formatted with qkc-kernel's rustfmt.toml, where it lives
+#[rustfmt::skip]
 #[path = "../../qkc-kernel/tests/lower_qlinear_common/mod.rs"]
 mod common;
 mod executors;
+// formatted with qkc-kernel's rustfmt.toml, where it lives
+#[rustfmt::skip]
 #[path = "../../qkc-kernel/tests/lower_ops_cases/mod.rs"]
 mod ops_cases;
 

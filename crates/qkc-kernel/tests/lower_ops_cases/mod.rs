@@ -14,9 +14,7 @@ use std::collections::HashMap;
 use qkc_ir::interp::{Interpreter, Tensor, Weights};
 use qkc_ir::{DType, Graph, NodeId, Op};
 use qkc_kernel::interp::{Arg, Buffer};
-use qkc_kernel::lower::{
-    lower, pack, Binding, CacheHalf, LowerOptions, LowerTarget, Lowered, WeightData,
-};
+use qkc_kernel::lower::{lower, pack, Binding, CacheHalf, LowerOptions, LowerTarget, Lowered, WeightData};
 use qkc_kernel::Scalar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,9 +35,7 @@ impl Executor for KirInterp {
         self.0
     }
     fn run(&mut self, l: &Lowered, args: &mut [Arg]) -> Result<(), String> {
-        qkc_kernel::interp::run(&l.kernel, args)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        qkc_kernel::interp::run(&l.kernel, args).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -58,13 +54,7 @@ pub struct Case {
 }
 
 fn case(name: &'static str, body: &str, runs: &[usize], rel: f64, why: &'static str) -> Case {
-    Case {
-        name,
-        qir: format!("graph @t {{\n{body}\n  return %y\n}}\n"),
-        runs: runs.to_vec(),
-        rel,
-        why,
-    }
+    Case { name, qir: format!("graph @t {{\n{body}\n  return %y\n}}\n"), runs: runs.to_vec(), rel, why }
 }
 
 const F32: &str = "f32 arithmetic, a few roundings per element";
@@ -270,11 +260,7 @@ fn decode(d: DType, b: &Buffer) -> Vec<f64> {
     match d {
         DType::F32 => b.to_f32().into_iter().map(f64::from).collect(),
         DType::F16 => b.to_f16().into_iter().map(f64::from).collect(),
-        DType::I32 => b
-            .to_u32()
-            .into_iter()
-            .map(|u| f64::from(u as i32))
-            .collect(),
+        DType::I32 => b.to_u32().into_iter().map(|u| f64::from(u as i32)).collect(),
         other => panic!("outputs in {other} are not decoded"),
     }
 }
@@ -299,19 +285,14 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
     let mut wvals: HashMap<NodeId, Vec<f64>> = HashMap::new();
     for id in g.nodes() {
         if let Op::Weight { name, .. } = &g.node(id).op {
-            let t = weights
-                .synthesize_dense(name, dtype(&g, id), g.node(id).ty.shape())
-                .expect("weight");
+            let t = weights.synthesize_dense(name, dtype(&g, id), g.node(id).ty.shape()).expect("weight");
             wvals.insert(id, t.data);
         }
     }
     let mut caches: HashMap<bool, Buffer> = HashMap::new();
     let mut past = 0usize;
     for &t in &c.runs {
-        let opts = LowerOptions {
-            target: exec.target(),
-            tokens: t,
-        };
+        let opts = LowerOptions { target: exec.target(), tokens: t };
         let mut inputs: HashMap<String, Tensor> = HashMap::new();
         let mut bufs: HashMap<NodeId, Buffer> = HashMap::new();
         for id in g.nodes() {
@@ -326,8 +307,7 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
                 "ids" => (0..n).map(|_| f64::from(rng.gen_range(0..50))).collect(),
                 _ => (0..n)
                     .map(|_| {
-                        let v: f64 =
-                            (0..4).map(|_| rng.gen::<f64>() - 0.5).sum::<f64>() * 1.7 * 2.0;
+                        let v: f64 = (0..4).map(|_| rng.gen::<f64>() - 0.5).sum::<f64>() * 1.7 * 2.0;
                         round_to(d, if v == 0.0 { 1e-3 } else { v })
                     })
                     .collect(),
@@ -335,28 +315,19 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
             bufs.insert(id, encode(d, &data));
             inputs.insert(name.clone(), Tensor::new(shape, data));
         }
-        let want = interp
-            .run(&inputs)
-            .unwrap_or_else(|e| panic!("{}: reference: {e}", c.name))
-            .remove(0)
-            .1;
+        let want = interp.run(&inputs).unwrap_or_else(|e| panic!("{}: reference: {e}", c.name)).remove(0).1;
         let l = lower(&g, op, &opts).unwrap_or_else(|e| panic!("{}: lower: {e}", c.name));
         let od = dtype(&g, op);
         let mut args: Vec<Arg> = Vec::new();
         let mut out_ix = None;
         for b in &l.bindings {
             args.push(match b {
-                Binding::Operand { role } => {
-                    Arg::Buf(bufs[&g.operand(op, role).expect("operand")].clone())
-                }
+                Binding::Operand { role } => Arg::Buf(bufs[&g.operand(op, role).expect("operand")].clone()),
                 Binding::Packed { role, buffer } => {
                     let v = g.operand(op, role).expect("weight operand");
                     let packed = pack(&g, op, role, WeightData::Dense(&wvals[&v]), &opts)
                         .unwrap_or_else(|e| panic!("{}: pack: {e}", c.name));
-                    let p = packed
-                        .into_iter()
-                        .find(|p| &p.name == buffer)
-                        .expect("packed buffer");
+                    let p = packed.into_iter().find(|p| &p.name == buffer).expect("packed buffer");
                     Arg::Buf(Buffer::from_bytes(p.data))
                 }
                 Binding::Output => {
@@ -364,46 +335,30 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
                     Arg::Buf(poison(od, want.data.len()))
                 }
                 Binding::Cache(h) => {
-                    let Op::Attention(a) = &g.node(op).op else {
-                        panic!("cache binding on a non-attention")
-                    };
+                    let Op::Attention(a) = &g.node(op).op else { panic!("cache binding on a non-attention") };
                     let n = (a.max_seq * a.kv_heads * a.head_dim) as usize;
                     Arg::Buf(
-                        caches
-                            .entry(*h == CacheHalf::K)
-                            .or_insert_with(|| Buffer::poison_f32(n))
-                            .clone(),
+                        caches.entry(*h == CacheHalf::K).or_insert_with(|| Buffer::poison_f32(n)).clone(),
                     )
                 }
                 Binding::Pos => Arg::Int(past as i64),
                 Binding::Const { elem, data, .. } => {
-                    assert!(matches!(
-                        elem,
-                        Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::I32
-                    ));
+                    assert!(matches!(elem, Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::I32));
                     Arg::Buf(Buffer::from_bytes(data.clone()))
                 }
                 Binding::Temp { name, .. } => {
                     panic!("{}: unexpected Temp `{name}` in an op kernel", c.name)
                 }
-                Binding::Scratch { bytes } => {
-                    Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize]))
-                }
+                Binding::Scratch { bytes } => Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize])),
             });
         }
-        exec.run(&l, &mut args)
-            .unwrap_or_else(|e| panic!("{}: run (T = {t}, pos = {past}): {e}", c.name));
+        exec.run(&l, &mut args).unwrap_or_else(|e| panic!("{}: run (T = {t}, pos = {past}): {e}", c.name));
         for (b, a) in l.bindings.iter().zip(&args) {
             if let Binding::Cache(h) = b {
                 caches.insert(*h == CacheHalf::K, a.buffer().expect("cache").clone());
             }
         }
-        let got = decode(
-            od,
-            args[out_ix.expect("an output binding")]
-                .buffer()
-                .expect("out"),
-        );
+        let got = decode(od, args[out_ix.expect("an output binding")].buffer().expect("out"));
         assert_eq!(got.len(), want.data.len(), "{}: output length", c.name);
         let rms = (want.data.iter().map(|x| x * x).sum::<f64>() / want.data.len() as f64).sqrt();
         let mut worst = 0.0f64;

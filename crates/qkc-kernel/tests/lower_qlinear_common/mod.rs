@@ -17,13 +17,7 @@ pub trait Executor {
     /// The lowering target it runs.
     fn target(&self) -> LowerTarget;
     /// Run; `out` is the index of the output argument.
-    fn run(
-        &self,
-        l: &Lowered,
-        args: Vec<Arg>,
-        out: usize,
-        out_f16: bool,
-    ) -> Result<Vec<f32>, String>;
+    fn run(&self, l: &Lowered, args: Vec<Arg>, out: usize, out_f16: bool) -> Result<Vec<f32>, String>;
 }
 
 /// The KIR interpreter.
@@ -33,13 +27,7 @@ impl Executor for Interp {
     fn target(&self) -> LowerTarget {
         self.0
     }
-    fn run(
-        &self,
-        l: &Lowered,
-        mut args: Vec<Arg>,
-        out: usize,
-        out_f16: bool,
-    ) -> Result<Vec<f32>, String> {
+    fn run(&self, l: &Lowered, mut args: Vec<Arg>, out: usize, out_f16: bool) -> Result<Vec<f32>, String> {
         qkc_kernel::interp::run(&l.kernel, &mut args).map_err(|e| e.to_string())?;
         let b = args[out].buffer().ok_or("output is not a buffer")?;
         Ok(if out_f16 { b.to_f16() } else { b.to_f32() })
@@ -98,11 +86,7 @@ impl Case {
         }
         if let Some((b, sym)) = self.out_act {
             // one output element may round to the neighbouring quantum
-            let q = if sym {
-                (1u32 << (b - 1)) - 1
-            } else {
-                (1u32 << b) - 1
-            };
+            let q = if sym { (1u32 << (b - 1)) - 1 } else { (1u32 << b) - 1 };
             tol = tol.max(1.05 / f64::from(q));
         }
         tol
@@ -152,15 +136,8 @@ impl Case {
         if let Some((b, sym)) = self.out_act {
             attrs.push(format!("out_act_bits = {b}, out_act_sym = {sym}"));
         }
-        let attrs = if attrs.is_empty() {
-            String::new()
-        } else {
-            format!(" {{{}}}", attrs.join(", "))
-        };
-        s += &format!(
-            "  %y = qlinear({}){attrs} : {dt}[T, {n}]\n  return %y\n}}\n",
-            ops.join(", ")
-        );
+        let attrs = if attrs.is_empty() { String::new() } else { format!(" {{{}}}", attrs.join(", ")) };
+        s += &format!("  %y = qlinear({}){attrs} : {dt}[T, {n}]\n  return %y\n}}\n", ops.join(", "));
         s
     }
 
@@ -198,43 +175,18 @@ pub fn conformance_cases() -> Vec<Case> {
         for rot in [None, Some(false)] {
             for outliers in [false, true] {
                 let t = if rot.is_none() && !outliers { 1 } else { 3 };
-                v.push(Case {
-                    rot,
-                    outliers,
-                    ..Case::new(s, 13, 256, t)
-                });
+                v.push(Case { rot, outliers, ..Case::new(s, 13, 256, t) });
             }
         }
     }
     // had_K sizes: 384 = 12·32 (the SqueezeLLM layer: lut3 + Hadamard + outliers), transposed too
-    v.push(Case {
-        rot: Some(false),
-        outliers: true,
-        ..Case::new("lut3", 13, 384, 2)
-    });
-    v.push(Case {
-        rot: Some(true),
-        outliers: true,
-        ..Case::new("int4:g128", 13, 384, 1)
-    });
-    v.push(Case {
-        rot: Some(false),
-        ..Case::new("int4:g64", 13, 320, 1)
-    }); // 320 = 20·16
-        // epilogues
-    v.push(Case {
-        bias: true,
-        ..Case::new("int4:g128", 13, 256, 2)
-    });
-    v.push(Case {
-        residual: true,
-        bias: true,
-        ..Case::new("lut3", 13, 256, 2)
-    });
-    v.push(Case {
-        up: Some("int4:g64"),
-        ..Case::new("int4:g128", 13, 256, 2)
-    });
+    v.push(Case { rot: Some(false), outliers: true, ..Case::new("lut3", 13, 384, 2) });
+    v.push(Case { rot: Some(true), outliers: true, ..Case::new("int4:g128", 13, 384, 1) });
+    v.push(Case { rot: Some(false), ..Case::new("int4:g64", 13, 320, 1) }); // 320 = 20·16
+                                                                            // epilogues
+    v.push(Case { bias: true, ..Case::new("int4:g128", 13, 256, 2) });
+    v.push(Case { residual: true, bias: true, ..Case::new("lut3", 13, 256, 2) });
+    v.push(Case { up: Some("int4:g64"), ..Case::new("int4:g128", 13, 256, 2) });
     v.push(Case {
         up: Some("lut3"),
         outliers: true,
@@ -242,70 +194,24 @@ pub fn conformance_cases() -> Vec<Case> {
         bias: true,
         ..Case::new("int3:g64:act", 13, 256, 2)
     });
-    v.push(Case {
-        out_act: Some((8, true)),
-        residual: true,
-        ..Case::new("int4:g128", 13, 256, 2)
-    });
-    v.push(Case {
-        out_act: Some((4, false)),
-        ..Case::new("lut4", 13, 256, 1)
-    });
+    v.push(Case { out_act: Some((8, true)), residual: true, ..Case::new("int4:g128", 13, 256, 2) });
+    v.push(Case { out_act: Some((4, false)), ..Case::new("lut4", 13, 256, 1) });
     // activation quantization (QuaRot W4A4 / W8A8)
-    v.push(Case {
-        rot: Some(false),
-        act: Some((4, true)),
-        ..Case::new("int4:g128", 13, 256, 3)
-    });
-    v.push(Case {
-        rot: Some(false),
-        act: Some((8, false)),
-        outliers: true,
-        ..Case::new("lut3", 13, 256, 2)
-    });
-    v.push(Case {
-        act: Some((8, true)),
-        out_act: Some((8, true)),
-        ..Case::new("int8:pc", 13, 256, 2)
-    });
+    v.push(Case { rot: Some(false), act: Some((4, true)), ..Case::new("int4:g128", 13, 256, 3) });
+    v.push(Case { rot: Some(false), act: Some((8, false)), outliers: true, ..Case::new("lut3", 13, 256, 2) });
+    v.push(Case { act: Some((8, true)), out_act: Some((8, true)), ..Case::new("int8:pc", 13, 256, 2) });
     // f16 activations and outputs, T = 8, N not a multiple of 8
-    v.push(Case {
-        f16: true,
-        residual: true,
-        ..Case::new("int4:g128", 21, 256, 8)
-    });
-    v.push(Case {
-        f16: true,
-        rot: Some(false),
-        outliers: true,
-        ..Case::new("lut3", 7, 256, 8)
-    });
-    v.push(Case {
-        f16: true,
-        ..Case::new("aqlm:2x8", 5, 128, 8)
-    });
+    v.push(Case { f16: true, residual: true, ..Case::new("int4:g128", 21, 256, 8) });
+    v.push(Case { f16: true, rot: Some(false), outliers: true, ..Case::new("lut3", 7, 256, 8) });
+    v.push(Case { f16: true, ..Case::new("aqlm:2x8", 5, 128, 8) });
     // the fast paths: gemv_u4_gpu_r2 (GPU: int4 sym GPTQ, f16 x, T ≤ 8, no prologue or
     // epilogue) and gemv_u4_cpu_a8 (CPU: the same weights with int8 per-token activations, f32)
     for (n, k, t) in [(13, 512, 1), (8, 256, 3), (21, 1024, 8), (5, 11008, 2)] {
-        let scheme = if k % 128 == 0 {
-            "int4:g128"
-        } else {
-            "int4:g64"
-        };
-        v.push(Case {
-            f16: true,
-            ..Case::new(scheme, n, k, t)
-        });
-        v.push(Case {
-            act: Some((8, true)),
-            ..Case::new(scheme, n, k, t)
-        });
+        let scheme = if k % 128 == 0 { "int4:g128" } else { "int4:g64" };
+        v.push(Case { f16: true, ..Case::new(scheme, n, k, t) });
+        v.push(Case { act: Some((8, true)), ..Case::new(scheme, n, k, t) });
         // on the GPU a rotated x goes through the spread Hadamard prologue, then the fast kernel
-        v.push(Case {
-            f16: true,
-            rot: Some(t % 2 == 0),
-            ..Case::new(scheme, n, k, t)
-        });
+        v.push(Case { f16: true, rot: Some(t % 2 == 0), ..Case::new(scheme, n, k, t) });
     }
     // the GPU LUT3 fast path (f16 x): with and without outliers and rotation, split K
     for (n, k, t, rot, outliers) in [
@@ -314,12 +220,7 @@ pub fn conformance_cases() -> Vec<Case> {
         (5, 8192, 2, Some(false), true),
         (3, 1024, 8, Some(true), false),
     ] {
-        v.push(Case {
-            f16: true,
-            rot,
-            outliers,
-            ..Case::new("lut3", n, k, t)
-        });
+        v.push(Case { f16: true, rot, outliers, ..Case::new("lut3", n, k, t) });
     }
     // the GPU NF4/FP4 fast path (f16 x)
     for (scheme, n, k, t, rot, outliers) in [
@@ -328,29 +229,12 @@ pub fn conformance_cases() -> Vec<Case> {
         ("fp4:b64", 5, 8192, 2, Some(false), false),
         ("nf4:b64", 3, 1024, 8, Some(true), true),
     ] {
-        v.push(Case {
-            f16: true,
-            rot,
-            outliers,
-            ..Case::new(scheme, n, k, t)
-        });
+        v.push(Case { f16: true, rot, outliers, ..Case::new(scheme, n, k, t) });
     }
     // rotation + act quant at sizes the old shared-memory staging refused (T·K·4 > 48 KiB)
-    v.push(Case {
-        rot: Some(false),
-        act: Some((4, true)),
-        ..Case::new("int4:g128", 6, 4096, 4)
-    });
-    v.push(Case {
-        rot: Some(false),
-        outliers: true,
-        f16: true,
-        ..Case::new("lut3", 5, 28672, 1)
-    });
-    v.push(Case {
-        f16: true,
-        ..Case::new("int4:g32", 7, 256, 4)
-    });
+    v.push(Case { rot: Some(false), act: Some((4, true)), ..Case::new("int4:g128", 6, 4096, 4) });
+    v.push(Case { rot: Some(false), outliers: true, f16: true, ..Case::new("lut3", 5, 28672, 1) });
+    v.push(Case { f16: true, ..Case::new("int4:g32", 7, 256, 4) });
     v
 }
 
@@ -369,33 +253,21 @@ fn quantize_act(row: &mut [f64], bits: u8, sym: bool) {
         let amax = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let s = amax / qmax;
         for v in row.iter_mut() {
-            *v = if s > 0.0 {
-                (*v / s).round().clamp(-qmax - 1.0, qmax) * s
-            } else {
-                0.0
-            };
+            *v = if s > 0.0 { (*v / s).round().clamp(-qmax - 1.0, qmax) * s } else { 0.0 };
         }
     } else {
         let qmax = f64::from((1u32 << bits) - 1);
-        let (lo, hi) = row
-            .iter()
-            .fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = row.iter().fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
         let s = (hi - lo) / qmax;
         let z = if s > 0.0 { (-lo / s).round() } else { 0.0 };
         for v in row.iter_mut() {
-            *v = if s > 0.0 {
-                ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s
-            } else {
-                0.0
-            };
+            *v = if s > 0.0 { ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s } else { 0.0 };
         }
     }
 }
 
 fn matvec(w: &[f32], csr: Option<&Csr>, x: &[f64], n: usize, k: usize) -> Vec<f64> {
-    let mut y: Vec<f64> = (0..n)
-        .map(|r| (0..k).map(|j| f64::from(w[r * k + j]) * x[j]).sum())
-        .collect();
+    let mut y: Vec<f64> = (0..n).map(|r| (0..k).map(|j| f64::from(w[r * k + j]) * x[j]).sum()).collect();
     if let Some(c) = csr {
         for (r, yr) in y.iter_mut().enumerate() {
             for e in c.row_ptr[r] as usize..c.row_ptr[r + 1] as usize {
@@ -410,10 +282,7 @@ fn matvec(w: &[f32], csr: Option<&Csr>, x: &[f64], n: usize, k: usize) -> Vec<f6
 pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String> {
     let g = qkc_ir::parse(&c.qir()).map_err(|e| format!("parse: {e:?}"))?;
     let id = find(&g, "y");
-    let opts = LowerOptions {
-        target: ex.target(),
-        tokens: c.t,
-    };
+    let opts = LowerOptions { target: ex.target(), tokens: c.t };
     let l = lower(&g, id, &opts).map_err(|e| format!("lower: {e}"))?;
     let (n, k, t) = (c.n, c.k, c.t);
     let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -428,12 +297,8 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
         None => None,
     };
     let scale = 2.0 / (k as f32).sqrt();
-    let s = c
-        .outliers
-        .then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 3));
-    let su = c
-        .up_outliers
-        .then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 4));
+    let s = c.outliers.then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 3));
+    let su = c.up_outliers.then(|| Csr::synthesize(n, k, 0.02, scale, seed ^ 4));
     let rnd = |r: &mut ChaCha8Rng, len: usize| -> Vec<f64> {
         (0..len)
             .map(|_| {
@@ -448,10 +313,7 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
             .collect()
     };
     let x = rnd(&mut r, t * k);
-    let bias: Vec<f64> = rnd(&mut r, n)
-        .iter()
-        .map(|&v| f64::from((0.1 * v) as f32))
-        .collect();
+    let bias: Vec<f64> = rnd(&mut r, n).iter().map(|&v| f64::from((0.1 * v) as f32)).collect();
     let res = rnd(&mut r, t * n);
     // reference (qkc_ir::interp's qlinear, step by step)
     let ud = match &uq {
@@ -537,9 +399,7 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
                     Arg::Buf(Buffer::from_bytes(pb.data.clone()))
                 }
                 Binding::Const { data, .. } => Arg::Buf(Buffer::from_bytes(data.clone())),
-                Binding::Scratch { bytes } => {
-                    Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize]))
-                }
+                Binding::Scratch { bytes } => Arg::Buf(Buffer::from_bytes(vec![0; *bytes as usize])),
                 Binding::Temp { name, elem, len } => {
                     let f16 = *elem == qkc_kernel::Scalar::F16;
                     if !st.kernel.params[pi].attrs.readonly {
@@ -552,20 +412,13 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
                         })
                     } else {
                         Arg::Buf(
-                            temps
-                                .get(name)
-                                .cloned()
-                                .ok_or(format!("Temp `{name}` read before written"))?,
+                            temps.get(name).cloned().ok_or(format!("Temp `{name}` read before written"))?,
                         )
                     }
                 }
                 Binding::Output if main => {
                     out = args.len();
-                    Arg::Buf(if c.f16 {
-                        Buffer::poison_f16(t * n)
-                    } else {
-                        Buffer::poison_f32(t * n)
-                    })
+                    Arg::Buf(if c.f16 { Buffer::poison_f16(t * n) } else { Buffer::poison_f32(t * n) })
                 }
                 other => return Err(format!("unexpected binding {other:?}")),
             });
@@ -575,14 +428,7 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
         } else {
             let (name, f16) = out_temp.ok_or("a prologue kernel writes no Temp")?;
             let v = ex.run(st, args, out, f16)?;
-            temps.insert(
-                name,
-                if f16 {
-                    Buffer::f16s(&v)
-                } else {
-                    Buffer::f32s(&v)
-                },
-            );
+            temps.insert(name, if f16 { Buffer::f16s(&v) } else { Buffer::f32s(&v) });
         }
     }
     let ymax = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-6);
@@ -590,10 +436,7 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
     for (i, (&gv, &wv)) in got.iter().zip(&want).enumerate() {
         let e = (f64::from(gv) - wv).abs() / ymax;
         if !e.is_finite() || e > c.tolerance() {
-            return Err(format!(
-                "y[{i}] = {gv}, want {wv} (rel err {e:.2e} > {:.1e})",
-                c.tolerance()
-            ));
+            return Err(format!("y[{i}] = {gv}, want {wv} (rel err {e:.2e} > {:.1e})", c.tolerance()));
         }
         worst = worst.max(e);
     }
@@ -606,23 +449,12 @@ pub fn run_suite(cases: &[Case], ex: &dyn Executor, seed: u64) {
     for (i, c) in cases.iter().enumerate() {
         let t0 = std::time::Instant::now();
         match check_case(c, ex, seed.wrapping_add(i as u64)) {
-            Ok(e) => eprintln!(
-                "ok   {:>6.2e} {:>6.2}s {}",
-                e,
-                t0.elapsed().as_secs_f64(),
-                c.label()
-            ),
+            Ok(e) => eprintln!("ok   {:>6.2e} {:>6.2}s {}", e, t0.elapsed().as_secs_f64(), c.label()),
             Err(e) => {
                 eprintln!("FAIL {}: {e}", c.label());
                 fails.push(format!("{}: {e}", c.label()));
             }
         }
     }
-    assert!(
-        fails.is_empty(),
-        "{} of {} cases failed:\n{}",
-        fails.len(),
-        cases.len(),
-        fails.join("\n")
-    );
+    assert!(fails.is_empty(), "{} of {} cases failed:\n{}", fails.len(), cases.len(), fails.join("\n"));
 }
