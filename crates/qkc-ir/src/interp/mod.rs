@@ -17,7 +17,7 @@ mod weights;
 use std::collections::HashMap;
 
 pub use tensor::{summary, Summary, Tensor};
-pub use weights::{synth_inputs, Weights};
+pub use weights::{synth_inputs, Loaded, WeightSource, Weights};
 
 use crate::graph::{Graph, NodeId};
 use crate::ops::Op;

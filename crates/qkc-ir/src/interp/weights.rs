@@ -20,6 +20,27 @@ pub enum Weights {
     Seed(u64),
     /// A safetensors file's bytes, in qkc's layout.
     Checkpoint(Vec<u8>),
+    /// An importer's weights (a GGUF file, an HF checkpoint), usually memory-mapped.
+    Source(std::sync::Arc<dyn WeightSource>),
+}
+
+/// A weight as an importer hands it over.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// Dense values, row-major, `shape.product()` long (any float that the declared dtype
+    /// stores exactly; others are rounded to it).
+    Dense(Vec<f32>),
+    /// A quantized tensor in qkc's layout.
+    Quant(QuantTensor),
+    /// Sparse outliers.
+    Sparse(Csr),
+}
+
+/// Where an importer's weights come from: the graph's weight nodes name tensors, and the source
+/// produces each in the form its type declares (or says why it cannot).
+pub trait WeightSource: Send + Sync {
+    /// The weight `name`, for a node of type `ty`.
+    fn load(&self, name: &str, ty: &Type) -> Result<Loaded, String>;
 }
 
 /// FNV-1a of a name, to derive an independent seed per weight.
@@ -110,6 +131,7 @@ impl Weights {
                     .map_err(|e| err(format!("cannot read the checkpoint: {e}")))?;
                 load_checkpoint(&st, name, ty).map_err(err)
             }
+            Weights::Source(src) => load_source(src.as_ref(), name, ty).map_err(err),
         }
     }
 }
@@ -126,6 +148,57 @@ fn sparse_value(csr: Csr) -> Value {
         csr.to_dense().into_iter().map(f64::from).collect(),
     );
     Value::Sparse(Rc::new(csr), Rc::new(t))
+}
+
+fn load_source(src: &dyn WeightSource, name: &str, ty: &Type) -> Result<Value, String> {
+    match (ty, src.load(name, ty)?) {
+        (Type::Tensor { dtype, shape }, Loaded::Dense(v)) => {
+            if shape.0.iter().any(|d| d.as_static().is_none()) {
+                return Err(format!("a weight needs a static shape, not {shape}"));
+            }
+            let want = shape.resolve(1);
+            let numel: usize = want.iter().product();
+            if v.len() != numel {
+                return Err(format!(
+                    "the source has {} values but the graph declares {shape} ({numel})",
+                    v.len()
+                ));
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!("element {i} is {} (weights must be finite)", v[i]));
+            }
+            let data = v.iter().map(|&x| round_to(*dtype, f64::from(x))).collect();
+            Ok(Value::Dense(Tensor::new(want, data)))
+        }
+        (Type::Quant { scheme, shape }, Loaded::Quant(q)) => {
+            let d = shape.resolve(1);
+            if q.scheme != *scheme || [q.n, q.k] != [d[0], d[1]] {
+                return Err(format!(
+                    "the source has q<{}>[{}, {}] but the graph declares q<{scheme}>{shape}",
+                    q.scheme, q.n, q.k
+                ));
+            }
+            quant_value(q)
+        }
+        (Type::Sparse { shape, .. }, Loaded::Sparse(c)) => {
+            let d = shape.resolve(1);
+            if [c.n, c.k] != [d[0], d[1]] {
+                return Err(format!(
+                    "the source has sparse [{}, {}] but the graph declares {shape}",
+                    c.n, c.k
+                ));
+            }
+            Ok(sparse_value(c))
+        }
+        (ty, got) => Err(format!(
+            "the graph declares {ty} but the source holds a {}",
+            match got {
+                Loaded::Dense(_) => "dense tensor",
+                Loaded::Quant(_) => "quantized tensor",
+                Loaded::Sparse(_) => "sparse tensor",
+            }
+        )),
+    }
 }
 
 fn load_checkpoint(
