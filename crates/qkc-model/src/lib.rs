@@ -2,6 +2,7 @@
 //! tokenizers, chat templates, and a generation loop over the CPU and CUDA runtimes.
 
 pub mod chat;
+pub mod generate;
 pub mod llama;
 pub mod tokenizer;
 

@@ -162,6 +162,11 @@ impl CpuProgram {
         self.plan.build_ms
     }
 
+    /// Tokens per run (the `T` the kernels were specialized for).
+    pub fn tokens(&self) -> usize {
+        self.plan.tokens
+    }
+
     /// Tokens already in the KV caches.
     pub fn cached_tokens(&self) -> usize {
         self.cache_len.values().copied().max().unwrap_or(0)

@@ -435,6 +435,11 @@ impl GpuProgram {
         &self.plan.launches[i].info
     }
 
+    /// Tokens per run (the `T` the kernels were specialized for).
+    pub fn tokens(&self) -> usize {
+        self.plan.tokens
+    }
+
     /// Tokens in the KV caches.
     pub fn cached_tokens(&self) -> usize {
         self.cache_len.values().copied().max().unwrap_or(0)
