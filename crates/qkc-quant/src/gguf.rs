@@ -618,9 +618,7 @@ impl<'b> Cursor<'b> {
                     0 => GgufValue::Bool(false),
                     1 => GgufValue::Bool(true),
                     _ => {
-                        return Err(
-                            self.malformed(format!("{what}: bool byte is {b}, not 0 or 1"))
-                        )
+                        return Err(self.malformed(format!("{what}: bool byte is {b}, not 0 or 1")))
                     }
                 }
             }
@@ -768,9 +766,7 @@ impl<'a> GgufFile<'a> {
             }
             let total = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
             if total.is_none_or(|t| t > i64::MAX as u64) {
-                return Err(c.malformed(format!(
-                    "tensor `{name}` dimensions {dims:?} overflow"
-                )));
+                return Err(c.malformed(format!("tensor `{name}` dimensions {dims:?} overflow")));
             }
             let ggml_type = GgmlType(c.u32(&format_args!("type of tensor `{name}`"))?);
             let offset = c.u64(&format_args!("offset of tensor `{name}`"))?;
@@ -820,7 +816,10 @@ impl<'a> GgufFile<'a> {
 
     /// A metadata value, if present.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
-        self.key_index.get(key).and_then(|&i| self.metadata.get(i)).map(|kv| &kv.1)
+        self.key_index
+            .get(key)
+            .and_then(|&i| self.metadata.get(i))
+            .map(|kv| &kv.1)
     }
 
     /// A metadata value, or a `MissingKey` error naming it.
@@ -1065,10 +1064,8 @@ impl<'a> GgufFile<'a> {
         let bytes = self.tensor_bytes(name)?;
         self.check_dequantizable(t)?;
         let (n, k) = t.rows_cols();
-        let dense = matches!(
-            t.ggml_type,
-            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16
-        ) || t.dims.len() != 2;
+        let dense = matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+            || t.dims.len() != 2;
         if dense {
             let mut data = vec![0f32; n * k];
             dequantize_row(t.ggml_type, bytes, &mut data).map_err(|r| self.bad_tensor(t, r))?;
@@ -1106,15 +1103,20 @@ pub fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
     }
 }
 
-fn blocks<const N: usize>(bytes: &[u8], out_len: usize, per: usize) -> Result<&[[u8; N]], String> {
-    let (b, rest) = bytes.as_chunks::<N>();
-    if !rest.is_empty() || b.len().checked_mul(per) != Some(out_len) {
+fn blocks<const N: usize>(
+    bytes: &[u8],
+    out_len: usize,
+    per: usize,
+) -> Result<impl Iterator<Item = &[u8; N]>, String> {
+    if bytes.len() % N != 0 || (bytes.len() / N).checked_mul(per) != Some(out_len) {
         return Err(format!(
             "{} data bytes do not hold {out_len} elements in blocks of {per} ({N} bytes each)",
             bytes.len()
         ));
     }
-    Ok(b)
+    Ok(bytes
+        .chunks_exact(N)
+        .filter_map(|c| <&[u8; N]>::try_from(c).ok()))
 }
 
 fn sub12(blk: &[u8], at: usize) -> [u8; 12] {
@@ -1309,7 +1311,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
     let f16_bits = |b: &[u8], i: usize| f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]]));
     match (ty, &mut stats) {
         (GgmlType::Q4_0, Stats::Sym(s)) => {
-            for (c, b) in codes.chunks_exact_mut(32).zip(blocks::<18>(bytes, total, 32)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(32)
+                .zip(blocks::<18>(bytes, total, 32)?)
+            {
                 s.push(f16_bits(b, 0));
                 for j in 0..16 {
                     c[j] = b[2 + j] & 0xF;
@@ -1318,7 +1323,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
             }
         }
         (GgmlType::Q8_0, Stats::Sym(s)) => {
-            for (c, b) in codes.chunks_exact_mut(32).zip(blocks::<34>(bytes, total, 32)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(32)
+                .zip(blocks::<34>(bytes, total, 32)?)
+            {
                 s.push(f16_bits(b, 0));
                 for j in 0..32 {
                     c[j] = b[2 + j] ^ 0x80; // i8 q + 128
@@ -1326,7 +1334,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
             }
         }
         (GgmlType::Q5_0, Stats::Asym(s, z)) => {
-            for (c, b) in codes.chunks_exact_mut(32).zip(blocks::<22>(bytes, total, 32)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(32)
+                .zip(blocks::<22>(bytes, total, 32)?)
+            {
                 s.push(f16_bits(b, 0));
                 z.push(f16::from_f32(16.0));
                 let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
@@ -1337,7 +1348,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
             }
         }
         (GgmlType::Q4_1, Stats::Min(s, m)) => {
-            for (c, b) in codes.chunks_exact_mut(32).zip(blocks::<20>(bytes, total, 32)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(32)
+                .zip(blocks::<20>(bytes, total, 32)?)
+            {
                 s.push(h_at(b, 0));
                 m.push(h_at(b, 2));
                 for j in 0..16 {
@@ -1347,7 +1361,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
             }
         }
         (GgmlType::Q5_1, Stats::Min(s, m)) => {
-            for (c, b) in codes.chunks_exact_mut(32).zip(blocks::<24>(bytes, total, 32)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(32)
+                .zip(blocks::<24>(bytes, total, 32)?)
+            {
                 s.push(h_at(b, 0));
                 m.push(h_at(b, 2));
                 let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
@@ -1392,7 +1409,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
             }
         }
         (GgmlType::Q6_K, Stats::Min(s, m)) => {
-            for (c, b) in codes.chunks_exact_mut(256).zip(blocks::<210>(bytes, total, 256)?) {
+            for (c, b) in codes
+                .chunks_exact_mut(256)
+                .zip(blocks::<210>(bytes, total, 256)?)
+            {
                 let d = h_at(b, 208);
                 for i in 0..16 {
                     let scale = d * f32::from(b[192 + i] as i8);
@@ -1425,7 +1445,10 @@ fn map_quant(ty: GgmlType, bytes: &[u8], n: usize, k: usize) -> Result<QuantTens
     let groups_per_row = k / group;
     let wpr = pack::words_per_row_packed(k, bits, Packing::Gptq);
     let mut words = vec![0u32; n * wpr];
-    for (row, w) in codes.chunks_exact(k.max(1)).zip(words.chunks_exact_mut(wpr.max(1))) {
+    for (row, w) in codes
+        .chunks_exact(k.max(1))
+        .zip(words.chunks_exact_mut(wpr.max(1)))
+    {
         pack::pack_row_with(row, bits, Packing::Gptq, w);
     }
     let mut q = QuantTensor::new(Scheme::Uniform(u), n, k);

@@ -322,7 +322,9 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
         let scales = q
             .expect_part("scales", PartDtype::F32, &[n, groups])?
             .to_f32();
-        let mins = q.expect_part("mins", PartDtype::F32, &[n, groups])?.to_f32();
+        let mins = q
+            .expect_part("mins", PartDtype::F32, &[n, groups])?
+            .to_f32();
         let g_idx = dequant_group_index(u, q, groups)?;
         let pos: Vec<usize> = (0..k)
             .map(|j| pack::position(j, u.bits, u.packing))

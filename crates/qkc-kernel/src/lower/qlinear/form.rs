@@ -290,7 +290,9 @@ impl Form {
                 let s: Vec<f32> = scales.clone();
                 let m: Vec<f32> = match mins {
                     Some(m) => m,
-                    None => (0..n * groups).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect(),
+                    None => {
+                        (0..n * groups).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect()
+                    }
                 };
                 let _ = Packing::Gptq;
                 let mut v =
