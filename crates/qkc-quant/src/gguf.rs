@@ -41,7 +41,8 @@
 //! Every mapping is bit-exact against ggml's f32 dequant for finite `d`/`dmin`: the products
 //! `d·sc` and `d·sc·q` need at most 11 + 7 + 6 = 24 significant bits, so they are exact in f32
 //! and `scale·q + min` rounds once, as ggml does. (Q6_K has no exact zero-point form, because
-//! `d·sc` is not an f16; `min = −32·scale` is exact, so `scale·q + min = d·sc·(q − 32)` exactly.)
+//! `d·sc` is not an f16; `min = −32·scale` is exact, so `scale·q + min = d·sc·(q − 32)` exactly,
+//! up to the sign of zero: code 32 gives `+0` where ggml's `d·sc·0` gives `−0` when `d·sc < 0`.)
 //! F32, F16 and BF16 tensors, and quantized tensors of rank other than 2, map to
 //! [`GgufWeight::Dense`].
 //!
