@@ -5,6 +5,8 @@
 //!   one safetensors tensor each), with exact scalar reference dequantization.
 //! - [`sparse`]: CSR sparse outliers ([`Csr`]), the "S" of dense-and-sparse; [`outliers`]:
 //!   extracting them from a dense weight.
+//! - [`gguf`]: a GGUF (llama.cpp) reader: metadata, tensors, ggml dequant, and the exact
+//!   mapping of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K onto uniform-int schemes.
 //! - [`io`]: safetensors reading and writing of qkc's layout ([`io::SafetensorsWriter`]).
 //! - One module per scheme family, each with its layout, reference dequant, quantizer and a
 //!   link to what it reproduces: [`uniform`] (GPTQ/AWQ/RTN), [`spqr`], [`lut`] (SqueezeLLM),
@@ -21,6 +23,7 @@ pub mod aqlm;
 pub mod binary;
 pub mod error;
 pub mod fixed;
+pub mod gguf;
 pub mod hadamard;
 pub mod io;
 pub mod kmeans;

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `int4:g128` | uniform 4-bit, groups of 128 along K, symmetric (GPTQ/AWQ/RTN) |
 //! | `int4:g128:asym` | same, asymmetric (with zero points) |
+//! | `int4:g32:min` | `w = scale·q + min`, f32 scale and min per group (GGUF Q4_1/Q5_1/K-quants) |
 //! | `int3:g64:act` | act-order: groups follow a `g_idx` permutation of K (GPTQ `desc_act`) |
 //! | `int8:pc` | per output channel (one group spanning K) |
 //! | `spqr3:g16` | SpQR: 3-bit codes, 16-wide groups, 3-bit second-level stats (`:s3`) |
@@ -77,6 +78,8 @@ pub enum Packing {
 
 /// Uniform integer quantization (GPTQ, AWQ, RTN, QuantEase, AdaRound):
 /// `w = scale[g] · (q − zero[g])`, `q ∈ [0, 2^bits)`; symmetric schemes fix `zero = 2^(bits−1)`.
+/// The `:min` form (GGUF Q4_1/Q5_1/Q4_K/Q5_K/Q6_K) stores a float offset instead of a zero
+/// point: `w = scale[g] · q + min[g]`, with f32 scales and mins (see [`crate::uniform`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UniformInt {
     /// Bits per code: 2, 3, 4 or 8.
@@ -89,6 +92,10 @@ pub struct UniformInt {
     pub act_order: bool,
     /// Word packing order.
     pub packing: Packing,
+    /// `:min` form: `w = scale·q + min` with f32 `scales` and `mins` parts instead of zero
+    /// points. Implies asymmetric (`sym == false`); combines with act-order.
+    #[serde(default)]
+    pub min: bool,
 }
 
 /// SpQR (Dettmers et al. 2023): small groups whose scales and zeros are themselves quantized.
@@ -294,6 +301,12 @@ impl Scheme {
                     )));
                 }
                 check_group(u.group)?;
+                if u.min && u.sym {
+                    return Err(err(
+                        "`:min` (w = scale·q + min) is asymmetric and cannot be combined with `:sym`"
+                            .into(),
+                    ));
+                }
                 if u.act_order && u.group == Group::PerChannel {
                     return Err(err(
                         "act-order needs groups (`:act` with `:pc` has no effect)".into(),
@@ -339,7 +352,9 @@ impl fmt::Display for Scheme {
         match self {
             Scheme::Uniform(u) => {
                 write!(f, "int{}:{}", u.bits, u.group)?;
-                if !u.sym {
+                if u.min {
+                    f.write_str(":min")?;
+                } else if !u.sym {
                     f.write_str(":asym")?;
                 }
                 if u.act_order {
@@ -416,16 +431,23 @@ impl FromStr for Scheme {
                 sym: true,
                 act_order: false,
                 packing: Packing::Gptq,
+                min: false,
             };
+            let mut explicit_sym = false;
             for o in &opts {
                 match *o {
-                    "sym" => u.sym = true,
+                    "sym" => (u.sym, explicit_sym) = (true, true),
                     "asym" => u.sym = false,
+                    "min" => u.min = true,
                     "act" => u.act_order = true,
                     "awq" => u.packing = Packing::Awq,
                     "gptq" => u.packing = Packing::Gptq,
                     _ => u.group = parse_group(o).ok_or_else(|| unknown(o))?,
                 }
+            }
+            if u.min {
+                // `:min` implies asymmetric; an explicit `:sym` is a contradiction `validate` reports.
+                u.sym = explicit_sym;
             }
             Scheme::Uniform(u)
         } else if let Some(bits) = head.strip_prefix("spqr") {
@@ -535,6 +557,9 @@ mod tests {
             "int3:g64:act",
             "int8:pc",
             "int2:g32:asym:act:awq",
+            "int4:g32:min",
+            "int8:g16:min:act",
+            "int8:g32:min:awq",
             "spqr3:g16",
             "spqr3:g16:s4",
             "lut3",
@@ -568,6 +593,10 @@ mod tests {
             Ok("int4:g64".into())
         );
         assert_eq!(
+            "int4:min:g32:asym".parse::<Scheme>().map(|s| s.to_string()),
+            Ok("int4:g32:min".into())
+        );
+        assert_eq!(
             "nf4".parse::<Scheme>().map(|s| s.to_string()),
             Ok("nf4:b64".into())
         );
@@ -578,6 +607,8 @@ mod tests {
         for (s, want) in [
             ("int5:g128", "2, 3, 4 or 8 bits"),
             ("int4:g0", "positive"),
+            ("int4:g32:min:sym", "cannot be combined with `:sym`"),
+            ("int4:sym:g32:min", "cannot be combined with `:sym`"),
             ("int4:gx", "unknown option"),
             ("foo4", "unknown scheme family"),
             ("aqlm", "needs a shape"),

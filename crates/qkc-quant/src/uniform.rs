@@ -18,7 +18,19 @@
 //! - `zeros`: F16 `[n, groups]`, asymmetric only, integer-valued, in code units.
 //! - `g_idx`: I32 `[k]`, act-order only: the group of input column `j` (GPTQ `desc_act`).
 //!
-//! Bits per weight: `bits + 16·groups/k` (sym) or `bits + 32·groups/k` (asym), `+ 32/n` with `g_idx`.
+//! The `:min` form (GGUF Q4_1, Q5_1, Q4_K, Q5_K, Q6_K; see [`crate::gguf`]) is
+//! `w = scale[g]·q + min[g]` with a float offset instead of an integer zero point:
+//! - `scales`: F32 `[n, groups]` (GGUF K-quant scales are `d·sc` products that f16 cannot hold);
+//! - `mins`: F32 `[n, groups]` (no `zeros`).
+//!
+//! Dequant computes `s·q + m` in f32 (a multiply, then an add, no fused multiply-add). For every
+//! GGUF format `s·q` is exact in f32 (at most 11 + 7 + 6 significant bits), so this is one
+//! rounding of the exact value, bit-identical to ggml. The RTN quantizer takes `min` = the group
+//! minimum and `scale = (max − min)/(2^bits − 1)`, codes `round((w − min)/scale)` clamped;
+//! `:min` combines with act-order (`g_idx` decides group membership, as for zero points).
+//!
+//! Bits per weight: `bits + 16·groups/k` (sym), `bits + 32·groups/k` (asym) or
+//! `bits + 64·groups/k` (`:min`), `+ 32/n` with `g_idx`.
 
 use half::f16;
 use rand::{Rng, SeedableRng};
@@ -33,7 +45,7 @@ use crate::tensor::{Part, PartDtype, QuantOptions, QuantTensor};
 pub use crate::pack::{pack_row, words_per_row};
 
 /// Part names this scheme may store.
-pub const PARTS: &[&str] = &["qweight", "scales", "zeros", "g_idx"];
+pub const PARTS: &[&str] = &["qweight", "scales", "zeros", "mins", "g_idx"];
 
 /// `len` Gaussian samples with standard deviation `std`, deterministic for `seed`.
 pub fn gaussian(len: usize, std: f32, seed: u64) -> Vec<f32> {
@@ -52,7 +64,14 @@ pub fn unpack_code(row: &[u32], bits: u8, j: usize) -> u8 {
 pub fn bits_estimate(u: UniformInt, n: usize, k: usize) -> f64 {
     let groups = u.group.count(k) as f64;
     let mut bits = (words_per_row_packed(k, u.bits, u.packing) * 32) as f64 / k as f64;
-    bits += 16.0 * groups / k as f64 * if u.sym { 1.0 } else { 2.0 };
+    bits += groups / k as f64
+        * if u.min {
+            64.0
+        } else if u.sym {
+            16.0
+        } else {
+            32.0
+        };
     if u.act_order {
         bits += 32.0 / n as f64;
     }
@@ -103,6 +122,29 @@ fn code(v: f32, s: f32, z: f32, maxq: f32) -> f32 {
     ((v / s).round() + z).clamp(0.0, maxq)
 }
 
+/// `:min` form: (f32 scale, f32 min) for one group with value range [lo, hi], shrunk by `p`.
+fn min_params(lo: f32, hi: f32, p: f32, maxq: f32) -> (f32, f32) {
+    let (mn, mx) = (lo * p, hi * p);
+    let s = (mx - mn) / maxq;
+    (if s > 0.0 && s.is_finite() { s } else { 0.0 }, mn)
+}
+
+/// `:min` form: the code of `v` for scale `s` and offset `m`.
+#[inline]
+fn min_code(v: f32, s: f32, m: f32, maxq: f32) -> f32 {
+    if s > 0.0 {
+        ((v - m) / s).round().clamp(0.0, maxq)
+    } else {
+        0.0
+    }
+}
+
+/// `:min` form dequant of one code: `s·q + m` in f32 (multiply, then add).
+#[inline]
+pub fn min_value(s: f32, q: u32, m: f32) -> f32 {
+    (s * q as f32) + m
+}
+
 /// Round-to-nearest quantization of row-major `w` (`[n, k]`), rows in parallel.
 pub fn quantize(
     u: UniformInt,
@@ -138,6 +180,34 @@ pub fn quantize(
                     .iter()
                     .map(|&j| row[j])
                     .fold(f32::NEG_INFINITY, f32::max);
+                if u.min {
+                    let err = |(s, m): (f32, f32)| -> f32 {
+                        cols.iter()
+                            .map(|&j| {
+                                let c = min_code(row[j], s, m, maxq) as u32;
+                                (row[j] - min_value(s, c, m)).powi(2)
+                            })
+                            .sum()
+                    };
+                    let mut best = min_params(lo, hi, 1.0, maxq);
+                    if opts.mse_clip {
+                        let mut best_err = err(best);
+                        for step in 1..16 {
+                            let cand = min_params(lo, hi, 1.0 - 0.05 * step as f32, maxq);
+                            let e = err(cand);
+                            if e < best_err {
+                                (best, best_err) = (cand, e);
+                            }
+                        }
+                    }
+                    let (s, m) = best;
+                    for &j in cols {
+                        codes[j] = min_code(row[j], s, m, maxq) as u8;
+                    }
+                    stats[gi] = s.to_bits();
+                    stats[groups + gi] = m.to_bits();
+                    continue;
+                }
                 let mut best = params(u, lo, hi, 1.0);
                 if opts.mse_clip {
                     let err = |(s16, z): (f16, f32)| -> f32 {
@@ -173,6 +243,29 @@ pub fn quantize(
         Vec::with_capacity(n * groups),
         Vec::with_capacity(n * groups),
     );
+    let mut q = QuantTensor::new(crate::Scheme::Uniform(u), n, k);
+    if u.min {
+        let (mut scales, mut mins) = (
+            Vec::with_capacity(n * groups),
+            Vec::with_capacity(n * groups),
+        );
+        for rowbuf in out.chunks_exact(row_len) {
+            qweight.extend_from_slice(&rowbuf[..wpr]);
+            scales.extend(rowbuf[wpr..wpr + groups].iter().map(|&b| f32::from_bits(b)));
+            mins.extend(rowbuf[wpr + groups..].iter().map(|&b| f32::from_bits(b)));
+        }
+        q.parts
+            .insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
+        q.parts
+            .insert("scales".into(), Part::from_f32(vec![n, groups], &scales));
+        q.parts
+            .insert("mins".into(), Part::from_f32(vec![n, groups], &mins));
+        if u.act_order {
+            q.parts
+                .insert("g_idx".into(), Part::from_i32(vec![k], &g_idx));
+        }
+        return Ok(q);
+    }
     for rowbuf in out.chunks_exact(row_len) {
         qweight.extend_from_slice(&rowbuf[..wpr]);
         scales.extend(
@@ -186,7 +279,6 @@ pub fn quantize(
                 .map(|&b| f16::from_bits(b as u16)),
         );
     }
-    let mut q = QuantTensor::new(crate::Scheme::Uniform(u), n, k);
     q.parts
         .insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
     q.parts
@@ -217,6 +309,45 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let qweight = q
         .expect_part("qweight", PartDtype::U32, &[n, wpr])?
         .to_u32();
+    if u.min {
+        if q.parts.contains_key("zeros") {
+            return Err(QuantError::BadTensor {
+                tensor: "zeros".into(),
+                reason: format!(
+                    "scheme `{}` stores `mins`, not zero points",
+                    crate::Scheme::Uniform(u)
+                ),
+            });
+        }
+        let scales = q
+            .expect_part("scales", PartDtype::F32, &[n, groups])?
+            .to_f32();
+        let mins = q
+            .expect_part("mins", PartDtype::F32, &[n, groups])?
+            .to_f32();
+        let g_idx = dequant_group_index(u, q, groups)?;
+        let pos: Vec<usize> = (0..k)
+            .map(|j| pack::position(j, u.bits, u.packing))
+            .collect();
+        let mut out = vec![0f32; n * k];
+        for i in 0..n {
+            let row = &qweight[i * wpr..(i + 1) * wpr];
+            for j in 0..k {
+                let gi = i * groups + g_idx[j];
+                out[i * k + j] = min_value(scales[gi], pack::get(row, u.bits, pos[j]), mins[gi]);
+            }
+        }
+        return Ok(out);
+    }
+    if q.parts.contains_key("mins") {
+        return Err(QuantError::BadTensor {
+            tensor: "mins".into(),
+            reason: format!(
+                "is a part of `:min` schemes only, not of `{}`",
+                crate::Scheme::Uniform(u)
+            ),
+        });
+    }
     let scales = q
         .expect_part("scales", PartDtype::F16, &[n, groups])?
         .to_f64();
@@ -226,23 +357,7 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
         q.expect_part("zeros", PartDtype::F16, &[n, groups])?
             .to_f64()
     };
-    let g = u.group.len(k);
-    let g_idx: Vec<usize> = if u.act_order {
-        let gi = q.expect_part("g_idx", PartDtype::I32, &[k])?.to_f64();
-        let mut out = Vec::with_capacity(k);
-        for (j, v) in gi.into_iter().enumerate() {
-            if v < 0.0 || v as usize >= groups {
-                return Err(QuantError::BadTensor {
-                    tensor: "g_idx".into(),
-                    reason: format!("entry {j} is {v}, outside [0, {groups})"),
-                });
-            }
-            out.push(v as usize);
-        }
-        out
-    } else {
-        (0..k).map(|j| j / g).collect()
-    };
+    let g_idx = dequant_group_index(u, q, groups)?;
     let pos: Vec<usize> = (0..k)
         .map(|j| pack::position(j, u.bits, u.packing))
         .collect();
@@ -254,6 +369,31 @@ pub fn dequant(u: UniformInt, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
             let c = f64::from(pack::get(row, u.bits, pos[j]));
             out[i * k + j] = (scales[gi] * (c - zeros[gi])) as f32;
         }
+    }
+    Ok(out)
+}
+
+/// The group of each input column for dequant: the stored `g_idx` (checked) or `j / g`.
+fn dequant_group_index(
+    u: UniformInt,
+    q: &QuantTensor,
+    groups: usize,
+) -> Result<Vec<usize>, QuantError> {
+    let k = q.k;
+    if !u.act_order {
+        let g = u.group.len(k);
+        return Ok((0..k).map(|j| j / g).collect());
+    }
+    let gi = q.expect_part("g_idx", PartDtype::I32, &[k])?.to_f64();
+    let mut out = Vec::with_capacity(k);
+    for (j, v) in gi.into_iter().enumerate() {
+        if v < 0.0 || v as usize >= groups {
+            return Err(QuantError::BadTensor {
+                tensor: "g_idx".into(),
+                reason: format!("entry {j} is {v}, outside [0, {groups})"),
+            });
+        }
+        out.push(v as usize);
     }
     Ok(out)
 }
@@ -294,6 +434,9 @@ mod tests {
             "int8:pc",
             "int4:g64:act",
             "int4:g32:awq",
+            "int4:g32:min",
+            "int8:g16:min:act",
+            "int3:g64:min",
         ] {
             let s: Scheme = spelling.parse().expect("scheme");
             let Scheme::Uniform(u) = s else {

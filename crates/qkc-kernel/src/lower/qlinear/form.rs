@@ -258,7 +258,9 @@ impl Form {
             (Form::Codes { cb, group, .. }, Scheme::Uniform(u)) => {
                 let groups = k / group;
                 let scales = part_f32(q, "scales")?;
-                let zeros = if u.sym { None } else { Some(part_f32(q, "zeros")?) };
+                // `:min`: w = scale·q + min, so the offset is the stored min (f32).
+                let mins = if u.min { Some(part_f32(q, "mins")?) } else { None };
+                let zeros = if u.sym || u.min { None } else { Some(part_f32(q, "zeros")?) };
                 let words = part_u32(q, "qweight")?;
                 let wpr = qpack::words_per_row_packed(k, u.bits, u.packing);
                 let gidx: Vec<usize> = if u.act_order {
@@ -286,8 +288,12 @@ impl Form {
                 }
                 let z0 = f32::from(1u16 << (u.bits - 1));
                 let s: Vec<f32> = scales.clone();
-                let m: Vec<f32> =
-                    (0..n * groups).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect();
+                let m: Vec<f32> = match mins {
+                    Some(m) => m,
+                    None => {
+                        (0..n * groups).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect()
+                    }
+                };
                 let _ = Packing::Gptq;
                 let mut v =
                     vec![pack_codes(&codes, n, k, cb), f32_buffer("scale", s), f32_buffer("offset", m)];
