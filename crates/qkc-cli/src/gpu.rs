@@ -260,3 +260,23 @@ pub fn compile_ptx_dir(
     );
     Ok(())
 }
+
+/// A CUDA executor for `qkc generate` (T = 1, kernels launched without a sync after each).
+pub fn model_executor<'m>(
+    path: &Path,
+    m: &'m qkc_model::Model,
+) -> Result<(Box<dyn qkc_model::generate::Executor + 'm>, String), Reported> {
+    let cuda = open()?;
+    let fused = fuse(path, &m.graph)?;
+    let sm = cuda.sm;
+    let mut prog = GpuProgram::new(cuda.clone(), &fused, &m.weights, 1, sm, &|l| ptx(&l.kernel, sm))
+        .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    prog.sync_each = false;
+    let what = format!(
+        "cuda ({}, sm_{sm}), {} kernels / {} launches per token",
+        cuda.name,
+        prog.kernels().len(),
+        prog.launch_count()
+    );
+    Ok((Box::new(prog), what))
+}

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod gpu;
+mod model;
 mod native;
 mod quantize;
 
@@ -203,6 +204,54 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Import a model: write its whole graph (.qir) and a weight binding that memory-maps the
+    /// original file (weights are not copied).
+    Import {
+        /// A llama.cpp GGUF file (llama architecture).
+        model: PathBuf,
+        /// Output directory.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// KV cache capacity in tokens written into the graph (capped at the model's context).
+        #[arg(long, default_value_t = 2048)]
+        ctx: usize,
+    },
+    /// Generate text from a model (a GGUF file or a `qkc import` directory), streaming it, then
+    /// print prefill and decode tokens/s.
+    Generate {
+        /// A GGUF file or a directory written by `qkc import`.
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long)]
+        prompt: String,
+        /// Tokens to generate at most (generation also stops at the end-of-turn token).
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        /// Where to run it.
+        #[arg(long, value_enum, default_value_t = Target::Cpu)]
+        target: Target,
+        /// Sampling temperature; 0 is greedy decoding.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Nucleus sampling mass (with --temperature > 0).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Wrap the prompt in the model's chat template as a user message.
+        #[arg(long)]
+        chat: bool,
+        /// Worker threads for --target cpu (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// KV cache capacity in tokens (capped at the model's context).
+        #[arg(long, default_value_t = 2048)]
+        ctx: usize,
+        /// Print only the generated text.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -339,6 +388,34 @@ fn main() -> ExitCode {
             seed,
             json,
         } => bench(&file, target, &batch, threads, seed, json.as_deref()),
+        Cmd::Import { model, out, ctx } => model::import(&model, &out, ctx),
+        Cmd::Generate {
+            model,
+            prompt,
+            max_tokens,
+            target,
+            temperature,
+            top_p,
+            seed,
+            chat,
+            threads,
+            ctx,
+            quiet,
+        } => model::generate_cmd(&model::GenArgs {
+            model: &model,
+            prompt: &prompt,
+            max_tokens,
+            target,
+            sampling: qkc_model::generate::Sampling {
+                temperature,
+                top_p,
+                seed,
+            },
+            chat,
+            threads,
+            ctx,
+            quiet,
+        }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

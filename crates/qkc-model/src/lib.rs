@@ -3,8 +3,12 @@
 
 pub mod chat;
 pub mod generate;
+pub mod gguf;
 pub mod llama;
+mod model;
 pub mod tokenizer;
+
+pub use model::{ImportManifest, Model, OpenOptions};
 
 /// What can go wrong building or running a model.
 #[derive(Debug, thiserror::Error)]

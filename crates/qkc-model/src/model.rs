@@ -1,0 +1,173 @@
+//! A model ready to compile: its config, graph, weight source, tokenizer and chat template,
+//! opened from a GGUF file or from a directory `qkc import` wrote.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use qkc_ir::interp::Weights;
+use qkc_ir::Graph;
+
+use crate::gguf::GgufModel;
+use crate::llama::{build_qir, parse_graph, Binding, LlamaConfig, Role};
+use crate::tokenizer::Tokenizer;
+use crate::ModelError;
+
+/// How to open a model.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// KV cache capacity in tokens (capped at the model's context length).
+    pub max_seq: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { max_seq: 2048 }
+    }
+}
+
+/// The file `qkc import` writes beside the graph: where the weights are.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportManifest {
+    /// Format of the weight file (`gguf`).
+    pub format: String,
+    /// The weight file, memory-mapped at load (absolute, or relative to the manifest).
+    pub weights: PathBuf,
+    /// The graph file, relative to the manifest.
+    pub graph: PathBuf,
+    /// The architecture parameters the graph was built from.
+    pub config: LlamaConfig,
+}
+
+/// A model ready to compile and run.
+pub struct Model {
+    /// Architecture.
+    pub cfg: LlamaConfig,
+    /// The graph (one step of T tokens).
+    pub graph: Graph,
+    /// Its text.
+    pub text: String,
+    /// Weight binding (memory-mapped source).
+    pub weights: Weights,
+    /// Tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The chat template, when the model has one.
+    pub chat_template: Option<String>,
+    gguf: Arc<GgufModel>,
+}
+
+impl Model {
+    /// Open a `.gguf` file, or a directory with `qkc-import.json`.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Model, ModelError> {
+        if path.is_dir() {
+            return Self::open_import(path, opts);
+        }
+        let gguf = Arc::new(GgufModel::open(path)?);
+        let mut cfg = gguf.config()?;
+        cfg.max_seq = opts.max_seq.min(cfg.context.max(1));
+        let g = gguf.clone();
+        let name = |r: Role| r.gguf_name();
+        let ty = move |r: Role| g.type_of(r);
+        let text = build_qir(&cfg, &Binding { name: &name, ty: &ty })?;
+        Self::assemble(cfg, text, gguf)
+    }
+
+    fn open_import(dir: &Path, opts: &OpenOptions) -> Result<Model, ModelError> {
+        let mpath = dir.join("qkc-import.json");
+        let raw = std::fs::read_to_string(&mpath)
+            .map_err(|e| ModelError::Other(format!("{}: {e} (not a `qkc import` directory?)", mpath.display())))?;
+        let m: ImportManifest = serde_json::from_str(&raw)
+            .map_err(|e| ModelError::Other(format!("{}: {e}", mpath.display())))?;
+        if m.format != "gguf" {
+            return Err(ModelError::Other(format!(
+                "{}: weight format `{}` is not supported (qkc imports gguf)",
+                mpath.display(),
+                m.format
+            )));
+        }
+        let wpath = if m.weights.is_absolute() { m.weights.clone() } else { dir.join(&m.weights) };
+        let gpath = dir.join(&m.graph);
+        let mut text = std::fs::read_to_string(&gpath)
+            .map_err(|e| ModelError::Other(format!("{}: {e}", gpath.display())))?;
+        let gguf = Arc::new(GgufModel::open(&wpath)?);
+        let mut cfg = m.config;
+        let want = opts.max_seq.min(cfg.context.max(1));
+        if want != cfg.max_seq {
+            // the cache capacity is the one graph attribute a user changes at run time
+            text = text.replace(&format!("max_seq = {}}}", cfg.max_seq), &format!("max_seq = {want}}}"));
+            cfg.max_seq = want;
+        }
+        Self::assemble(cfg, text, gguf)
+    }
+
+    fn assemble(cfg: LlamaConfig, text: String, gguf: Arc<GgufModel>) -> Result<Model, ModelError> {
+        let graph = parse_graph(&text)?;
+        let tokenizer = gguf.tokenizer()?;
+        let chat_template = gguf.chat_template();
+        Ok(Model {
+            cfg,
+            graph,
+            text,
+            weights: Weights::Source(gguf.clone()),
+            tokenizer,
+            chat_template,
+            gguf,
+        })
+    }
+
+    /// The weight file.
+    pub fn weights_path(&self) -> &Path {
+        self.gguf.path()
+    }
+
+    /// Write `model.qir` and `qkc-import.json` (the weights stay where they are, memory-mapped
+    /// at load). Returns the files written with a description.
+    pub fn write_import(&self, out: &Path) -> Result<Vec<(PathBuf, &'static str)>, ModelError> {
+        let io = |p: &Path, e: std::io::Error| ModelError::Other(format!("{}: {e}", p.display()));
+        std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+        let gpath = out.join("model.qir");
+        std::fs::write(&gpath, &self.text).map_err(|e| io(&gpath, e))?;
+        let weights = std::fs::canonicalize(self.gguf.path()).map_err(|e| io(self.gguf.path(), e))?;
+        let m = ImportManifest {
+            format: "gguf".into(),
+            weights,
+            graph: "model.qir".into(),
+            config: self.cfg.clone(),
+        };
+        let mpath = out.join("qkc-import.json");
+        let json = serde_json::to_string_pretty(&m).map_err(|e| ModelError::Other(e.to_string()))?;
+        std::fs::write(&mpath, json + "\n").map_err(|e| io(&mpath, e))?;
+        Ok(vec![
+            (gpath, "the whole model as a .qir graph (one step of T tokens, KV caches per block)"),
+            (mpath, "the weight binding: the GGUF file, memory-mapped at load (not copied)"),
+        ])
+    }
+
+    /// The prompt wrapped in the model's chat template as one user message, with the
+    /// generation prompt.
+    pub fn chat_prompt(&self, user: &str) -> Result<String, ModelError> {
+        let t = self
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| ModelError::Other("the model has no chat template (tokenizer.chat_template)".into()))?;
+        let msgs = [crate::chat::Message::user(user)];
+        let bos = self.tokenizer.bos().and_then(|i| self.tokenizer.id_to_token(i)).unwrap_or_default();
+        let eos = self.tokenizer.eos().and_then(|i| self.tokenizer.id_to_token(i)).unwrap_or_default();
+        crate::chat::ChatTemplate::new(t)
+            .and_then(|c| c.render(&msgs, true, &bos, &eos))
+            .map_err(|e| ModelError::Other(e.to_string()))
+    }
+
+    /// Tokens that end generation: the EOS token, and `<|im_end|>` / `<|eot_id|>` / `<|endoftext|>`
+    /// when the vocabulary has them.
+    pub fn stop_tokens(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.tokenizer.eos().into_iter().collect();
+        for s in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>"] {
+            if let Some(i) = self.tokenizer.token_to_id(s) {
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        v
+    }
+}
