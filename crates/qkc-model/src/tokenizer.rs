@@ -15,6 +15,8 @@
 //! Token types (`tokenizer.ggml.token_type`, llama.cpp's enum): 3 (CONTROL) tokens are special
 //! added tokens and 4 (USER_DEFINED) tokens are plain added tokens; both are matched whole in
 //! the input text before pre-tokenization, so `<|im_start|>` written in a prompt maps to its id.
+//! A token string that occurs twice in `tokens` encodes to its first id (HF's vocabulary is a
+//! map); the later ids decode as the first.
 //! Decoding keeps special tokens (`decode(encode(s)) == s`); [`Tokenizer::is_special`] tells a
 //! caller which ids to hide.
 
@@ -73,6 +75,9 @@ pub struct Vocab {
     pub eos: Option<u32>,
     /// `tokenizer.ggml.add_bos_token`.
     pub add_bos: bool,
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece only): prepend `▁` to the text and
+    /// strip one leading space when decoding. `None` means the SentencePiece default, `true`.
+    pub add_space_prefix: Option<bool>,
 }
 
 /// Why a tokenizer could not be built, or could not encode or decode.
@@ -139,6 +144,9 @@ pub const SUPPORTED_PRE: &[&str] = &[
 /// The pre-tokenizer for a byte-level BPE vocabulary, by its `tokenizer.ggml.pre` name.
 /// Also returns whether BPE should skip merges for words found whole in the vocabulary
 /// (`ignore_merges`, set by Llama 3's tokenizer.json and by llama.cpp for `LLAMA3`).
+///
+/// Qwen2's tokenizer.json also NFC-normalizes the text; like llama.cpp, this does not (the ids
+/// differ only for text that is not already in NFC).
 pub fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool), TokenizerError> {
     let byte_level =
         |use_regex: bool| -> PreTokenizerWrapper { ByteLevel::new(false, true, use_regex).into() };
@@ -183,6 +191,8 @@ pub struct Tokenizer {
     add_bos: bool,
     from_gguf: bool,
     special: Vec<bool>,
+    /// Ids whose token string occurred earlier in the vocabulary -> that earlier id.
+    alias: std::collections::HashMap<u32, u32>,
     vocab_size: usize,
 }
 
@@ -264,8 +274,12 @@ impl Tokenizer {
 
         // Token -> id; a duplicated token string keeps its first id (HF's vocab is a map).
         let mut vocab = BpeVocab::with_capacity(n);
+        let mut alias = std::collections::HashMap::new();
         for (id, tok) in v.tokens.iter().enumerate() {
-            vocab.entry(tok.clone()).or_insert(id as u32);
+            let first = *vocab.entry(tok.clone()).or_insert(id as u32);
+            if first != id as u32 {
+                alias.insert(id as u32, first);
+            }
         }
 
         let mut inner = match v.model.as_str() {
@@ -322,23 +336,25 @@ impl Tokenizer {
                     .build()
                     .map_err(|e| TokenizerError::Build(e.to_string()))?;
                 let mut t = tokenizers::Tokenizer::new(bpe);
-                let normalizer: NormalizerWrapper = NormalizerSequence::new(vec![
-                    Prepend::new("▁".to_string()).into(),
-                    Replace::new(" ", "▁")
-                        .map_err(|e| TokenizerError::Build(e.to_string()))?
-                        .into(),
-                ])
-                .into();
-                t.with_normalizer(Some(normalizer));
-                let decoder: DecoderWrapper = DecoderSequence::new(vec![
-                    Replace::new("▁", " ")
-                        .map_err(|e| TokenizerError::Build(e.to_string()))?
-                        .into(),
+                let space_prefix = v.add_space_prefix.unwrap_or(true);
+                let replace = |from: &str, to: &str| {
+                    Replace::new(from, to).map_err(|e| TokenizerError::Build(e.to_string()))
+                };
+                let mut normalizers: Vec<NormalizerWrapper> = Vec::new();
+                if space_prefix {
+                    normalizers.push(Prepend::new("▁".to_string()).into());
+                }
+                normalizers.push(replace(" ", "▁")?.into());
+                t.with_normalizer(Some(NormalizerSequence::new(normalizers)));
+                let mut decoders: Vec<DecoderWrapper> = vec![
+                    replace("▁", " ")?.into(),
                     ByteFallback::default().into(),
                     Fuse::default().into(),
-                    Strip::new(' ', 1, 0).into(),
-                ])
-                .into();
+                ];
+                if space_prefix {
+                    decoders.push(Strip::new(' ', 1, 0).into());
+                }
+                let decoder: DecoderWrapper = DecoderSequence::new(decoders).into();
                 t.with_decoder(Some(decoder));
                 t
             }
@@ -376,6 +392,7 @@ impl Tokenizer {
             from_gguf: true,
             special,
             vocab_size: n,
+            alias,
         })
     }
 
@@ -422,6 +439,7 @@ impl Tokenizer {
             from_gguf: false,
             special,
             vocab_size: vocab_size.max(max_id),
+            alias: std::collections::HashMap::new(),
         })
     }
 
@@ -449,7 +467,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         self.check_ids(ids)?;
         self.inner
-            .decode(ids, false)
+            .decode(&self.resolve(ids), false)
             .map_err(|e| TokenizerError::Decode(e.to_string()))
     }
 
@@ -462,8 +480,20 @@ impl Tokenizer {
             .filter(|&id| !self.is_special(id))
             .collect();
         self.inner
-            .decode(&kept, false)
+            .decode(&self.resolve(&kept), false)
             .map_err(|e| TokenizerError::Decode(e.to_string()))
+    }
+
+    /// Duplicate-token ids replaced by the id the model's vocabulary knows them by.
+    fn resolve<'i>(&self, ids: &'i [u32]) -> std::borrow::Cow<'i, [u32]> {
+        if self.alias.is_empty() || !ids.iter().any(|id| self.alias.contains_key(id)) {
+            return std::borrow::Cow::Borrowed(ids);
+        }
+        std::borrow::Cow::Owned(
+            ids.iter()
+                .map(|id| self.alias.get(id).copied().unwrap_or(*id))
+                .collect(),
+        )
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<(), TokenizerError> {
@@ -478,7 +508,8 @@ impl Tokenizer {
 
     /// The text of one token as stored in the vocabulary (byte-level form for GPT-2 BPE).
     pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+        self.inner
+            .id_to_token(self.alias.get(&id).copied().unwrap_or(id))
     }
 
     /// The id of a token written in vocabulary form (`"<|im_end|>"`, `"Ġthe"`).

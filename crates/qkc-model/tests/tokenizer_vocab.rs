@@ -33,6 +33,7 @@ fn bpe_vocab(pre: &str) -> Vocab {
         bos: Some(0),
         eos: Some(1),
         add_bos: true,
+        add_space_prefix: None,
     }
 }
 
@@ -83,6 +84,23 @@ fn gpt2_and_llama3_pre_tokenizers() {
     let tok = Tokenizer::from_gguf_vocab(&bpe_vocab("qwen2")).expect("build");
     let ids = tok.encode("hello 12", false).expect("encode");
     assert_eq!(pieces(&tok, &ids), ["hello", "Ġ", "1", "2"]);
+}
+
+#[test]
+fn duplicate_tokens_decode_as_the_first() {
+    let mut v = bpe_vocab("gpt2");
+    let first = v.tokens.iter().position(|t| t == "hello").expect("hello") as u32;
+    v.tokens.push("hello".into());
+    v.token_type.push(token_type::NORMAL);
+    let dup = v.tokens.len() as u32 - 1;
+    let tok = Tokenizer::from_gguf_vocab(&v).expect("build");
+    assert_eq!(tok.encode("hello", false).expect("encode"), [first]);
+    assert_eq!(tok.decode(&[dup, dup]).expect("decode"), "hellohello");
+    assert_eq!(tok.id_to_token(dup).as_deref(), Some("hello"));
+    assert_eq!(
+        tok.decoder().push(dup).expect("push").as_deref(),
+        Some("hello")
+    );
 }
 
 #[test]
@@ -198,6 +216,7 @@ fn spm_vocab() -> Vocab {
         bos: Some(1),
         eos: Some(2),
         add_bos: true,
+        add_space_prefix: None,
     }
 }
 
@@ -234,6 +253,20 @@ fn sentencepiece_vocab() {
             Some("é".to_string())
         ]
     );
+
+    // As in llama.cpp and HF, the space prefix also goes after a special token in the text.
+    let ids = tok.encode("hello</s>world", false).expect("encode");
+    assert_eq!(pieces(&tok, &ids), ["▁hello", "</s>", "▁world"]);
+
+    // Without add_space_prefix, no ▁ is prepended and no space stripped.
+    let mut v = spm_vocab();
+    v.add_space_prefix = Some(false);
+    let tok = Tokenizer::from_gguf_vocab(&v).expect("build");
+    let ids = tok.encode("hello world", false).expect("encode");
+    assert_eq!(pieces(&tok, &ids), ["he", "llo", "▁world"]);
+    assert_eq!(tok.decode(&ids).expect("decode"), "hello world");
+    let ids = tok.encode(" world", false).expect("encode");
+    assert_eq!(tok.decode(&ids).expect("decode"), " world");
 }
 
 /// A tiny HF tokenizer.json: byte-level BPE with `<s>` prepended by its post-processor.

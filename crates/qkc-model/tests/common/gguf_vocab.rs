@@ -159,6 +159,10 @@ pub fn read_vocab(path: &Path) -> Result<(Vocab, Option<String>), String> {
                 Value::Bool(b) => vocab.add_bos = b,
                 other => return Err(format!("{key}: {other:?}")),
             },
+            "tokenizer.ggml.add_space_prefix" => match value {
+                Value::Bool(b) => vocab.add_space_prefix = Some(b),
+                other => return Err(format!("{key}: {other:?}")),
+            },
             _ => {}
         }
     }
