@@ -188,6 +188,9 @@ impl GgufModel {
             },
             bos: opt_u32("tokenizer.ggml.bos_token_id"),
             eos: opt_u32("tokenizer.ggml.eos_token_id"),
+            add_space_prefix: f
+                .get("tokenizer.ggml.add_space_prefix")
+                .and_then(|_| f.get_bool("tokenizer.ggml.add_space_prefix").ok()),
             add_bos: f.get("tokenizer.ggml.add_bos_token").and_then(|_| f.get_bool("tokenizer.ggml.add_bos_token").ok()).unwrap_or(false),
         };
         Tokenizer::from_gguf_vocab(&v).map_err(|e| ModelError::Other(format!("{}: tokenizer: {e}", self.path.display())))
