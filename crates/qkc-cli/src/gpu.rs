@@ -269,8 +269,10 @@ pub fn model_executor<'m>(
     let cuda = open()?;
     let fused = fuse(path, &m.graph)?;
     let sm = cuda.sm;
-    let mut prog = GpuProgram::new(cuda.clone(), &fused, &m.weights, 1, sm, &|l| ptx(&l.kernel, sm))
-        .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+    let mut prog = GpuProgram::new(cuda.clone(), &fused, &m.weights, 1, sm, &|l| {
+        ptx(&l.kernel, sm)
+    })
+    .map_err(|e| fail(format!("{}: {e}", display(path))))?;
     prog.sync_each = false;
     let what = format!(
         "cuda ({}, sm_{sm}), {} kernels / {} launches per token",

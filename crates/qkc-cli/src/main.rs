@@ -251,6 +251,10 @@ enum Cmd {
         /// Print only the generated text.
         #[arg(long, short)]
         quiet: bool,
+        /// Quantize activations per token to this many bits (8 or 4) in front of every
+        /// quantized layer, as llama.cpp's integer dot products do (W4A8).
+        #[arg(long)]
+        act_bits: Option<u8>,
     },
 }
 
@@ -401,6 +405,7 @@ fn main() -> ExitCode {
             threads,
             ctx,
             quiet,
+            act_bits,
         } => model::generate_cmd(&model::GenArgs {
             model: &model,
             prompt: &prompt,
@@ -415,6 +420,7 @@ fn main() -> ExitCode {
             threads,
             ctx,
             quiet,
+            act_bits,
         }),
     };
     match r {

@@ -21,18 +21,26 @@ pub struct GenArgs<'a> {
     pub chat: bool,
     pub threads: Option<usize>,
     pub ctx: usize,
+    pub act_bits: Option<u8>,
     /// Print only the generated text (no banner, no stats).
     pub quiet: bool,
 }
 
-fn open(path: &Path, ctx: usize) -> Result<Model, Reported> {
-    Model::open(path, &OpenOptions { max_seq: ctx }).map_err(|e| fail(format!("{}: {e}", display(path))))
+fn open(path: &Path, ctx: usize, act_bits: Option<u8>) -> Result<Model, Reported> {
+    Model::open(
+        path,
+        &OpenOptions {
+            max_seq: ctx,
+            act_bits,
+        },
+    )
+    .map_err(|e| fail(e.to_string()))
 }
 
 /// `qkc import MODEL -o DIR`.
 pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
     let t0 = Instant::now();
-    let m = open(path, ctx)?;
+    let m = open(path, ctx, None)?;
     let files = m
         .write_import(out)
         .map_err(|e| fail(format!("{}: {e}", display(out))))?;
@@ -53,9 +61,10 @@ pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
 /// `qkc generate`.
 pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     let t0 = Instant::now();
-    let m = open(a.model, a.ctx)?;
+    let m = open(a.model, a.ctx, a.act_bits)?;
     let text = if a.chat {
-        m.chat_prompt(a.prompt).map_err(|e| fail(format!("--chat: {e}")))?
+        m.chat_prompt(a.prompt)
+            .map_err(|e| fail(format!("--chat: {e}")))?
     } else {
         a.prompt.to_string()
     };
@@ -69,7 +78,9 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     let (mut exe, what): (Box<dyn Executor + '_>, String) = match a.target {
         Target::Cpu => {
             let fused = fuse(a.model, &m.graph)?;
-            let opts = a.threads.map_or_else(CpuOptions::default, CpuOptions::with_threads);
+            let opts = a
+                .threads
+                .map_or_else(CpuOptions::default, CpuOptions::with_threads);
             let p = CpuProgram::new(&fused, &m.weights, 1, opts)
                 .map_err(|e| fail(format!("{}: {e}", display(a.model))))?;
             let what = format!(
@@ -106,15 +117,25 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
         if stop.contains(&id) {
             return Ok(());
         }
-        if let Some(s) = dec.push(id).map_err(|e| qkc_model::ModelError::Other(e.to_string()))? {
+        if let Some(s) = dec
+            .push(id)
+            .map_err(|e| qkc_model::ModelError::Other(e.to_string()))?
+        {
             let _ = stdout.write_all(s.as_bytes());
             let _ = stdout.flush();
         }
         Ok(())
     };
-    let (_, st): (Vec<u32>, Stats) =
-        generate(exe.as_mut(), &prompt, a.max_tokens, m.cfg.max_seq, a.sampling, &stop, &mut emit)
-            .map_err(|e| fail(format!("generating: {e}")))?;
+    let (_, st): (Vec<u32>, Stats) = generate(
+        exe.as_mut(),
+        &prompt,
+        a.max_tokens,
+        m.cfg.max_seq,
+        a.sampling,
+        &stop,
+        &mut emit,
+    )
+    .map_err(|e| fail(format!("generating: {e}")))?;
     println!();
     if !a.quiet {
         println!(

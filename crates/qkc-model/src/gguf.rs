@@ -60,7 +60,10 @@ impl GgufModel {
                 path.display()
             )));
         }
-        Ok(GgufModel { file, path: path.to_path_buf() })
+        Ok(GgufModel {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The file.
@@ -116,10 +119,13 @@ impl GgufModel {
             head_dim,
             rope_theta: theta,
             rope_style: RopeStyle::Interleaved,
-            eps: f.get_f64("llama.attention.layer_norm_rms_epsilon").map_err(gerr)?,
+            eps: f
+                .get_f64("llama.attention.layer_norm_rms_epsilon")
+                .map_err(gerr)?,
             max_seq: context,
             tied: f.tensor("output.weight").is_err(),
             context,
+            act_bits: None,
         };
         cfg.validate()?;
         // every tensor the graph binds must be there with the right shape
@@ -127,7 +133,11 @@ impl GgufModel {
             let t = f.tensor(&r.gguf_name()).map_err(gerr)?;
             let want = cfg.shape(r);
             let (n, k) = t.rows_cols();
-            let got = if t.dims.len() == 1 { vec![k] } else { vec![n, k] };
+            let got = if t.dims.len() == 1 {
+                vec![k]
+            } else {
+                vec![n, k]
+            };
             if got != want {
                 return Err(ModelError::Config(format!(
                     "{}: tensor `{}` is {got:?} ([N, K]) but the config implies {want:?}",
@@ -154,7 +164,12 @@ impl GgufModel {
         if !role.is_linear() {
             return "f32".into();
         }
-        match self.file.tensor(&self.tensor_name(role)).ok().and_then(|t| scheme_of(t.ggml_type)) {
+        match self
+            .file
+            .tensor(&self.tensor_name(role))
+            .ok()
+            .and_then(|t| scheme_of(t.ggml_type))
+        {
             Some(s) => format!("q<{s}>"),
             None => "f32".into(),
         }
@@ -164,12 +179,19 @@ impl GgufModel {
     pub fn tokenizer(&self) -> Result<Tokenizer, ModelError> {
         let f = &self.file;
         let strs = |k: &str| -> Result<Vec<String>, ModelError> {
-            Ok(f.get_str_array(k).map_err(gerr)?.into_iter().map(str::to_string).collect())
+            Ok(f.get_str_array(k)
+                .map_err(gerr)?
+                .into_iter()
+                .map(str::to_string)
+                .collect())
         };
         let opt_u32 = |k: &str| f.get(k).and_then(|_| f.get_u32(k).ok());
         let v = Vocab {
             model: f.get_str("tokenizer.ggml.model").map_err(gerr)?.to_string(),
-            pre: f.get("tokenizer.ggml.pre").and_then(|_| f.get_str("tokenizer.ggml.pre").ok()).map(str::to_string),
+            pre: f
+                .get("tokenizer.ggml.pre")
+                .and_then(|_| f.get_str("tokenizer.ggml.pre").ok())
+                .map(str::to_string),
             tokens: strs("tokenizer.ggml.tokens")?,
             merges: if f.get("tokenizer.ggml.merges").is_some() {
                 strs("tokenizer.ggml.merges")?
@@ -191,14 +213,21 @@ impl GgufModel {
             add_space_prefix: f
                 .get("tokenizer.ggml.add_space_prefix")
                 .and_then(|_| f.get_bool("tokenizer.ggml.add_space_prefix").ok()),
-            add_bos: f.get("tokenizer.ggml.add_bos_token").and_then(|_| f.get_bool("tokenizer.ggml.add_bos_token").ok()).unwrap_or(false),
+            add_bos: f
+                .get("tokenizer.ggml.add_bos_token")
+                .and_then(|_| f.get_bool("tokenizer.ggml.add_bos_token").ok())
+                .unwrap_or(false),
         };
-        Tokenizer::from_gguf_vocab(&v).map_err(|e| ModelError::Other(format!("{}: tokenizer: {e}", self.path.display())))
+        Tokenizer::from_gguf_vocab(&v)
+            .map_err(|e| ModelError::Other(format!("{}: tokenizer: {e}", self.path.display())))
     }
 
     /// `tokenizer.chat_template`, when present.
     pub fn chat_template(&self) -> Option<String> {
-        self.file.get_str("tokenizer.chat_template").ok().map(str::to_string)
+        self.file
+            .get_str("tokenizer.chat_template")
+            .ok()
+            .map(str::to_string)
     }
 }
 
@@ -215,16 +244,18 @@ impl WeightSource for GgufModel {
                 let v = self.file.dequantize(name).map_err(|e| e.to_string())?;
                 Ok(Loaded::Dense(v))
             }
-            Type::Quant { scheme, .. } => match self.file.to_quant(name).map_err(|e| e.to_string())? {
-                GgufWeight::Quant(q) if q.scheme == *scheme => Ok(Loaded::Quant(q)),
-                GgufWeight::Quant(q) => Err(format!(
-                    "the file stores it as q<{}>, the graph declares q<{scheme}>",
-                    q.scheme
-                )),
-                GgufWeight::Dense { .. } => {
-                    Err(format!("the file stores it as a float tensor, the graph declares q<{scheme}>"))
+            Type::Quant { scheme, .. } => {
+                match self.file.to_quant(name).map_err(|e| e.to_string())? {
+                    GgufWeight::Quant(q) if q.scheme == *scheme => Ok(Loaded::Quant(q)),
+                    GgufWeight::Quant(q) => Err(format!(
+                        "the file stores it as q<{}>, the graph declares q<{scheme}>",
+                        q.scheme
+                    )),
+                    GgufWeight::Dense { .. } => Err(format!(
+                        "the file stores it as a float tensor, the graph declares q<{scheme}>"
+                    )),
                 }
-            },
+            }
             Type::Sparse { .. } => Err("a GGUF file holds no sparse outliers".into()),
         }
     }

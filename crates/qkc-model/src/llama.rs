@@ -47,6 +47,11 @@ pub struct LlamaConfig {
     pub tied: bool,
     /// The model's training context (informational; `max_seq` is what the caches hold).
     pub context: usize,
+    /// Per-token symmetric activation quantization (8 or 4 bits) in front of every quantized
+    /// linear layer (W4A8 as llama.cpp's integer dot products compute it); `None`: f32
+    /// activations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_bits: Option<u8>,
 }
 
 impl LlamaConfig {
@@ -84,6 +89,13 @@ impl LlamaConfig {
                 "rope_theta {} is not a positive number",
                 self.rope_theta
             ));
+        }
+        if let Some(b) = self.act_bits {
+            if b != 8 && b != 4 {
+                return bad(format!(
+                    "activation quantization takes 4 or 8 bits, not {b}"
+                ));
+            }
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad(format!(
@@ -276,6 +288,17 @@ pub fn build_qir(cfg: &LlamaConfig, b: &Binding<'_>) -> Result<String, ModelErro
         if quant {
             let k = cfg.shape(role)[1];
             let _ = writeln!(w, "  %{wv}_f = dequant(%{wv}) : f32[{n}, {k}]");
+            let x = match cfg.act_bits {
+                Some(bits) => {
+                    // one quantized copy per (input, layer): CSE merges the q/k/v and gate/up ones
+                    let _ = writeln!(
+                        w,
+                        "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}}} : f32[T, {k}]"
+                    );
+                    format!("{out}_xq")
+                }
+                None => x.to_string(),
+            };
             let _ = writeln!(w, "  %{out} = linear(%{x}, %{wv}_f) : f32[T, {n}]");
         } else {
             let _ = writeln!(w, "  %{out} = linear(%{x}, %{wv}) : f32[T, {n}]");

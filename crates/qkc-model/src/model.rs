@@ -17,11 +17,17 @@ use crate::ModelError;
 pub struct OpenOptions {
     /// KV cache capacity in tokens (capped at the model's context length).
     pub max_seq: usize,
+    /// Per-token activation quantization bits in front of quantized layers (see
+    /// [`LlamaConfig::act_bits`]); ignored for an import directory (its graph decides).
+    pub act_bits: Option<u8>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_seq: 2048 }
+        OpenOptions {
+            max_seq: 2048,
+            act_bits: None,
+        }
     }
 }
 
@@ -64,17 +70,28 @@ impl Model {
         let gguf = Arc::new(GgufModel::open(path)?);
         let mut cfg = gguf.config()?;
         cfg.max_seq = opts.max_seq.min(cfg.context.max(1));
+        cfg.act_bits = opts.act_bits;
         let g = gguf.clone();
         let name = |r: Role| r.gguf_name();
         let ty = move |r: Role| g.type_of(r);
-        let text = build_qir(&cfg, &Binding { name: &name, ty: &ty })?;
+        let text = build_qir(
+            &cfg,
+            &Binding {
+                name: &name,
+                ty: &ty,
+            },
+        )?;
         Self::assemble(cfg, text, gguf)
     }
 
     fn open_import(dir: &Path, opts: &OpenOptions) -> Result<Model, ModelError> {
         let mpath = dir.join("qkc-import.json");
-        let raw = std::fs::read_to_string(&mpath)
-            .map_err(|e| ModelError::Other(format!("{}: {e} (not a `qkc import` directory?)", mpath.display())))?;
+        let raw = std::fs::read_to_string(&mpath).map_err(|e| {
+            ModelError::Other(format!(
+                "{}: {e} (not a `qkc import` directory?)",
+                mpath.display()
+            ))
+        })?;
         let m: ImportManifest = serde_json::from_str(&raw)
             .map_err(|e| ModelError::Other(format!("{}: {e}", mpath.display())))?;
         if m.format != "gguf" {
@@ -84,7 +101,11 @@ impl Model {
                 m.format
             )));
         }
-        let wpath = if m.weights.is_absolute() { m.weights.clone() } else { dir.join(&m.weights) };
+        let wpath = if m.weights.is_absolute() {
+            m.weights.clone()
+        } else {
+            dir.join(&m.weights)
+        };
         let gpath = dir.join(&m.graph);
         let mut text = std::fs::read_to_string(&gpath)
             .map_err(|e| ModelError::Other(format!("{}: {e}", gpath.display())))?;
@@ -93,7 +114,10 @@ impl Model {
         let want = opts.max_seq.min(cfg.context.max(1));
         if want != cfg.max_seq {
             // the cache capacity is the one graph attribute a user changes at run time
-            text = text.replace(&format!("max_seq = {}}}", cfg.max_seq), &format!("max_seq = {want}}}"));
+            text = text.replace(
+                &format!("max_seq = {}}}", cfg.max_seq),
+                &format!("max_seq = {want}}}"),
+            );
             cfg.max_seq = want;
         }
         Self::assemble(cfg, text, gguf)
@@ -126,7 +150,8 @@ impl Model {
         std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
         let gpath = out.join("model.qir");
         std::fs::write(&gpath, &self.text).map_err(|e| io(&gpath, e))?;
-        let weights = std::fs::canonicalize(self.gguf.path()).map_err(|e| io(self.gguf.path(), e))?;
+        let weights =
+            std::fs::canonicalize(self.gguf.path()).map_err(|e| io(self.gguf.path(), e))?;
         let m = ImportManifest {
             format: "gguf".into(),
             weights,
@@ -134,24 +159,38 @@ impl Model {
             config: self.cfg.clone(),
         };
         let mpath = out.join("qkc-import.json");
-        let json = serde_json::to_string_pretty(&m).map_err(|e| ModelError::Other(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(&m).map_err(|e| ModelError::Other(e.to_string()))?;
         std::fs::write(&mpath, json + "\n").map_err(|e| io(&mpath, e))?;
         Ok(vec![
-            (gpath, "the whole model as a .qir graph (one step of T tokens, KV caches per block)"),
-            (mpath, "the weight binding: the GGUF file, memory-mapped at load (not copied)"),
+            (
+                gpath,
+                "the whole model as a .qir graph (one step of T tokens, KV caches per block)",
+            ),
+            (
+                mpath,
+                "the weight binding: the GGUF file, memory-mapped at load (not copied)",
+            ),
         ])
     }
 
     /// The prompt wrapped in the model's chat template as one user message, with the
     /// generation prompt.
     pub fn chat_prompt(&self, user: &str) -> Result<String, ModelError> {
-        let t = self
-            .chat_template
-            .as_deref()
-            .ok_or_else(|| ModelError::Other("the model has no chat template (tokenizer.chat_template)".into()))?;
+        let t = self.chat_template.as_deref().ok_or_else(|| {
+            ModelError::Other("the model has no chat template (tokenizer.chat_template)".into())
+        })?;
         let msgs = [crate::chat::Message::user(user)];
-        let bos = self.tokenizer.bos().and_then(|i| self.tokenizer.id_to_token(i)).unwrap_or_default();
-        let eos = self.tokenizer.eos().and_then(|i| self.tokenizer.id_to_token(i)).unwrap_or_default();
+        let bos = self
+            .tokenizer
+            .bos()
+            .and_then(|i| self.tokenizer.id_to_token(i))
+            .unwrap_or_default();
+        let eos = self
+            .tokenizer
+            .eos()
+            .and_then(|i| self.tokenizer.id_to_token(i))
+            .unwrap_or_default();
         crate::chat::ChatTemplate::new(t)
             .and_then(|c| c.render(&msgs, true, &bos, &eos))
             .map_err(|e| ModelError::Other(e.to_string()))

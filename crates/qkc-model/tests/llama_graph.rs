@@ -24,6 +24,7 @@ fn tiny(style: RopeStyle, tied: bool) -> LlamaConfig {
         max_seq: 64,
         tied,
         context: 64,
+        act_bits: None,
     }
 }
 
