@@ -6,6 +6,8 @@ SHELL := /bin/bash
 CARGO      ?= cargo
 DEMO_GRAPH ?= ir/llama_block.qir
 DEMO_ARGS  ?= --target cpu --check --seed 0
+DEMO_MODEL ?= tools/models/SmolLM2-135M-Instruct.Q4_1.gguf
+DEMO_PROMPT ?= What is the capital of France? Answer in one sentence.
 # Environment for every cargo invocation (LLVM_SYS_191_PREFIX, QKC_PTXAS, PATH).
 ENV        := . scripts/env.sh &&
 
@@ -13,7 +15,8 @@ ENV        := . scripts/env.sh &&
 
 help:
 	@echo "make setup      install LLVM 19 dev packages + ptxas (tools/cuda); idempotent"
-	@echo "make demo       compile $(DEMO_GRAPH) for the CPU, run it, check it against the interpreter"
+	@echo "make demo       compile $(DEMO_GRAPH) for the CPU, run it, check it against the interpreter;"
+	@echo "                then generate an answer from SmolLM2-135M (Q4_1 GGUF) on the CPU"
 	@echo "make test       cargo test --workspace --all-targets --locked"
 	@echo "make build      cargo build --workspace --all-targets --locked"
 	@echo "make fmt        cargo fmt --all"
@@ -29,6 +32,7 @@ demo: setup
 	./target/release/qkc check $(DEMO_GRAPH)
 	./target/release/qkc compile $(DEMO_GRAPH) --emit kernels
 	./target/release/qkc run $(DEMO_GRAPH) $(DEMO_ARGS) --batch 4 --steps 2
+	./target/release/qkc generate $(DEMO_MODEL) --chat --prompt "$(DEMO_PROMPT)" --max-tokens 48
 
 test: setup
 	$(ENV) INSTA_UPDATE=no $(CARGO) test --workspace --all-targets --locked

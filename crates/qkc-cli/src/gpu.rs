@@ -274,6 +274,7 @@ pub fn model_executor<'m>(
     })
     .map_err(|e| fail(format!("{}: {e}", display(path))))?;
     prog.sync_each = false;
+    prog.poison = false;
     let what = format!(
         "cuda ({}, sm_{sm}), {} kernels / {} launches per token",
         cuda.name,

@@ -216,6 +216,27 @@ enum Cmd {
         #[arg(long, default_value_t = 2048)]
         ctx: usize,
     },
+    /// Perplexity of a model on a text file (windows of --ctx tokens from empty caches, scored
+    /// on each window's second half, as llama.cpp's perplexity tool does).
+    Perplexity {
+        /// A GGUF file or a directory written by `qkc import`.
+        model: PathBuf,
+        /// A UTF-8 text file.
+        #[arg(long)]
+        text: PathBuf,
+        /// Window length in tokens.
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Score only the first N windows (default: all).
+        #[arg(long)]
+        windows: Option<usize>,
+        /// Where to run it.
+        #[arg(long, value_enum, default_value_t = Target::Cpu)]
+        target: Target,
+        /// Worker threads for --target cpu (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Generate text from a model (a GGUF file or a `qkc import` directory), streaming it, then
     /// print prefill and decode tokens/s.
     Generate {
@@ -393,6 +414,14 @@ fn main() -> ExitCode {
             json,
         } => bench(&file, target, &batch, threads, seed, json.as_deref()),
         Cmd::Import { model, out, ctx } => model::import(&model, &out, ctx),
+        Cmd::Perplexity {
+            model,
+            text,
+            ctx,
+            windows,
+            target,
+            threads,
+        } => model::perplexity_cmd(&model, &text, ctx, windows, target, threads),
         Cmd::Generate {
             model,
             prompt,

@@ -58,6 +58,84 @@ pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
     Ok(())
 }
 
+/// A T = 1 executor for `target`, and a line describing it.
+fn executor<'m>(
+    path: &Path,
+    m: &'m Model,
+    target: Target,
+    threads: Option<usize>,
+) -> Result<(Box<dyn Executor + 'm>, String), Reported> {
+    Ok(match target {
+        Target::Cpu => {
+            let fused = fuse(path, &m.graph)?;
+            let opts = threads.map_or_else(CpuOptions::default, CpuOptions::with_threads);
+            let p = CpuProgram::new(&fused, &m.weights, 1, opts)
+                .map_err(|e| fail(format!("{}: {e}", display(path))))?;
+            let what = format!(
+                "cpu, {} threads, {} kernels / {} launches per token",
+                p.threads(),
+                p.kernels().len(),
+                p.launch_count()
+            );
+            (Box::new(p), what)
+        }
+        Target::Cuda => crate::gpu::model_executor(path, m)?,
+        Target::Interp => (
+            Box::new(InterpExecutor {
+                interp: qkc_ir::interp::Interpreter::new(&m.graph, &m.weights)
+                    .map_err(|e| fail(format!("{}: {e}", display(path))))?,
+                tokens: 1,
+            }),
+            "the reference interpreter (f64)".to_string(),
+        ),
+    })
+}
+
+/// `qkc perplexity`.
+pub fn perplexity_cmd(
+    path: &Path,
+    text: &Path,
+    ctx: usize,
+    windows: Option<usize>,
+    target: Target,
+    threads: Option<usize>,
+) -> Result<(), Reported> {
+    let m = open(path, ctx, None)?;
+    let body = std::fs::read_to_string(text).map_err(|e| fail(format!("{}: {e}", text.display())))?;
+    let mut toks = m
+        .tokenizer
+        .encode(&body, false)
+        .map_err(|e| fail(format!("{}: tokenizing: {e}", text.display())))?;
+    if let Some(w) = windows {
+        toks.truncate(w * ctx);
+    }
+    let (mut exe, what) = executor(path, &m, target, threads)?;
+    println!(
+        "{}: {} tokens of {}, windows of {ctx}, on {what}",
+        m.cfg.name,
+        toks.len(),
+        text.display()
+    );
+    let bar = indicatif::ProgressBar::new((toks.len() / ctx.max(1)) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} windows  {msg}  [{elapsed} / ~{eta}]")
+            .map_err(|e| fail(e.to_string()))?,
+    );
+    let t0 = Instant::now();
+    let (ppl, n) = qkc_model::generate::perplexity(exe.as_mut(), &toks, ctx, &mut |i, _, p| {
+        bar.set_position(i as u64);
+        bar.set_message(format!("ppl {p:.3}"));
+    })
+    .map_err(|e| fail(format!("perplexity: {e}")))?;
+    bar.finish_and_clear();
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "perplexity {ppl:.4} over {n} scored tokens ({:.0} tokens/s, {s:.1} s)",
+        (toks.len() / ctx * (ctx - 1)) as f64 / s
+    );
+    Ok(())
+}
+
 /// `qkc generate`.
 pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     let t0 = Instant::now();
@@ -75,32 +153,7 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     let stop: Vec<u32> = m.stop_tokens();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
-    let (mut exe, what): (Box<dyn Executor + '_>, String) = match a.target {
-        Target::Cpu => {
-            let fused = fuse(a.model, &m.graph)?;
-            let opts = a
-                .threads
-                .map_or_else(CpuOptions::default, CpuOptions::with_threads);
-            let p = CpuProgram::new(&fused, &m.weights, 1, opts)
-                .map_err(|e| fail(format!("{}: {e}", display(a.model))))?;
-            let what = format!(
-                "cpu, {} threads, {} kernels / {} launches per token",
-                p.threads(),
-                p.kernels().len(),
-                p.launch_count()
-            );
-            (Box::new(p), what)
-        }
-        Target::Cuda => crate::gpu::model_executor(a.model, &m)?,
-        Target::Interp => (
-            Box::new(InterpExecutor {
-                interp: qkc_ir::interp::Interpreter::new(&m.graph, &m.weights)
-                    .map_err(|e| fail(format!("{}: {e}", display(a.model))))?,
-                tokens: 1,
-            }),
-            "the reference interpreter (f64)".to_string(),
-        ),
-    };
+    let (mut exe, what) = executor(a.model, &m, a.target, a.threads)?;
     let build_ms = t1.elapsed().as_secs_f64() * 1e3;
     if !a.quiet {
         eprintln!(

@@ -18,6 +18,8 @@ pub trait Executor {
     fn tokens(&self) -> usize;
     /// Run `ids` at positions `pos0..`; returns the logits of every token, row-major.
     fn step(&mut self, ids: &[u32], pos0: usize) -> Result<Vec<f32>, ModelError>;
+    /// Empty the KV caches (the next step is at position 0).
+    fn reset(&mut self);
 }
 
 fn inputs(ids: &[u32], pos0: usize) -> HashMap<String, Tensor> {
@@ -49,6 +51,9 @@ impl Executor for qkc_runtime::CpuProgram {
     fn step(&mut self, ids: &[u32], pos0: usize) -> Result<Vec<f32>, ModelError> {
         logits(self.run(&inputs(ids, pos0))?)
     }
+    fn reset(&mut self) {
+        self.reset_caches();
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -58,6 +63,9 @@ impl Executor for qkc_runtime::cuda::GpuProgram {
     }
     fn step(&mut self, ids: &[u32], pos0: usize) -> Result<Vec<f32>, ModelError> {
         logits(self.run(&inputs(ids, pos0))?)
+    }
+    fn reset(&mut self) {
+        self.reset_caches();
     }
 }
 
@@ -79,6 +87,9 @@ impl Executor for InterpExecutor<'_> {
             .run(&inputs(ids, pos0))
             .map_err(|e| ModelError::Other(e.to_string()))?;
         logits(out)
+    }
+    fn reset(&mut self) {
+        self.interp.reset_caches();
     }
 }
 
@@ -263,6 +274,47 @@ pub fn generate(
     stats.generated = out.len().saturating_sub(1);
     stats.decode_s = t1.elapsed().as_secs_f64();
     Ok((out, stats))
+}
+
+/// Perplexity of `tokens` as llama.cpp's `perplexity` tool computes it: the text is cut into
+/// windows of `ctx` tokens, each evaluated from empty caches, and the negative log-likelihood is
+/// summed over the second half of each window (every scored token sees at least `ctx/2` tokens
+/// of context). Returns (perplexity, scored tokens). `progress` is called after each window.
+pub fn perplexity(
+    exe: &mut dyn Executor,
+    tokens: &[u32],
+    ctx: usize,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<(f64, usize), ModelError> {
+    if ctx < 4 {
+        return Err(ModelError::Other(format!("--ctx {ctx} is too small (at least 4)")));
+    }
+    let windows = tokens.len() / ctx;
+    if windows == 0 {
+        return Err(ModelError::Other(format!(
+            "the text has {} tokens, fewer than one window of --ctx {ctx}",
+            tokens.len()
+        )));
+    }
+    let (mut nll, mut count) = (0f64, 0usize);
+    for w in 0..windows {
+        exe.reset();
+        let win = &tokens[w * ctx..(w + 1) * ctx];
+        for p in 0..ctx - 1 {
+            let l = exe.step(&win[p..p + 1], p)?;
+            if p + 1 >= ctx / 2 {
+                let m = l.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                if !m.is_finite() {
+                    return Err(ModelError::Other(format!("non-finite logits at window {w}, position {p}")));
+                }
+                let lse = f64::from(m) + l.iter().map(|&x| f64::from(x - m).exp()).sum::<f64>().ln();
+                nll += lse - f64::from(l[win[p + 1] as usize]);
+                count += 1;
+            }
+        }
+        progress(w + 1, windows, (nll / count.max(1) as f64).exp());
+    }
+    Ok(((nll / count as f64).exp(), count))
 }
 
 /// Whether two sequences agree, and where they first differ.

@@ -162,6 +162,11 @@ impl CpuProgram {
         self.plan.build_ms
     }
 
+    /// Forget the KV caches' contents: the next run starts at position 0.
+    pub fn reset_caches(&mut self) {
+        self.cache_len.clear();
+    }
+
     /// Tokens per run (the `T` the kernels were specialized for).
     pub fn tokens(&self) -> usize {
         self.plan.tokens

@@ -345,6 +345,9 @@ pub struct GpuProgram {
     cache_len: HashMap<String, usize>,
     /// Synchronize after every launch (so an error names its kernel); on for `run`.
     pub sync_each: bool,
+    /// Fill every written buffer with 0xFF before each run, so a kernel that skips an element
+    /// shows up as NaN (on by default; generation turns it off: one memset per launch).
+    pub poison: bool,
 }
 
 impl GpuProgram {
@@ -410,6 +413,7 @@ impl GpuProgram {
             caches,
             cache_len: HashMap::new(),
             sync_each: true,
+            poison: true,
             cuda,
             plan,
         })
@@ -433,6 +437,11 @@ impl GpuProgram {
     /// Launch `i`'s information.
     pub fn launch_info(&self, i: usize) -> &LaunchInfo {
         &self.plan.launches[i].info
+    }
+
+    /// Forget the KV caches' contents: the next run starts at position 0.
+    pub fn reset_caches(&mut self) {
+        self.cache_len.clear();
     }
 
     /// Tokens per run (the `T` the kernels were specialized for).
@@ -495,9 +504,11 @@ impl GpuProgram {
     ) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         self.cuda.make_current()?;
         self.bind_inputs(inputs)?;
-        for id in self.plan.written() {
-            if let Some(b) = self.values.get(&id) {
-                b.fill(0xFF)?;
+        if self.poison {
+            for id in self.plan.written() {
+                if let Some(b) = self.values.get(&id) {
+                    b.fill(0xFF)?;
+                }
             }
         }
         for i in 0..self.plan.launches.len() {
