@@ -101,7 +101,8 @@ pub fn perplexity_cmd(
     threads: Option<usize>,
 ) -> Result<(), Reported> {
     let m = open(path, ctx, None)?;
-    let body = std::fs::read_to_string(text).map_err(|e| fail(format!("{}: {e}", text.display())))?;
+    let body =
+        std::fs::read_to_string(text).map_err(|e| fail(format!("{}: {e}", text.display())))?;
     let mut toks = m
         .tokenizer
         .encode(&body, false)
@@ -118,8 +119,10 @@ pub fn perplexity_cmd(
     );
     let bar = indicatif::ProgressBar::new((toks.len() / ctx.max(1)) as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} windows  {msg}  [{elapsed} / ~{eta}]")
-            .map_err(|e| fail(e.to_string()))?,
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} windows  {msg}  [{elapsed} / ~{eta}]",
+        )
+        .map_err(|e| fail(e.to_string()))?,
     );
     let t0 = Instant::now();
     let (ppl, n) = qkc_model::generate::perplexity(exe.as_mut(), &toks, ctx, &mut |i, _, p| {

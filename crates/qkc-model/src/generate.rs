@@ -287,7 +287,9 @@ pub fn perplexity(
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<(f64, usize), ModelError> {
     if ctx < 4 {
-        return Err(ModelError::Other(format!("--ctx {ctx} is too small (at least 4)")));
+        return Err(ModelError::Other(format!(
+            "--ctx {ctx} is too small (at least 4)"
+        )));
     }
     let windows = tokens.len() / ctx;
     if windows == 0 {
@@ -305,9 +307,12 @@ pub fn perplexity(
             if p + 1 >= ctx / 2 {
                 let m = l.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
                 if !m.is_finite() {
-                    return Err(ModelError::Other(format!("non-finite logits at window {w}, position {p}")));
+                    return Err(ModelError::Other(format!(
+                        "non-finite logits at window {w}, position {p}"
+                    )));
                 }
-                let lse = f64::from(m) + l.iter().map(|&x| f64::from(x - m).exp()).sum::<f64>().ln();
+                let lse =
+                    f64::from(m) + l.iter().map(|&x| f64::from(x - m).exp()).sum::<f64>().ln();
                 nll += lse - f64::from(l[win[p + 1] as usize]);
                 count += 1;
             }

@@ -3,7 +3,7 @@
 //! [`CpuProgram::new`] builds the [`Plan`](crate::plan) with Cranelift's JIT as the compiler,
 //! then allocates 64-byte aligned host buffers. [`CpuProgram::run`] copies the inputs in,
 //! poisons every buffer a kernel writes, launches the kernels in program order (each kernel's
-//! chunks spread over a rayon pool) and reads the outputs back. KV caches persist across runs,
+//! chunks spread over a spinning fork-join pool, [`crate::spin`]) and reads the outputs back. KV caches persist across runs,
 //! like the interpreter's.
 
 use std::collections::HashMap;
@@ -46,6 +46,9 @@ impl CpuOptions {
     }
 }
 
+/// Kernels reading fewer bytes than this run single-threaded.
+const SMALL: u64 = 32 << 10;
+
 struct Cache {
     k: AlignedBuf,
     v: AlignedBuf,
@@ -61,7 +64,7 @@ pub struct CpuProgram {
     scratch: Vec<AlignedBuf>,
     caches: HashMap<String, Cache>,
     cache_len: HashMap<String, usize>,
-    pool: rayon::ThreadPool,
+    pool: crate::spin::SpinPool,
 }
 
 impl CpuProgram {
@@ -144,9 +147,7 @@ impl CpuProgram {
             caches,
             cache_len: HashMap::new(),
             threads,
-            pool: rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
+            pool: crate::spin::SpinPool::new(threads)
                 .map_err(|e| RuntimeError::Graph(format!("cannot start {threads} threads: {e}")))?,
             plan,
         })
@@ -234,7 +235,13 @@ impl CpuProgram {
             )));
         };
         let entry = EntryPtr(k.code.entry());
-        let threads = (self.threads as u32).min(chunks).max(1);
+        // a kernel that reads less than SMALL bytes runs on the calling thread: splitting it
+        // costs more than it saves
+        let threads = if k.lowered.bytes_read < SMALL {
+            1
+        } else {
+            (self.threads as u32).min(chunks).max(1)
+        };
         let errs = std::sync::Mutex::new(Vec::new());
         let (args, entry, errs_ref) = (&args, &entry, &errs);
         let body = move |lo: u32, hi: u32| {
@@ -250,9 +257,10 @@ impl CpuProgram {
         if threads == 1 {
             body(0, chunks);
         } else {
-            self.pool.scope(|s| {
-                for t in 0..threads {
-                    s.spawn(move |_| body(t * chunks / threads, (t + 1) * chunks / threads));
+            self.pool.run(&|t| {
+                let t = t as u32;
+                if t < threads {
+                    body(t * chunks / threads, (t + 1) * chunks / threads);
                 }
             });
         }

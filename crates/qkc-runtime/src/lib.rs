@@ -16,6 +16,7 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod plan;
+pub mod spin;
 
 pub use cpu::{CpuOptions, CpuProgram};
 pub use plan::{CompiledKernel, LaunchInfo};
