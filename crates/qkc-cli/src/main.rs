@@ -216,6 +216,25 @@ enum Cmd {
         #[arg(long, default_value_t = 2048)]
         ctx: usize,
     },
+    /// Dequantize every decoder linear layer of a GGUF model and quantize it again with one of
+    /// qkc's recipes (rtn4, int4-had, rtn3, spqr3, lut3, lut4, aqlm2x8, billm); writes a qkc
+    /// checkpoint, the graph and an import manifest that `generate` / `perplexity` open.
+    Requantize {
+        /// A llama.cpp GGUF file.
+        model: PathBuf,
+        /// The recipe.
+        #[arg(long)]
+        recipe: String,
+        /// Output directory.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// KV cache capacity in tokens written into the graph.
+        #[arg(long, default_value_t = 2048)]
+        ctx: usize,
+        /// Seed of the randomized quantizers (k-means, codebooks).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Perplexity of a model on a text file (windows of --ctx tokens from empty caches, scored
     /// on each window's second half, as llama.cpp's perplexity tool does).
     Perplexity {
@@ -414,6 +433,13 @@ fn main() -> ExitCode {
             json,
         } => bench(&file, target, &batch, threads, seed, json.as_deref()),
         Cmd::Import { model, out, ctx } => model::import(&model, &out, ctx),
+        Cmd::Requantize {
+            model,
+            recipe,
+            out,
+            ctx,
+            seed,
+        } => model::requantize_cmd(&model, &recipe, &out, ctx, seed),
         Cmd::Perplexity {
             model,
             text,

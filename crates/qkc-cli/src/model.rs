@@ -58,6 +58,39 @@ pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
     Ok(())
 }
 
+/// `qkc requantize`.
+pub fn requantize_cmd(path: &Path, recipe: &str, out: &Path, ctx: usize, seed: u64) -> Result<(), Reported> {
+    let r = qkc_model::requant::recipe(recipe).map_err(|e| fail(e.to_string()))?;
+    let t0 = Instant::now();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} layers  {msg}  [{elapsed} / ~{eta}]")
+            .map_err(|e| fail(e.to_string()))?,
+    );
+    let rep = qkc_model::requant::requantize(path, &r, out, ctx, seed, &mut |i, n, name| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+        bar.set_message(name.to_string());
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    bar.finish_and_clear();
+    let worst = rep.layers.iter().fold(0f64, |m, l| m.max(l.rel_err));
+    let mean = rep.layers.iter().map(|l| l.rel_err).sum::<f64>() / rep.layers.len().max(1) as f64;
+    println!(
+        "requantized {} layers of {} with `{}` ({}) in {:.1} s: {:.3} bits/weight, rel. Frobenius error mean {mean:.4}, worst {worst:.4}",
+        rep.layers.len(),
+        display(path),
+        r.name,
+        r.doc,
+        t0.elapsed().as_secs_f64(),
+        rep.bits()
+    );
+    for f in &rep.files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
 /// A T = 1 executor for `target`, and a line describing it.
 fn executor<'m>(
     path: &Path,

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod gguf;
 pub mod llama;
 mod model;
+pub mod requant;
 pub mod tokenizer;
 
 pub use model::{ImportManifest, Model, OpenOptions};

@@ -42,6 +42,52 @@ pub struct ImportManifest {
     pub graph: PathBuf,
     /// The architecture parameters the graph was built from.
     pub config: LlamaConfig,
+    /// A qkc checkpoint (safetensors, qkc's layout) whose tensors take precedence over the
+    /// weight file's: the layers `qkc requantize` rewrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PathBuf>,
+}
+
+/// Weights from a qkc checkpoint first (memory-mapped), then from the GGUF file.
+struct Overlay {
+    map: memmap2::Mmap,
+    path: PathBuf,
+    base: Arc<GgufModel>,
+}
+
+impl Overlay {
+    fn open(path: &Path, base: Arc<GgufModel>) -> Result<Self, ModelError> {
+        let f = std::fs::File::open(path).map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
+        // SAFETY: the file is opened read-only; qkc does not modify checkpoints while they are
+        // mapped (a concurrent writer would be a user error, as with any mmapped weights).
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
+        safetensors::SafeTensors::deserialize(&map)
+            .map_err(|e| ModelError::Other(format!("{}: not a safetensors file: {e}", path.display())))?;
+        Ok(Overlay { map, path: path.to_path_buf(), base })
+    }
+}
+
+impl qkc_ir::interp::WeightSource for Overlay {
+    fn load(&self, name: &str, ty: &qkc_ir::Type) -> Result<qkc_ir::interp::Loaded, String> {
+        use qkc_ir::interp::Loaded;
+        let st = safetensors::SafeTensors::deserialize(&self.map).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let here = |p: &str| st.names().iter().any(|n| n.starts_with(p));
+        match ty {
+            qkc_ir::Type::Quant { scheme, shape } if here(&format!("{name}.")) => {
+                let d = shape.resolve(1);
+                qkc_quant::QuantTensor::from_safetensors(&st, name, *scheme, d[0], d[1])
+                    .map(Loaded::Quant)
+                    .map_err(|e| format!("{}: {e}", self.path.display()))
+            }
+            qkc_ir::Type::Sparse { shape, .. } => {
+                let d = shape.resolve(1);
+                qkc_quant::Csr::from_safetensors(&st, name, d[0], d[1])
+                    .map(Loaded::Sparse)
+                    .map_err(|e| format!("{}: {e}", self.path.display()))
+            }
+            _ => self.base.load(name, ty),
+        }
+    }
 }
 
 /// A model ready to compile and run.
@@ -110,6 +156,10 @@ impl Model {
         let mut text = std::fs::read_to_string(&gpath)
             .map_err(|e| ModelError::Other(format!("{}: {e}", gpath.display())))?;
         let gguf = Arc::new(GgufModel::open(&wpath)?);
+        let overlay = match &m.overlay {
+            Some(o) => Some(Arc::new(Overlay::open(&dir.join(o), gguf.clone())?)),
+            None => None,
+        };
         let mut cfg = m.config;
         let want = opts.max_seq.min(cfg.context.max(1));
         if want != cfg.max_seq {
@@ -120,7 +170,11 @@ impl Model {
             );
             cfg.max_seq = want;
         }
-        Self::assemble(cfg, text, gguf)
+        let mut model = Self::assemble(cfg, text, gguf)?;
+        if let Some(o) = overlay {
+            model.weights = Weights::Source(o);
+        }
+        Ok(model)
     }
 
     fn assemble(cfg: LlamaConfig, text: String, gguf: Arc<GgufModel>) -> Result<Model, ModelError> {
@@ -157,6 +211,7 @@ impl Model {
             weights,
             graph: "model.qir".into(),
             config: self.cfg.clone(),
+            overlay: None,
         };
         let mpath = out.join("qkc-import.json");
         let json =
