@@ -59,13 +59,21 @@ pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
 }
 
 /// `qkc requantize`.
-pub fn requantize_cmd(path: &Path, recipe: &str, out: &Path, ctx: usize, seed: u64) -> Result<(), Reported> {
+pub fn requantize_cmd(
+    path: &Path,
+    recipe: &str,
+    out: &Path,
+    ctx: usize,
+    seed: u64,
+) -> Result<(), Reported> {
     let r = qkc_model::requant::recipe(recipe).map_err(|e| fail(e.to_string()))?;
     let t0 = Instant::now();
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} layers  {msg}  [{elapsed} / ~{eta}]")
-            .map_err(|e| fail(e.to_string()))?,
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} layers  {msg}  [{elapsed} / ~{eta}]",
+        )
+        .map_err(|e| fail(e.to_string()))?,
     );
     let rep = qkc_model::requant::requantize(path, &r, out, ctx, seed, &mut |i, n, name| {
         bar.set_length(n as u64);

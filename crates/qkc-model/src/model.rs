@@ -57,20 +57,28 @@ struct Overlay {
 
 impl Overlay {
     fn open(path: &Path, base: Arc<GgufModel>) -> Result<Self, ModelError> {
-        let f = std::fs::File::open(path).map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
         // SAFETY: the file is opened read-only; qkc does not modify checkpoints while they are
         // mapped (a concurrent writer would be a user error, as with any mmapped weights).
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
-        safetensors::SafeTensors::deserialize(&map)
-            .map_err(|e| ModelError::Other(format!("{}: not a safetensors file: {e}", path.display())))?;
-        Ok(Overlay { map, path: path.to_path_buf(), base })
+        let map = unsafe { memmap2::Mmap::map(&f) }
+            .map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
+        safetensors::SafeTensors::deserialize(&map).map_err(|e| {
+            ModelError::Other(format!("{}: not a safetensors file: {e}", path.display()))
+        })?;
+        Ok(Overlay {
+            map,
+            path: path.to_path_buf(),
+            base,
+        })
     }
 }
 
 impl qkc_ir::interp::WeightSource for Overlay {
     fn load(&self, name: &str, ty: &qkc_ir::Type) -> Result<qkc_ir::interp::Loaded, String> {
         use qkc_ir::interp::Loaded;
-        let st = safetensors::SafeTensors::deserialize(&self.map).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let st = safetensors::SafeTensors::deserialize(&self.map)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
         let here = |p: &str| st.names().iter().any(|n| n.starts_with(p));
         match ty {
             qkc_ir::Type::Quant { scheme, shape } if here(&format!("{name}.")) => {

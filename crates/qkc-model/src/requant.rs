@@ -46,22 +46,77 @@ pub struct Recipe {
 
 /// Every recipe (see the module table).
 pub const RECIPES: &[Recipe] = &[
-    Recipe { name: "rtn4", scheme: "int4:g64", rotate: false, outliers: None, doc: "RTN int4, groups of 64" },
-    Recipe { name: "int4-had", scheme: "int4:g64", rotate: true, outliers: None, doc: "QuaRot: offline W·Hᵀ + online Hadamard, int4 g64" },
-    Recipe { name: "rtn3", scheme: "int3:g16", rotate: false, outliers: None, doc: "RTN int3, groups of 16" },
-    Recipe { name: "spqr3", scheme: "spqr3:g16", rotate: false, outliers: Some(0.005), doc: "SpQR: 3-bit, 16-wide groups, 3-bit stats, 0.5% outliers" },
-    Recipe { name: "lut3", scheme: "lut3", rotate: false, outliers: Some(0.005), doc: "SqueezeLLM: per-row 3-bit k-means table, 0.5% outliers" },
-    Recipe { name: "lut4", scheme: "lut4", rotate: false, outliers: Some(0.005), doc: "SqueezeLLM: per-row 4-bit k-means table, 0.5% outliers" },
-    Recipe { name: "aqlm2x8", scheme: "aqlm:2x8", rotate: false, outliers: None, doc: "AQLM 2x8 (k-means codebooks, no fine-tuning)" },
-    Recipe { name: "billm", scheme: "billm:g64", rotate: false, outliers: None, doc: "BiLLM residual binarization" },
+    Recipe {
+        name: "rtn4",
+        scheme: "int4:g64",
+        rotate: false,
+        outliers: None,
+        doc: "RTN int4, groups of 64",
+    },
+    Recipe {
+        name: "int4-had",
+        scheme: "int4:g64",
+        rotate: true,
+        outliers: None,
+        doc: "QuaRot: offline W·Hᵀ + online Hadamard, int4 g64",
+    },
+    Recipe {
+        name: "rtn3",
+        scheme: "int3:g16",
+        rotate: false,
+        outliers: None,
+        doc: "RTN int3, groups of 16",
+    },
+    Recipe {
+        name: "spqr3",
+        scheme: "spqr3:g16",
+        rotate: false,
+        outliers: Some(0.005),
+        doc: "SpQR: 3-bit, 16-wide groups, 3-bit stats, 0.5% outliers",
+    },
+    Recipe {
+        name: "lut3",
+        scheme: "lut3",
+        rotate: false,
+        outliers: Some(0.005),
+        doc: "SqueezeLLM: per-row 3-bit k-means table, 0.5% outliers",
+    },
+    Recipe {
+        name: "lut4",
+        scheme: "lut4",
+        rotate: false,
+        outliers: Some(0.005),
+        doc: "SqueezeLLM: per-row 4-bit k-means table, 0.5% outliers",
+    },
+    Recipe {
+        name: "aqlm2x8",
+        scheme: "aqlm:2x8",
+        rotate: false,
+        outliers: None,
+        doc: "AQLM 2x8 (k-means codebooks, no fine-tuning)",
+    },
+    Recipe {
+        name: "billm",
+        scheme: "billm:g64",
+        rotate: false,
+        outliers: None,
+        doc: "BiLLM residual binarization",
+    },
 ];
 
 /// Find a recipe by name; the error lists them.
 pub fn recipe(name: &str) -> Result<Recipe, ModelError> {
-    RECIPES.iter().find(|r| r.name == name).copied().ok_or_else(|| {
-        let names: Vec<&str> = RECIPES.iter().map(|r| r.name).collect();
-        ModelError::Other(format!("unknown recipe `{name}` (recipes: {})", names.join(", ")))
-    })
+    RECIPES
+        .iter()
+        .find(|r| r.name == name)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = RECIPES.iter().map(|r| r.name).collect();
+            ModelError::Other(format!(
+                "unknown recipe `{name}` (recipes: {})",
+                names.join(", ")
+            ))
+        })
 }
 
 /// One requantized layer, for the report.
@@ -97,7 +152,11 @@ impl Report {
     }
 }
 
-fn rel_error(q: &QuantTensor, s: Option<&qkc_quant::Csr>, w: &[f32]) -> Result<(f64, Vec<f32>), String> {
+fn rel_error(
+    q: &QuantTensor,
+    s: Option<&qkc_quant::Csr>,
+    w: &[f32],
+) -> Result<(f64, Vec<f32>), String> {
     let mut d = q.dequant().map_err(|e| e.to_string())?;
     if let Some(s) = s {
         s.add_to_dense(&mut d).map_err(|e| e.to_string())?;
@@ -120,18 +179,37 @@ pub fn requantize(
     seed: u64,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Report, ModelError> {
-    let scheme: Scheme = recipe.scheme.parse().map_err(|e: qkc_quant::SchemeParseError| ModelError::Other(e.to_string()))?;
+    let scheme: Scheme = recipe
+        .scheme
+        .parse()
+        .map_err(|e: qkc_quant::SchemeParseError| ModelError::Other(e.to_string()))?;
     let gguf = GgufModel::open(src)?;
     let mut cfg = gguf.config()?;
     cfg.max_seq = max_seq.min(cfg.context.max(1));
     let block_linear = |r: Role| r.is_linear() && r != Role::Head;
     // the float graph: block linears as f32, everything else as the file stores it
-    let ty = |r: Role| if block_linear(r) { "f32".to_string() } else { gguf.type_of(r) };
+    let ty = |r: Role| {
+        if block_linear(r) {
+            "f32".to_string()
+        } else {
+            gguf.type_of(r)
+        }
+    };
     let name = |r: Role| r.gguf_name();
-    let text = build_qir(&cfg, &Binding { name: &name, ty: &ty })?;
+    let text = build_qir(
+        &cfg,
+        &Binding {
+            name: &name,
+            ty: &ty,
+        },
+    )?;
     let mut g = crate::llama::parse_graph(&text)?;
 
-    let roles: Vec<Role> = cfg.roles().into_iter().filter(|&r| block_linear(r)).collect();
+    let roles: Vec<Role> = cfg
+        .roles()
+        .into_iter()
+        .filter(|&r| block_linear(r))
+        .collect();
     let mut writer = SafetensorsWriter::new();
     let mut plans = HashMap::new();
     let mut layers = Vec::new();
@@ -140,27 +218,45 @@ pub fn requantize(
         let tname = r.gguf_name();
         progress(i, roles.len(), &tname);
         let (n, k) = (cfg.shape(r)[0], cfg.shape(r)[1]);
-        let mut w = gguf.file().dequantize(&tname).map_err(|e| ModelError::Other(e.to_string()))?;
+        let mut w = gguf
+            .file()
+            .dequantize(&tname)
+            .map_err(|e| ModelError::Other(e.to_string()))?;
         let orig = w.clone();
         if recipe.rotate {
             // offline fold W' = W·Hᵀ, so that (W·Hᵀ)(H x) = W x with the online rotation
             qkc_quant::hadamard::apply_rows_f32(&mut w, k, false).map_err(|e| {
-                qe(&tname, format!("recipe {} needs a Hadamard of size K = {k}: {e}", recipe.name))
+                qe(
+                    &tname,
+                    format!(
+                        "recipe {} needs a Hadamard of size K = {k}: {e}",
+                        recipe.name
+                    ),
+                )
             })?;
         }
-        let opts = QuantOptions { seed, ..QuantOptions::default() };
+        let opts = QuantOptions {
+            seed,
+            ..QuantOptions::default()
+        };
         let (q, csr) = match recipe.outliers {
             Some(f) => {
-                let (q, c) = quantize_dense_and_sparse(scheme, &w, n, k, f, Saliency::Magnitude, true)
-                    .map_err(|e| qe(&tname, e.to_string()))?;
+                let (q, c) =
+                    quantize_dense_and_sparse(scheme, &w, n, k, f, Saliency::Magnitude, true)
+                        .map_err(|e| qe(&tname, e.to_string()))?;
                 (q, Some(c))
             }
-            None => (QuantTensor::quantize_with(scheme, &w, n, k, &opts).map_err(|e| qe(&tname, e.to_string()))?, None),
+            None => (
+                QuantTensor::quantize_with(scheme, &w, n, k, &opts)
+                    .map_err(|e| qe(&tname, e.to_string()))?,
+                None,
+            ),
         };
         // error against the original weight (undo the fold on the reconstruction)
         let (_, mut d) = rel_error(&q, csr.as_ref(), &w).map_err(|e| qe(&tname, e))?;
         if recipe.rotate {
-            qkc_quant::hadamard::apply_rows_f32(&mut d, k, true).map_err(|e| qe(&tname, e.to_string()))?;
+            qkc_quant::hadamard::apply_rows_f32(&mut d, k, true)
+                .map_err(|e| qe(&tname, e.to_string()))?;
         }
         let (mut num, mut den) = (0f64, 0f64);
         for (a, b) in orig.iter().zip(&d) {
@@ -168,18 +264,33 @@ pub fn requantize(
             den += f64::from(*a).powi(2);
         }
         let mut bits = q.bits_per_weight();
-        writer.add_quant(&tname, &q).map_err(|e| qe(&tname, e.to_string()))?;
+        writer
+            .add_quant(&tname, &q)
+            .map_err(|e| qe(&tname, e.to_string()))?;
         if let Some(c) = &csr {
             bits += c.storage_bits() as f64 / (n * k) as f64;
-            writer.add_outliers(&tname, c).map_err(|e| qe(&tname, e.to_string()))?;
+            writer
+                .add_outliers(&tname, c)
+                .map_err(|e| qe(&tname, e.to_string()))?;
         }
-        layers.push(LayerReport { name: tname.clone(), shape: (n, k), bits, rel_err: (num / den.max(1e-300)).sqrt() });
+        layers.push(LayerReport {
+            name: tname.clone(),
+            shape: (n, k),
+            bits,
+            rel_err: (num / den.max(1e-300)).sqrt(),
+        });
         plans.insert(
             tname,
             WeightPlan {
                 scheme,
                 rotated: recipe.rotate,
-                outliers: csr.map(|_| if k <= 1 << 16 { qkc_ir::DType::U16 } else { qkc_ir::DType::U32 }),
+                outliers: csr.map(|_| {
+                    if k <= 1 << 16 {
+                        qkc_ir::DType::U16
+                    } else {
+                        qkc_ir::DType::U32
+                    }
+                }),
             },
         );
     }
@@ -187,16 +298,15 @@ pub fn requantize(
     quantize_graph(&mut g, &plans).map_err(ModelError::Graph)?;
     let text = format!(
         "// {} requantized by qkc with recipe `{}`: {}\n{}",
-        cfg.name,
-        recipe.name,
-        recipe.doc,
-        g
+        cfg.name, recipe.name, recipe.doc, g
     );
     crate::llama::parse_graph(&text)?;
     let io = |p: &Path, e: String| ModelError::Other(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(out).map_err(|e| io(out, e.to_string()))?;
     let wpath = out.join("weights.safetensors");
-    writer.write(&wpath).map_err(|e| io(&wpath, e.to_string()))?;
+    writer
+        .write(&wpath)
+        .map_err(|e| io(&wpath, e.to_string()))?;
     let gpath = out.join("model.qir");
     std::fs::write(&gpath, &text).map_err(|e| io(&gpath, e.to_string()))?;
     let m = crate::ImportManifest {
@@ -209,5 +319,8 @@ pub fn requantize(
     let mpath = out.join("qkc-import.json");
     let json = serde_json::to_string_pretty(&m).map_err(|e| ModelError::Other(e.to_string()))?;
     std::fs::write(&mpath, json + "\n").map_err(|e| io(&mpath, e.to_string()))?;
-    Ok(Report { layers, files: vec![wpath, gpath, mpath] })
+    Ok(Report {
+        layers,
+        files: vec![wpath, gpath, mpath],
+    })
 }
