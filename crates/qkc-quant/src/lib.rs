@@ -25,6 +25,7 @@ pub mod error;
 pub mod fixed;
 pub mod gguf;
 pub mod hadamard;
+pub mod hf;
 pub mod io;
 pub mod kmeans;
 pub mod lut;

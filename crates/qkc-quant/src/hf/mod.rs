@@ -1,0 +1,78 @@
+//! Importers for quantized checkpoints of the HF ecosystem (../shared/FORMATS.md): each maps one
+//! module's stored tensors onto a [`QuantTensor`] in qkc's layout (plus CSR outliers and an
+//! input permutation where the format has them), bit-exactly, with no per-format kernel.
+//!
+//! - [`folder`]: an HF model folder: `config.json`, safetensors shards and their index
+//!   (memory-mapped), `quantization_config` / `quantize_config.json`, method detection.
+//! - [`gptq`] (v1/v2, 2/3/4/8-bit, act-order, sym/asym, static groups), [`awq`] (GEMM and GEMV),
+//!   [`compressed`] (compressed-tensors `pack-quantized`).
+//! - [`squeezellm`] (per-row LUT + CSR outliers, `.pt` or safetensors), [`spqr`] (inference
+//!   format), [`aqlm`] (1x16, 2x8), [`bnb`] (NF4/FP4, double quant).
+
+use crate::{Csr, QuantTensor};
+
+pub mod aqlm;
+pub mod awq;
+pub mod bnb;
+pub mod compressed;
+pub mod folder;
+pub mod gptq;
+pub mod spqr;
+pub mod squeezellm;
+
+/// Element type of a stored tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawDtype {
+    /// bool / u8
+    U8,
+    /// i8
+    I8,
+    /// i16
+    I16,
+    /// i32
+    I32,
+    /// i64
+    I64,
+    /// u32 (rare)
+    U32,
+    /// f16
+    F16,
+    /// bf16
+    BF16,
+    /// f32
+    F32,
+    /// f64
+    F64,
+}
+
+/// One stored tensor, borrowed from its (memory-mapped) file.
+#[derive(Debug, Clone, Copy)]
+pub struct RawTensor<'a> {
+    /// Element type.
+    pub dtype: RawDtype,
+    /// Shape, row-major.
+    pub shape: &'a [usize],
+    /// Little-endian bytes.
+    pub data: &'a [u8],
+}
+
+/// Where an importer finds a module's tensors (`{prefix}.qweight`, `{prefix}.scales`, ...).
+pub trait TensorSource {
+    /// The tensor `name`, if stored.
+    fn get(&self, name: &str) -> Option<RawTensor<'_>>;
+    /// Which file holds `name` (for error messages).
+    fn file_of(&self, name: &str) -> String;
+}
+
+/// One imported linear layer `[n, k]` (HF orientation: n outputs, k inputs).
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The quantized weight in qkc's layout (act-order, when the format has it, is expressed in
+    /// the scheme as qkc's own `g_idx`, or folded into `in_perm`).
+    pub q: QuantTensor,
+    /// Sparse outliers to add (SqueezeLLM, SpQR), already in absolute values.
+    pub outliers: Option<Csr>,
+    /// An input permutation the kernel applies to x first (SpQR's `in_perm`): the layer
+    /// computes `W · x[perm]`... documented by the importer that sets it.
+    pub in_perm: Option<Vec<u32>>,
+}
