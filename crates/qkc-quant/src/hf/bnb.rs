@@ -136,10 +136,7 @@ pub fn import(
     }
     if let Some(want) = p.quant_type {
         if want != st.table {
-            return Err(state_t.bad(format!(
-                "stores {:?}, the config says {want:?}",
-                st.table
-            )));
+            return Err(state_t.bad(format!("stores {:?}, the config says {want:?}", st.table)));
         }
     }
     if st.shape.iter().product::<usize>() != n * k || st.shape.first() != Some(&n) {
@@ -163,8 +160,7 @@ pub fn import(
     }
 
     let qm_name = format!("{prefix}.weight.quant_map");
-    let qm = get(src, &qm_name)?
-        .expect(&[RawDtype::F32, RawDtype::F16, RawDtype::BF16], &[16])?;
+    let qm = get(src, &qm_name)?.expect(&[RawDtype::F32, RawDtype::F16, RawDtype::BF16], &[16])?;
     let table = fixed::table(st.table);
     let stored_map = qm.floats()?;
     if let Some(i) = (0..16).find(|&i| stored_map[i] != table[i]) {
@@ -200,13 +196,12 @@ pub fn import(
                 true
             } else {
                 // Decode as bitsandbytes does: dequantize_blockwise, then += offset, in f32.
-                let absmax: Vec<f32> = am
-                    .t
-                    .data
-                    .iter()
-                    .enumerate()
-                    .map(|(b, &c)| nm[c as usize] * na[b / nbs] + offset)
-                    .collect();
+                let absmax: Vec<f32> =
+                    am.t.data
+                        .iter()
+                        .enumerate()
+                        .map(|(b, &c)| nm[c as usize] * na[b / nbs] + offset)
+                        .collect();
                 if let Some(b) = absmax.iter().position(|v| !v.is_finite()) {
                     return Err(am.bad(format!("block {b} decodes to a non-finite absmax")));
                 }
@@ -215,8 +210,8 @@ pub fn import(
             }
         }
     };
-    let block_u32 = u32::try_from(block)
-        .map_err(|_| state_t.bad(format!("blocksize {block} is too large")))?;
+    let block_u32 =
+        u32::try_from(block).map_err(|_| state_t.bad(format!("blocksize {block} is too large")))?;
     let scheme = Scheme::Fixed(FixedLut {
         table: st.table,
         block: block_u32,

@@ -102,10 +102,7 @@ impl<'a> Named<'a> {
                 .map(|d| format!("{d:?}"))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            return Err(self.bad(format!(
-                "expected dtype {want}, found {:?}",
-                self.t.dtype
-            )));
+            return Err(self.bad(format!("expected dtype {want}, found {:?}", self.t.dtype)));
         }
         let need = self.numel() * dtype_size(self.t.dtype);
         if self.t.data.len() != need {

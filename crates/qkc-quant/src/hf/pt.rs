@@ -74,9 +74,15 @@ impl PtFile {
                 .map_err(|e| bad(format!("corrupt zip entry {i}: {e}")))?;
             let start = usize::try_from(f.data_start()).unwrap_or(usize::MAX);
             let len = usize::try_from(f.compressed_size()).unwrap_or(usize::MAX);
-            let end = start.checked_add(len).filter(|&e| e <= map.len()).ok_or_else(|| {
-                bad(format!("zip entry `{}` runs past the end of the file", f.name()))
-            })?;
+            let end = start
+                .checked_add(len)
+                .filter(|&e| e <= map.len())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "zip entry `{}` runs past the end of the file",
+                        f.name()
+                    ))
+                })?;
             let stored = f.compression() == zip::CompressionMethod::Stored;
             entries.insert(f.name().to_string(), (start..end, stored));
         }
@@ -89,7 +95,9 @@ impl PtFile {
         let archive = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
         let (pkl_range, pkl_stored) = entries[&pkl_name].clone();
         if !pkl_stored {
-            return Err(bad(format!("`{pkl_name}` is compressed; torch.save stores it plain")));
+            return Err(bad(format!(
+                "`{pkl_name}` is compressed; torch.save stores it plain"
+            )));
         }
         let root = Machine::default()
             .run(&map[pkl_range])
@@ -106,7 +114,9 @@ impl PtFile {
         for (name, t) in flat {
             let key = format!("{archive}data/{}", t.key);
             let (range, stored) = entries.get(&key).cloned().ok_or_else(|| {
-                bad(format!("tensor `{name}`: its storage `{key}` is not in the zip"))
+                bad(format!(
+                    "tensor `{name}`: its storage `{key}` is not in the zip"
+                ))
             })?;
             if !stored {
                 return Err(bad(format!(
@@ -182,7 +192,9 @@ fn materialize(map: &[u8], storage: Range<usize>, t: &TensorRef) -> Result<PtTen
         .shape
         .iter()
         .zip(&t.stride)
-        .try_fold(t.offset, |acc, (&s, &st)| acc.checked_add((s - 1).checked_mul(st)?))
+        .try_fold(t.offset, |acc, (&s, &st)| {
+            acc.checked_add((s - 1).checked_mul(st)?)
+        })
         .ok_or("size/stride overflow")?;
     if last >= elems {
         return Err(format!(
@@ -382,7 +394,9 @@ fn usizes(o: &Obj, what: &str) -> Result<Vec<usize>, String> {
 
 impl Machine {
     fn pop(&mut self) -> Result<Obj, String> {
-        self.stack.pop().ok_or_else(|| "stack underflow".to_string())
+        self.stack
+            .pop()
+            .ok_or_else(|| "stack underflow".to_string())
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Obj>, String> {
@@ -397,7 +411,9 @@ impl Machine {
     }
 
     fn top(&mut self) -> Result<&mut Obj, String> {
-        self.stack.last_mut().ok_or_else(|| "stack underflow".to_string())
+        self.stack
+            .last_mut()
+            .ok_or_else(|| "stack underflow".to_string())
     }
 
     fn reduce(&mut self, f: Obj, args: Obj) -> Result<Obj, String> {
@@ -445,8 +461,8 @@ impl Machine {
         };
         match t.as_slice() {
             [Obj::Str(tag), Obj::Global(_, ty), Obj::Str(key), _, ..] if tag == "storage" => {
-                let dtype = storage_dtype(ty)
-                    .ok_or_else(|| format!("unsupported storage type `{ty}`"))?;
+                let dtype =
+                    storage_dtype(ty).ok_or_else(|| format!("unsupported storage type `{ty}`"))?;
                 Ok(Obj::Storage(key.clone(), dtype))
             }
             _ => Err("persistent id is not ('storage', type, key, location, numel)".into()),
@@ -524,12 +540,14 @@ impl Machine {
                 b'U' => {
                     let n = r.u8()? as usize;
                     let s = r.take(n)?;
-                    self.stack.push(Obj::Str(String::from_utf8_lossy(s).into_owned()));
+                    self.stack
+                        .push(Obj::Str(String::from_utf8_lossy(s).into_owned()));
                 }
                 b'T' => {
                     let n = r.u32()? as usize;
                     let s = r.take(n)?;
-                    self.stack.push(Obj::Str(String::from_utf8_lossy(s).into_owned()));
+                    self.stack
+                        .push(Obj::Str(String::from_utf8_lossy(s).into_owned()));
                 }
                 b'C' => {
                     let n = r.u8()? as usize;
@@ -562,11 +580,9 @@ impl Machine {
                     } else {
                         r.u32()?
                     };
-                    let v = self
-                        .memo
-                        .get(&i)
-                        .cloned()
-                        .ok_or_else(|| format!("memo {i} read before it was written (byte {at})"))?;
+                    let v = self.memo.get(&i).cloned().ok_or_else(|| {
+                        format!("memo {i} read before it was written (byte {at})")
+                    })?;
                     self.stack.push(v);
                 }
                 b'c' => {

@@ -138,7 +138,11 @@ pub fn import(
     let mut qweight = vec![0u32; n * wq];
     let mut stats = vec![0u32; n * ws];
     for i in 0..n {
-        pack::pack_row(&codes[i * k..(i + 1) * k], 3, &mut qweight[i * wq..(i + 1) * wq]);
+        pack::pack_row(
+            &codes[i * k..(i + 1) * k],
+            3,
+            &mut qweight[i * wq..(i + 1) * wq],
+        );
         pack::pack_row(
             &stat_codes[i * 2 * groups..(i + 1) * 2 * groups],
             3,
@@ -215,11 +219,15 @@ fn import_outliers(
     let mut per_row: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
     for r in 0..ro.len() - 1 {
         let (a, b) = (ro[r], ro[r + 1]);
-        if a > b {
-            return Err(ro_t.bad(format!("decreases at entry {r} ({a} > {b})")));
+        if a < 0 || a > b || b as usize > nnz {
+            return Err(ro_t.bad(format!(
+                "entries {r}..{} are {a}..{b}, not increasing within 0..{nnz}",
+                r + 1
+            )));
         }
-        for j in a as usize..b as usize {
-            let (c, v) = (words[j] & 0xFFFF, f16::from_bits((words[j] >> 16) as u16));
+        let (a, b) = (a as usize, b as usize);
+        for (j, &word) in words[a..b].iter().enumerate().map(|(t, w)| (a + t, w)) {
+            let (c, v) = (word & 0xFFFF, f16::from_bits((word >> 16) as u16));
             if v.to_f32() == 0.0 {
                 continue; // PTCSR padding (or a stored zero): adds nothing
             }

@@ -69,7 +69,8 @@ pub fn import(
     }
 
     let lut_name = format!("{prefix}.lookup_table");
-    let lut = get(src, &lut_name)?.expect(&[RawDtype::F32, RawDtype::F16, RawDtype::BF16], &[n, m])?;
+    let lut =
+        get(src, &lut_name)?.expect(&[RawDtype::F32, RawDtype::F16, RawDtype::BF16], &[n, m])?;
     let lut_part = match lut.t.dtype {
         RawDtype::F16 => Part {
             dtype: crate::PartDtype::F16,
