@@ -103,7 +103,7 @@ impl PtFile {
             .run(&map[pkl_range])
             .map_err(|e| bad(format!("corrupt pickle `{pkl_name}`: {e}")))?;
         let mut flat = Vec::new();
-        flatten(&root, "", &mut flat);
+        flatten(&root, "", 0, &mut flat);
         if flat.is_empty() && !matches!(root, Obj::Dict(_)) {
             return Err(bad(format!(
                 "`{pkl_name}` holds no state dict (found {})",
@@ -239,7 +239,13 @@ fn materialize(map: &[u8], storage: Range<usize>, t: &TensorRef) -> Result<PtTen
     })
 }
 
-fn flatten(o: &Obj, prefix: &str, out: &mut Vec<(String, TensorRef)>) {
+/// Nested dicts deeper than this are not searched for tensors (state dicts nest one or two).
+const MAX_DEPTH: usize = 32;
+
+fn flatten(o: &Obj, prefix: &str, depth: usize, out: &mut Vec<(String, TensorRef)>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
     if let Obj::Dict(items) = o {
         for (k, v) in items {
             let key = match k {
@@ -254,7 +260,7 @@ fn flatten(o: &Obj, prefix: &str, out: &mut Vec<(String, TensorRef)>) {
             };
             match v {
                 Obj::Tensor(t) => out.push((name, t.clone())),
-                Obj::Dict(_) => flatten(v, &name, out),
+                Obj::Dict(_) => flatten(v, &name, depth + 1, out),
                 _ => {}
             }
         }
