@@ -373,6 +373,22 @@ fn corrupt_pt_files_give_errors_naming_the_file() {
     let pkl = b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n\
 ((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89)tRu.";
     check("nostorage.pt", &zip_with(pkl), "data/0");
+    // Byte flips anywhere in the pickle: an error or a (different) file, never a panic.
+    let pkl_at = good
+        .windows(7)
+        .position(|w| w == b"\x80\x02ccoll")
+        .expect("pickle in fixture");
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for i in 0..300 {
+        let mut bytes = good.clone();
+        let at = pkl_at + rng.gen_range(0..900);
+        bytes[at] = rng.gen();
+        let path = dir.join(format!("flip{i}.pt"));
+        std::fs::write(&path, &bytes).expect("write");
+        if let Ok(pt) = PtFile::open(&path) {
+            let _ = squeezellm::import(&pt, PT_P, PT_N, PT_K, squeezellm::Params { bits: 4 });
+        }
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -179,7 +179,18 @@ fn materialize(map: &[u8], storage: Range<usize>, t: &TensorRef) -> Result<PtTen
             t.shape, t.stride
         ));
     }
-    let numel: usize = t.shape.iter().product();
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("size {:?} overflows", t.shape))?;
+    if numel > elems {
+        return Err(format!(
+            "size {:?} has {numel} elements, more than its storage's {elems} (overlapping or \
+             broadcast views are not supported)",
+            t.shape
+        ));
+    }
     if numel == 0 {
         return Ok(PtTensor {
             dtype: t.dtype,
