@@ -14,9 +14,11 @@ use crate::{Csr, QuantTensor};
 pub mod aqlm;
 pub mod awq;
 pub mod bnb;
+pub mod common;
 pub mod compressed;
 pub mod folder;
 pub mod gptq;
+pub mod pt;
 pub mod spqr;
 pub mod squeezellm;
 
