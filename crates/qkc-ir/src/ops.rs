@@ -108,13 +108,18 @@ pub enum RopeStyle {
 }
 
 /// Activation (fake) quantization of a float tensor: per token (last axis), round to a
-/// `bits`-bit grid with an abs-max (sym) or min-max (asym) scale, and back to float.
+/// `bits`-bit grid with an abs-max (sym) or min-max (asym) scale, and back to float. With
+/// `group = Some(g)`, each consecutive `g` elements of a token's last axis get their own scale
+/// (ggml's Q8_0/Q8_1 activations: g = 32); the last axis must be a multiple of g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ActQuant {
     /// 4 or 8.
     pub bits: u8,
     /// symmetric?
     pub sym: bool,
+    /// Elements per scale along the last axis; `None`: one scale per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<u32>,
 }
 
 /// Attributes of the fused `qlinear` op.
@@ -378,11 +383,15 @@ impl Op {
         let act = |v: &mut Vec<(&'static str, Attr)>,
                    bits: &'static str,
                    sym: &'static str,
+                   group: &'static str,
                    a: &Option<ActQuant>| {
             if let Some(a) = a {
                 v.push((bits, Attr::Int(i64::from(a.bits))));
                 if !a.sym {
                     v.push((sym, Attr::Bool(false)));
+                }
+                if let Some(g) = a.group {
+                    v.push((group, Attr::Int(i64::from(g))));
                 }
             }
         };
@@ -404,7 +413,7 @@ impl Op {
                 v.push(("value", attr));
             }
             Op::Rotate(r) => push_rotation(&mut v, "kind", r),
-            Op::QuantizeAct(a) => act(&mut v, "bits", "sym", &Some(*a)),
+            Op::QuantizeAct(a) => act(&mut v, "bits", "sym", "group", &Some(*a)),
             Op::Rmsnorm { eps } => v.push(("eps", Attr::Float(*eps))),
             Op::Rope {
                 theta,
@@ -436,11 +445,11 @@ impl Op {
                 if let Some(r) = &q.rotate {
                     push_rotation(&mut v, "rotate", r);
                 }
-                act(&mut v, "act_bits", "act_sym", &q.act);
+                act(&mut v, "act_bits", "act_sym", "act_group", &q.act);
                 if q.silu_gate {
                     v.push(("gate", Attr::Ident("silu".into())));
                 }
-                act(&mut v, "out_act_bits", "out_act_sym", &q.out_act);
+                act(&mut v, "out_act_bits", "out_act_sym", "out_act_group", &q.out_act);
             }
             _ => {}
         }
@@ -495,7 +504,7 @@ impl Op {
             "spmm" => Op::Spmm,
             "add" => Op::Add,
             "mul" => Op::Mul,
-            "quantize_act" => Op::QuantizeAct(a.act("bits", "sym")?.ok_or_else(|| {
+            "quantize_act" => Op::QuantizeAct(a.act("bits", "sym", "group")?.ok_or_else(|| {
                 (
                     String::new(),
                     "`quantize_act` needs `bits` (4 or 8)".to_string(),
@@ -547,7 +556,7 @@ impl Op {
             "embedding" => Op::Embedding,
             "qlinear" => {
                 let rotate = a.rotation("rotate")?;
-                let act = a.act("act_bits", "act_sym")?;
+                let act = a.act("act_bits", "act_sym", "act_group")?;
                 let silu_gate = match a.opt_ident("gate")?.as_deref() {
                     None => false,
                     Some("silu") => true,
@@ -555,7 +564,7 @@ impl Op {
                         return Err(("gate".into(), format!("unknown gate `{o}` (expected silu)")))
                     }
                 };
-                let out_act = a.act("out_act_bits", "out_act_sym")?;
+                let out_act = a.act("out_act_bits", "out_act_sym", "out_act_group")?;
                 Op::Qlinear(QLinearAttrs {
                     rotate,
                     act,
@@ -722,10 +731,17 @@ impl Attrs<'_> {
         let transpose = self.opt_bool(transpose_key(key))?.unwrap_or(false);
         Ok(Some(Rotation { kind, transpose }))
     }
-    fn act(&mut self, bits_key: &str, sym_key: &str) -> AResult<Option<ActQuant>> {
+    fn act(
+        &mut self,
+        bits_key: &str,
+        sym_key: &str,
+        group_key: &str,
+    ) -> AResult<Option<ActQuant>> {
         let Some(bits) = self.opt_int(bits_key)? else {
-            if self.map.contains_key(sym_key) {
-                return Err((sym_key.into(), format!("`{sym_key}` needs `{bits_key}`")));
+            for key in [sym_key, group_key] {
+                if self.map.contains_key(key) {
+                    return Err((key.into(), format!("`{key}` needs `{bits_key}`")));
+                }
             }
             return Ok(None);
         };
@@ -736,9 +752,20 @@ impl Attrs<'_> {
             ));
         }
         let sym = self.opt_bool(sym_key)?.unwrap_or(true);
+        let group = match self.opt_int(group_key)? {
+            None => None,
+            Some(g) if (1..=i64::from(u32::MAX)).contains(&g) => Some(g as u32),
+            Some(g) => {
+                return Err((
+                    group_key.into(),
+                    format!("an activation group must be positive, not {g}"),
+                ))
+            }
+        };
         Ok(Some(ActQuant {
             bits: bits as u8,
             sym,
+            group,
         }))
     }
 }

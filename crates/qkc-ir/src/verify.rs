@@ -420,7 +420,18 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
             }
             Ok(Expected::exact(da, a.clone()))
         }
-        Op::QuantizeAct(_) | Op::Silu | Op::Softmax => {
+        Op::QuantizeAct(a) => {
+            let (dt, xs) = o.float("x")?;
+            if xs.rank() == 0 {
+                return Err("needs at least one dimension".into());
+            }
+            if a.group.is_some() {
+                let k = last_static(xs, "operand `x`")?;
+                check_act_group(a, k, "the last axis of `x`")?;
+            }
+            Ok(Expected::exact(dt, xs.clone()))
+        }
+        Op::Silu | Op::Softmax => {
             let (dt, xs) = o.float("x")?;
             if xs.rank() == 0 {
                 return Err("needs at least one dimension".into());
@@ -537,6 +548,12 @@ pub fn infer(g: &Graph, id: NodeId) -> Result<Expected, String> {
                 }
             }
             check_bias(&o, n)?;
+            if let Some(a) = &q.act {
+                check_act_group(a, k, "K")?;
+            }
+            if let Some(a) = &q.out_act {
+                check_act_group(a, n, "N (the output quantization's axis)")?;
+            }
             match (q.silu_gate, o.get("up").is_some()) {
                 (true, false) => return Err("`gate = silu` needs the `up` weight".into()),
                 (false, true) => return Err("an `up` weight needs `gate = silu`".into()),
@@ -648,5 +665,15 @@ fn check_rotation(o: &Operands<'_>, kind: RotKind, n: u64) -> Result<(), String>
             }
             Ok(())
         }
+    }
+}
+
+/// A grouped activation quantization needs whole groups along its axis of `len` elements.
+fn check_act_group(a: &crate::ops::ActQuant, len: u64, what: &str) -> Result<(), String> {
+    match a.group {
+        Some(g) if g == 0 || len % u64::from(g) != 0 => Err(format!(
+            "activation quantization group {g} does not divide {what} = {len}"
+        )),
+        _ => Ok(()),
     }
 }

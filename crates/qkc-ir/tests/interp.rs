@@ -299,3 +299,50 @@ fn checkpoint_shape_mismatch_names_the_tensor() {
         .expect("must fail");
     assert!(e.to_string().contains("cannot read the checkpoint"), "{e}");
 }
+
+/// Grouped activation quantization: each 32-block of a token has its own abs-max scale, so a
+/// block's values are multiples of (its amax / 127) within half a step of x, and a block's
+/// amax itself is exact; the per-token form differs once the blocks' ranges differ.
+#[test]
+fn grouped_act_quant_scales_each_block() {
+    let g = parse(
+        r#"graph @qa {
+  %x = input "x" : f32[T, 96]
+  %a = quantize_act(%x) {bits = 8, group = 32} : f32[T, 96]
+  %b = quantize_act(%x) {bits = 8} : f32[T, 96]
+  return %a, %b
+}
+"#,
+    );
+    let mut inputs = synth_inputs(&g, 2, fresh_seed(), 0);
+    // block 1 of each token 100x smaller: a per-token scale would flush it to a few levels
+    for t in 0..2 {
+        for v in &mut inputs.get_mut("x").expect("x").data[t * 96 + 32..t * 96 + 64] {
+            *v *= 0.01;
+        }
+    }
+    let out = Interpreter::new(&g, &Weights::Seed(0))
+        .expect("bind")
+        .run(&inputs)
+        .expect("run");
+    let x = &inputs["x"].data;
+    let (a, b) = (&out[0].1.data, &out[1].1.data);
+    for blk in 0..6 {
+        let r = blk * 32..blk * 32 + 32;
+        let amax = x[r.clone()].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let s = amax / 127.0;
+        for i in r {
+            assert!((a[i] - x[i]).abs() <= 0.5 * s * (1.0 + 1e-12), "[{i}]");
+            let q = a[i] / s;
+            assert!((q - q.round()).abs() < 1e-9, "[{i}] not on the block's grid");
+        }
+    }
+    assert!(max_rel_err(a, b) > 0.0, "the grouped form must differ from per-token");
+    // and the verifier names the group and the axis when they do not divide
+    let bad = qkc_ir::parse(
+        "graph @qa {\n  %x = input \"x\" : f32[T, 48]\n  %a = quantize_act(%x) {bits = 8, group = 32} : f32[T, 48]\n  return %a\n}\n",
+    )
+    .expect("parse");
+    let e = format!("{:?}", qkc_ir::verify::verify(&bad).expect_err("48 % 32 != 0"));
+    assert!(e.contains("32") && e.contains("48"), "{e}");
+}

@@ -46,8 +46,12 @@ fn finite() -> impl Strategy<Value = f64> {
 }
 
 fn act() -> impl Strategy<Value = ActQuant> {
-    (prop::sample::select(vec![4u8, 8]), any::<bool>())
-        .prop_map(|(bits, sym)| ActQuant { bits, sym })
+    (
+        prop::sample::select(vec![4u8, 8]),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec![16u32, 32, 128])),
+    )
+        .prop_map(|(bits, sym, group)| ActQuant { bits, sym, group })
 }
 
 fn rotation() -> impl Strategy<Value = Rotation> {

@@ -48,3 +48,38 @@ fn k_not_a_multiple_of_the_group_is_rejected() {
         assert!(m.contains("K = 192") && m.contains("multiple of 128"), "{m}");
     }
 }
+
+/// The grouped-activation fast paths are taken for exactly the nodes they fit.
+#[test]
+fn grouped_int8_activations_route_to_the_a8g_templates() {
+    let src = |scheme: &str, attrs: &str| {
+        format!("graph @g {{\n  %x = input \"x\" : f32[T, 576]\n  %w = weight \"w\" : q<{scheme}>[10, 576]\n  %y = qlinear(%x, %w) {{{attrs}}} : f32[T, 10]\n  return %y\n}}\n")
+    };
+    let template = |scheme: &str, attrs: &str, target| {
+        let g = qkc_ir::parse(&src(scheme, attrs)).expect("parse");
+        lower(&g, g.find("y").expect("y"), &LowerOptions { target, tokens: 1 }).expect("lower").template
+    };
+    let a8g = "act_bits = 8, act_group = 32";
+    assert_eq!(template("int4:g32:min", a8g, CPU), "gemv_u4_cpu_a8g");
+    assert_eq!(template("int4:g32", a8g, CPU), "gemv_u4_cpu_a8g");
+    assert_eq!(template("int4:g64:asym", a8g, CPU), "gemv_u4_cpu_a8g");
+    assert_eq!(template("int8:g32", a8g, CPU), "gemv_u8_cpu_a8g");
+    // per-token activations keep the a8 template; other grids and the GPU the generic kernels
+    assert_eq!(template("int4:g64", "act_bits = 8", CPU), "gemv_u4_cpu_a8");
+    assert_ne!(template("int4:g64", a8g, CPU), "gemv_u4_cpu_a8");
+    assert_eq!(template("int4:g32", "act_bits = 8, act_group = 64", CPU), "qlinear_cpu");
+    assert_eq!(template("int4:g32", "act_bits = 8, act_sym = false, act_group = 32", CPU), "qlinear_cpu");
+    assert_ne!(template("int4:g32:min", a8g, GPU), "gemv_u4_cpu_a8g");
+}
+
+/// A group that does not divide K is refused with both numbers named.
+#[test]
+fn act_group_not_dividing_k_is_rejected() {
+    let src = "graph @g {\n  %x = input \"x\" : f32[T, 96]\n  %w = weight \"w\" : q<int4:g32>[8, 96]\n  %y = qlinear(%x, %w) {act_bits = 8, act_group = 64} : f32[T, 8]\n  return %y\n}\n";
+    let g = qkc_ir::parse(src).expect("parse");
+    let m = format!("{:?}", qkc_ir::verify::verify(&g).expect_err("96 % 64 != 0"));
+    assert!(m.contains("64") && m.contains("96"), "{m}");
+    let e = lower(&g, g.find("y").expect("y"), &LowerOptions { target: CPU, tokens: 1 }).expect_err("refused");
+    let m = e.to_string();
+    assert!(m.contains("64") && m.contains("K = 96"), "{m}");
+}

@@ -346,6 +346,26 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .snippet("epilogue", "epilogue_none"),
         ),
         (
+            "gemv_u4_cpu_a8g",
+            Args::new()
+                .int("K", 96)
+                .int("N", 7)
+                .int("T", 2)
+                .int("CHUNKS", 2)
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "gemv_u8_cpu_a8g",
+            Args::new()
+                .int("K", 96)
+                .int("N", 7)
+                .int("T", 2)
+                .int("CHUNKS", 2)
+                .snippet("split", "split_u4_bytes")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
             "gemv_u4_gpu_r2",
             Args::new()
                 .int("K", 256)

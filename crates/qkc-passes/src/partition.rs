@@ -101,7 +101,8 @@ fn rot(r: &Rotation) -> String {
 }
 
 fn act(a: &ActQuant) -> String {
-    format!("int{}{}", a.bits, if a.sym { "" } else { ":asym" })
+    let group = a.group.map_or(String::new(), |g| format!(":g{g}"));
+    format!("int{}{}{group}", a.bits, if a.sym { "" } else { ":asym" })
 }
 
 /// The key of a weight operand: its scheme (or dtype) and shape.

@@ -261,10 +261,14 @@ fn spmm(s: &Value, x: &Tensor) -> R<Tensor> {
 
 /// Per-token fake quantization over the last axis (QuaRot's activation quantizer: symmetric
 /// clips to `±(2^(b−1) − 1)`·scale with `scale = absmax / (2^(b−1) − 1)`).
+/// With `q.group = Some(g)`, each `g` consecutive elements of a token get their own scale.
 pub(crate) fn quantize_act(x: &Tensor, q: ActQuant) -> Tensor {
-    let n = x.last();
+    let n = match q.group {
+        Some(g) if g > 0 && x.last() % g as usize == 0 => g as usize,
+        _ => x.last(),
+    };
     let mut y = x.clone();
-    for row in y.data.chunks_mut(n) {
+    for row in y.data.chunks_mut(n.max(1)) {
         if q.sym {
             let qmax = f64::from((1u32 << (q.bits - 1)) - 1);
             let amax = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));

@@ -149,9 +149,15 @@ pub(crate) fn spec(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Spec, L
             Some((hk, r.transpose))
         }
     };
-    for a in [q.act, q.out_act].into_iter().flatten() {
+    for (a, len, axis) in [(q.act, k, "K"), (q.out_act, n, "N")] {
+        let Some(a) = a else { continue };
         if !(2..=8).contains(&a.bits) {
             return Err(bad(format!("activation quantization to {} bits (2..=8 supported)", a.bits)));
+        }
+        if let Some(g) = a.group {
+            if g == 0 || len % g as usize != 0 {
+                return Err(bad(format!("activation quantization group {g} does not divide {axis} = {len}")));
+            }
         }
     }
     let s = Spec {
@@ -196,10 +202,79 @@ fn cpu_a8(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize>
         _ => return None,
     };
     let plain = u.bits == 4 && u.sym && !u.act_order && u.packing == qkc_quant::scheme::Packing::Gptq;
-    let act8 = s.act.is_some_and(|a| a.bits == 8 && a.sym);
+    // per-token only: a grouped quantizer has its own template (`cpu_a8g`)
+    let act8 = s.act.is_some_and(|a| a.bits == 8 && a.sym && a.group.is_none_or(|g| g as usize == s.k));
     let bare =
         s.rot.is_none() && s.up.is_none() && !s.outliers && !s.bias && !s.residual && s.out_act.is_none();
     (plain && act8 && bare && s.x_elem == Scalar::F32 && s.out_elem == Scalar::F32).then_some(group)
+}
+
+/// The CPU fast paths `gemv_u4_cpu_a8g` / `gemv_u8_cpu_a8g` (templates/kir): uniform int weights
+/// without act-order, packed as `w = s·q + o` (sym, asym or `:min`) in 4-bit containers (2–4
+/// bits) or bytes (5–8 bits), stats groups a multiple of 32 (expanded to one (s, o) per 32-block
+/// at load), with int8 symmetric activations quantized per 32-block (`act_group = 32`, ggml's
+/// Q8 activations), f32 x and output, T ≥ 1, and no rotation, outliers or epilogue. The
+/// container bits (4 or 8) when it applies.
+fn cpu_a8g(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<u32> {
+    let LowerTarget::Cpu { .. } = opts.target else { return None };
+    let (Scheme::Uniform(u), _, _) = scheme_of(g, id, "w")? else { return None };
+    let Form::Codes { cb, group, dq: form::Dq::Affine, perm: false } = s.w else { return None };
+    let act8 = s.act.is_some_and(|a| a.bits == 8 && a.sym && a.group == Some(32));
+    let bare =
+        s.rot.is_none() && s.up.is_none() && !s.outliers && !s.bias && !s.residual && s.out_act.is_none();
+    let fits = !u.act_order && group % 32 == 0 && s.k % 32 == 0;
+    (fits && act8 && bare && s.x_elem == Scalar::F32 && s.out_elem == Scalar::F32).then_some(cb)
+}
+
+fn lower_a8g(g: &Graph, id: NodeId, s: &Spec, cb: u32, chunks: u32) -> Result<Lowered, LowerError> {
+    let args = crate::template::Args::new()
+        .int("K", s.k as i64)
+        .int("N", s.n as i64)
+        .int("T", s.t as i64)
+        .int("CHUNKS", i64::from(chunks))
+        .snippet("split", "split_u4_bytes")
+        .snippet("epilogue", "epilogue_none");
+    let (k, t, nb) = (s.k as u64, s.t as u64, s.n.div_ceil(4) as u64);
+    // codes, f32 scales and offsets per 32-block of 4·⌈N/4⌉ rows (padding rows are read), f32 x
+    let bytes_read = nb * 4 * k * u64::from(cb) / 8 + 2 * nb * 4 * (k / 32) * 4 + t * k * 4;
+    let template = if cb == 4 { "gemv_u4_cpu_a8g" } else { "gemv_u8_cpu_a8g" };
+    let mut l = fast_template(g, id, template, &args, ["codes_r4", "scale_r4"], bytes_read)?;
+    l.bindings.insert(2, Binding::Packed { role: "w".into(), buffer: "offset_r4".into() });
+    Ok(l)
+}
+
+/// `gemv_u{4,8}_cpu_a8g`'s buffers: the generic affine packing ([`Form::pack`]: codes in
+/// `cb`-bit containers, f32 scale and offset per group) interleaved by 4 rows, stats expanded to
+/// one per 32-block.
+fn pack_a8g(f: &Form, q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, String> {
+    let Form::Codes { cb, group, .. } = *f else { return Err("not a code form".into()) };
+    let generic = f.pack(q)?;
+    let find = |name: &str| generic.iter().find(|b| b.name == name).ok_or(format!("no `{name}` buffer"));
+    let words: Vec<u32> = find("codes")?
+        .data
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let (n, k) = (q.n, q.k);
+    let (groups, per) = (k / group, group / 32);
+    let stats = |name: &str| -> Result<Vec<f32>, String> {
+        let v: Vec<f32> = find(name)?
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if v.len() != n * groups {
+            return Err(format!("{} `{name}` values for [{n}, {groups}] groups", v.len()));
+        }
+        let expanded: Vec<f32> = (0..n * k / 32).map(|i| v[(i / (k / 32)) * groups + (i % (k / 32)) / per]).collect();
+        Ok(super::layout::interleave_stats_r4(&expanded, n, k / 32))
+    };
+    let w4 = super::layout::interleave_codes_r4(&words, n, k, cb as usize);
+    Ok(vec![
+        PackedBuffer { name: "codes_r4".into(), elem: Scalar::I32, data: w4.iter().flat_map(|w| w.to_le_bytes()).collect() },
+        form::f32_buffer("scale_r4", stats("scale")?),
+        form::f32_buffer("offset_r4", stats("offset")?),
+    ])
 }
 
 /// A fast path: instantiate `template` with `args`; it reads the packed buffers `w.<buffers>`,
@@ -552,10 +627,7 @@ fn lower_cpu_prepped(
         reason,
     };
     let pre = prep::rotation_cpu(s, "x_prep", opts).map_err(terr)?;
-    let mut main = match (cpu_a8(g, id, &m, opts), opts.target) {
-        (Some(group), LowerTarget::Cpu { chunks }) => lower_a8(g, id, &m, group, chunks.max(1))?,
-        _ => lower_spec(g, id, &m, opts)?,
-    };
+    let mut main = lower_spec(g, id, &m, opts)?;
     for b in &mut main.bindings {
         if matches!(b, Binding::Operand { role } if role == "x") {
             *b = Binding::Temp { name: "x_prep".into(), elem: Scalar::F32, len: (s.t * s.k) as u64 };
@@ -581,6 +653,9 @@ fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lo
     let s = s.clone();
     if let (Some(group), LowerTarget::Cpu { chunks }) = (cpu_a8(g, id, &s, opts), opts.target) {
         return lower_a8(g, id, &s, group, chunks.max(1));
+    }
+    if let (Some(cb), LowerTarget::Cpu { chunks }) = (cpu_a8g(g, id, &s, opts), opts.target) {
+        return lower_a8g(g, id, &s, cb, chunks.max(1));
     }
     if let Some(group) = gpu_r2(g, id, &s, opts) {
         return lower_r2(g, id, &s, group);
@@ -665,6 +740,9 @@ pub(crate) fn pack(
                 ));
             }
             if role == "w" {
+                if let Some(s) = main_spec(g, id, opts).ok().filter(|s| cpu_a8g(g, id, s, opts).is_some()) {
+                    return pack_a8g(&s.w, q).map_err(|e| werr(g, id, role, e));
+                }
                 if let Some(group) = main_spec(g, id, opts).ok().and_then(|s| cpu_a8(g, id, &s, opts)) {
                     let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();
                     let scales =

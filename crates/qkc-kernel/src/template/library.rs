@@ -12,6 +12,8 @@ const FILES: &[(&str, &str)] = &[
     ("gemv_u4_cpu.kir", include_str!("../../../../templates/kir/gemv_u4_cpu.kir")),
     ("gemv_u4_cpu_q8.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_q8.kir")),
     ("gemv_u4_cpu_a8.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_a8.kir")),
+    ("gemv_u4_cpu_a8g.kir", include_str!("../../../../templates/kir/gemv_u4_cpu_a8g.kir")),
+    ("gemv_u8_cpu_a8g.kir", include_str!("../../../../templates/kir/gemv_u8_cpu_a8g.kir")),
     ("gemv_u4_gpu.kir", include_str!("../../../../templates/kir/gemv_u4_gpu.kir")),
     ("gemv_u4_gpu_r2.kir", include_str!("../../../../templates/kir/gemv_u4_gpu_r2.kir")),
     ("gemv_lut3_gpu_r2.kir", include_str!("../../../../templates/kir/gemv_lut3_gpu_r2.kir")),

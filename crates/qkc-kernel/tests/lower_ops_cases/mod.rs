@@ -128,6 +128,20 @@ pub fn cases() -> Vec<Case> {
             "f64 rounding decisions as the reference, one f32 rounding",
         ),
         case(
+            "quantize_act_sym8_g32",
+            "  %x = input \"x\" : f32[T, 576]\n  %y = quantize_act(%x) {bits = 8, group = 32} : f32[T, 576]",
+            &[3, 1],
+            1e-6,
+            "f64 rounding decisions as the reference, one f32 rounding",
+        ),
+        case(
+            "quantize_act_asym4_g16",
+            "  %x = input \"x\" : f32[T, 64]\n  %y = quantize_act(%x) {bits = 4, sym = false, group = 16} : f32[T, 64]",
+            &[2],
+            1e-6,
+            "f64 rounding decisions as the reference, one f32 rounding",
+        ),
+        case(
             "rope_half",
             "  %x = input \"x\" : f32[T, 64]\n  %pos = input \"pos\" : i32[T]\n  %y = rope(%x, %pos) {theta = 10000.0, head_dim = 16} : f32[T, 64]",
             &[3],

@@ -51,6 +51,8 @@ pub struct Case {
     pub up_outliers: bool,
     /// (bits, sym)
     pub act: Option<(u8, bool)>,
+    /// Elements per activation scale along K (`act_group`); `None`: per token.
+    pub act_group: Option<u32>,
     pub out_act: Option<(u8, bool)>,
     pub f16: bool,
 }
@@ -69,6 +71,7 @@ impl Case {
             up: None,
             up_outliers: false,
             act: None,
+            act_group: None,
             out_act: None,
             f16: false,
         }
@@ -129,6 +132,9 @@ impl Case {
         }
         if let Some((b, sym)) = self.act {
             attrs.push(format!("act_bits = {b}, act_sym = {sym}"));
+            if let Some(g) = self.act_group {
+                attrs.push(format!("act_group = {g}"));
+            }
         }
         if self.up.is_some() {
             attrs.push("gate = silu".into());
@@ -235,6 +241,29 @@ pub fn conformance_cases() -> Vec<Case> {
     v.push(Case { rot: Some(false), act: Some((4, true)), ..Case::new("int4:g128", 6, 4096, 4) });
     v.push(Case { rot: Some(false), outliers: true, f16: true, ..Case::new("lut3", 5, 28672, 1) });
     v.push(Case { f16: true, ..Case::new("int4:g32", 7, 256, 4) });
+    // activations quantized per 32-block (ggml's Q8 activations): the CPU fast paths
+    // gemv_u4_cpu_a8g (2–4-bit codes) and gemv_u8_cpu_a8g (5–8-bit codes), SmolLM2's K = 576 and
+    // 1536, N not a multiple of 4, T = 1 and 3; the generic kernels elsewhere
+    let a8g = |scheme, n, k, t| Case { act: Some((8, true)), act_group: Some(32), ..Case::new(scheme, n, k, t) };
+    for (scheme, n, k, t) in [
+        ("int4:g32:min", 13, 576, 1),
+        ("int4:g32:min", 6, 1536, 3),
+        ("int4:g32", 9, 576, 3),
+        ("int4:g32:asym", 7, 1536, 1),
+        ("int4:g128", 5, 256, 2),
+        ("int3:g64", 6, 128, 1),
+        ("int8:g32", 13, 576, 1),
+        ("int8:g32", 6, 1536, 3),
+        ("int8:g32:asym", 5, 576, 2),
+        ("int8:g32:min", 3, 96, 1),
+    ] {
+        v.push(a8g(scheme, n, k, t));
+    }
+    // grouped act quant on the generic kernels: a rotation, a 4-bit grid, an f16 x, an epilogue
+    v.push(Case { rot: Some(false), ..a8g("int4:g32:min", 7, 256, 2) });
+    v.push(Case { act: Some((4, true)), act_group: Some(64), ..Case::new("lut3", 13, 256, 2) });
+    v.push(Case { act: Some((8, false)), act_group: Some(32), f16: true, ..Case::new("int4:g32", 5, 128, 3) });
+    v.push(Case { bias: true, outliers: true, ..a8g("int8:g32", 6, 128, 1) });
     v
 }
 
@@ -321,13 +350,29 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
         None => None,
     };
     let mut want = vec![0f64; t * n];
+    // with grouped activations, the per-token quantization's result too: the kernel must be
+    // clearly nearer the grouped one (a silently per-token kernel fits the tolerance otherwise)
+    let mut per_token = vec![0f64; t * n];
+    if let (Some((b, sym)), Some(_)) = (c.act, c.act_group) {
+        for tt in 0..t {
+            let mut xr = x[tt * k..(tt + 1) * k].to_vec();
+            if let Some(tr) = c.rot {
+                qkc_quant::hadamard::apply(&mut xr, tr).map_err(|e| e.to_string())?;
+            }
+            quantize_act(&mut xr, b, sym);
+            per_token[tt * n..(tt + 1) * n].copy_from_slice(&matvec(&wd, s.as_ref(), &xr, n, k));
+        }
+    }
     for tt in 0..t {
         let mut xr = x[tt * k..(tt + 1) * k].to_vec();
         if let Some(tr) = c.rot {
             qkc_quant::hadamard::apply(&mut xr, tr).map_err(|e| e.to_string())?;
         }
         if let Some((b, sym)) = c.act {
-            quantize_act(&mut xr, b, sym);
+            let g = c.act_group.map_or(k, |g| g as usize);
+            for blk in xr.chunks_mut(g) {
+                quantize_act(blk, b, sym);
+            }
         }
         let mut y = matvec(&wd, s.as_ref(), &xr, n, k);
         if c.bias {
@@ -439,6 +484,14 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
             return Err(format!("y[{i}] = {gv}, want {wv} (rel err {e:.2e} > {:.1e})", c.tolerance()));
         }
         worst = worst.max(e);
+    }
+    if c.act_group.is_some() && !c.bias && c.up.is_none() && !c.residual && c.out_act.is_none() {
+        let alt = got.iter().zip(&per_token).fold(0f64, |m, (&gv, &pv)| m.max((f64::from(gv) - pv).abs())) / ymax;
+        if worst * 4.0 > alt {
+            return Err(format!(
+                "as near the per-token quantization ({alt:.2e}) as the grouped one ({worst:.2e})"
+            ));
+        }
     }
     Ok(worst)
 }

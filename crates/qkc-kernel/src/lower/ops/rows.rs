@@ -22,8 +22,22 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
     if d == 0 {
         return Err(n.err("empty rows"));
     }
-    let rows = numel / d;
     let op = n.g.node(n.id).op.clone();
+    // a grouped activation quantization is the per-row one over rows of `group` elements (the
+    // groups of a token are contiguous along the last axis)
+    let d = match op {
+        Op::QuantizeAct(ActQuant { group: Some(g), .. }) => {
+            let g = u64::from(g);
+            if g == 0 || d % g != 0 {
+                return Err(n.err(format!(
+                    "activation quantization group {g} does not divide the last axis ({d})"
+                )));
+            }
+            g
+        }
+        _ => d,
+    };
+    let rows = numel / d;
     let mut k = KernelCx::new(n, &format!("{rows}x{d}"), Split::Rows(rows));
     let x = k.input("x", numel)?;
     let w = match op {

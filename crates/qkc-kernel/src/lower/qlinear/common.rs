@@ -289,9 +289,40 @@ fn min_max(
 
 /// Per-token fake quantization of `buf[base .. base + len]` (the interpreter's
 /// `quantize_act`): the range by `(rstart, rstep, warp)` (every thread computes it), then the
-/// elements by `par`; each result goes through `emit(kb, index, value)`.
+/// elements by `par`; each result goes through `emit(kb, index, value)`. With `a.group = g`
+/// (g divides `len`: [`super::spec`] checks it) a loop over the token's groups quantizes each
+/// `g` elements with their own range.
 #[expect(clippy::too_many_arguments, reason = "a loop nest's bounds, spelled out")]
 pub(super) fn act_quant(
+    kb: &mut Kb,
+    a: ActQuant,
+    buf: Value,
+    base: Value,
+    len: usize,
+    range: (Value, Value, bool),
+    par: &Par,
+    emit: impl FnOnce(&mut Kb, Value, Value) -> R<()>,
+) -> R<()> {
+    match a.group.map(|g| g as usize) {
+        Some(g) if g > 0 && g < len && len % g == 0 => {
+            kb.for_n(0, (len / g) as i64, &[], |kb, gi, _| {
+                let off = kb.muli(gi, g as i64);
+                let gb = kb.add(base, off);
+                act_quant_range(kb, a, buf, gb, g, range, par, |kb, i, y| {
+                    let i = kb.add(off, i);
+                    emit(kb, i, y)
+                })?;
+                Ok(vec![])
+            })?;
+            Ok(())
+        }
+        _ => act_quant_range(kb, a, buf, base, len, range, par, emit),
+    }
+}
+
+/// [`act_quant`] with one range over `buf[base .. base + len]`.
+#[expect(clippy::too_many_arguments, reason = "a loop nest's bounds, spelled out")]
+fn act_quant_range(
     kb: &mut Kb,
     a: ActQuant,
     buf: Value,

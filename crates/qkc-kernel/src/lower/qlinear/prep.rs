@@ -153,10 +153,11 @@ pub(super) fn act_quant(
 ) -> Result<Lowered, String> {
     let dt = |e: Scalar| if e == Scalar::F16 { "f16" } else { "f32" };
     let src = format!(
-        "graph @prep {{\n  %x = input \"x\" : {}[T, {k}]\n  %xq = quantize_act(%x) {{bits = {}, sym = {}}} : {}[T, {k}]\n  return %xq\n}}\n",
+        "graph @prep {{\n  %x = input \"x\" : {}[T, {k}]\n  %xq = quantize_act(%x) {{bits = {}, sym = {}{}}} : {}[T, {k}]\n  return %xq\n}}\n",
         dt(in_elem),
         a.bits,
         a.sym,
+        a.group.map_or(String::new(), |g| format!(", group = {g}")),
         dt(out_elem),
         k = s.k
     );
