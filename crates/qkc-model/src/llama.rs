@@ -47,9 +47,9 @@ pub struct LlamaConfig {
     pub tied: bool,
     /// The model's training context (informational; `max_seq` is what the caches hold).
     pub context: usize,
-    /// Per-token symmetric activation quantization (8 or 4 bits) in front of every quantized
-    /// linear layer (W4A8 as llama.cpp's integer dot products compute it); `None`: f32
-    /// activations.
+    /// Symmetric activation quantization (8 or 4 bits) in front of every quantized linear layer,
+    /// with a scale per 32-element block of K (per token when K is not a multiple of 32), as
+    /// llama.cpp's integer dot products compute it; `None`: f32 activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act_bits: Option<u8>,
 }
@@ -291,9 +291,11 @@ pub fn build_qir(cfg: &LlamaConfig, b: &Binding<'_>) -> Result<String, ModelErro
             let x = match cfg.act_bits {
                 Some(bits) => {
                     // one quantized copy per (input, layer): CSE merges the q/k/v and gate/up ones
+                    // per 32-block scales (ggml's Q8 activations) when K allows, else per token
+                    let group = if k % 32 == 0 { ", group = 32" } else { "" };
                     let _ = writeln!(
                         w,
-                        "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}}} : f32[T, {k}]"
+                        "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}{group}}} : f32[T, {k}]"
                     );
                     format!("{out}_xq")
                 }

@@ -85,6 +85,21 @@ fn quantized_llama_matches_interpreter_on_cpu() {
 }
 
 #[test]
+fn w4a8_llama_with_block_activation_scales_matches_interpreter_on_cpu() {
+    // int8 activations with a scale per 32-block in front of every quantized layer (the
+    // llama.cpp form): the int8-dot templates on the CPU
+    let cfg = LlamaConfig {
+        act_bits: Some(8),
+        ..tiny(RopeStyle::Interleaved, true)
+    };
+    check(&cfg, &|r: Role| match r {
+        Role::Embedding | Role::FinalNorm | Role::AttnNorm(_) | Role::FfnNorm(_) => "f32".into(),
+        Role::Head => "q<int8:g32>".into(),
+        _ => "q<int4:g32:min>".into(),
+    });
+}
+
+#[test]
 fn dense_untied_llama_matches_interpreter_on_cpu() {
     let cfg = tiny(RopeStyle::Half, false);
     check(&cfg, &|_| "f32".into());
