@@ -235,6 +235,22 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Write the dense f32 weight [N, K] (HF orientation) of one module of a checkpoint as .npy.
+    Dequant {
+        /// A GGUF file (or an HF model folder).
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The module or tensor, e.g. `blk.0.ffn_down.weight` or `model.layers.0.mlp.down_proj`.
+        #[arg(long)]
+        tensor: String,
+        /// The .npy file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Force the format instead of detecting it (gguf, gptq, awq, compressed-tensors,
+        /// squeezellm, spqr, aqlm, bnb).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Perplexity of a model on a text file (windows of --ctx tokens from empty caches, scored
     /// on each window's second half, as llama.cpp's perplexity tool does).
     Perplexity {
@@ -433,6 +449,12 @@ fn main() -> ExitCode {
             json,
         } => bench(&file, target, &batch, threads, seed, json.as_deref()),
         Cmd::Import { model, out, ctx } => model::import(&model, &out, ctx),
+        Cmd::Dequant {
+            input,
+            tensor,
+            out,
+            format,
+        } => model::dequant_cmd(&input, &tensor, &out, format.as_deref()),
         Cmd::Requantize {
             model,
             recipe,

@@ -58,6 +58,24 @@ pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
     Ok(())
 }
 
+/// `qkc dequant`.
+pub fn dequant_cmd(
+    input: &Path,
+    tensor: &str,
+    out: &Path,
+    format: Option<&str>,
+) -> Result<(), Reported> {
+    let (n, k, data) =
+        qkc_model::dequant::dequant(input, tensor, format).map_err(|e| fail(e.to_string()))?;
+    qkc_model::npy::write(out, &[n, k], &data).map_err(fail)?;
+    let absmax = data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!(
+        "{tensor}: [{n}, {k}] f32 (absmax {absmax:.6}) -> {}",
+        out.display()
+    );
+    Ok(())
+}
+
 /// `qkc requantize`.
 pub fn requantize_cmd(
     path: &Path,

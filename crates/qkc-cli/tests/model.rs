@@ -171,3 +171,49 @@ fn import_writes_a_graph_that_generates_like_the_gguf() {
     assert!(a.contains("Paris"), "{a}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn dequant_writes_the_gguf_weight_as_npy() {
+    let Some(p) = model() else { return };
+    let out = std::env::temp_dir().join(format!("qkc-dequant-{}.npy", std::process::id()));
+    let o = qkc(&[
+        "dequant",
+        "--in",
+        p.to_str().expect("path"),
+        "--tensor",
+        "blk.3.ffn_down",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let b = std::fs::read(&out).expect("npy");
+    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = std::str::from_utf8(&b[10..10 + hl]).expect("header");
+    assert!(header.contains("'shape': (576, 1536)"), "{header}");
+    let got: Vec<f32> = b[10 + hl..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let f = qkc_quant::gguf::GgufFile::open(&p).expect("gguf");
+    let want = f.dequantize("blk.3.ffn_down.weight").expect("dequant");
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "not bit-exact"
+    );
+    let _ = std::fs::remove_file(&out);
+    // a module that is not there is named
+    let o = qkc(&[
+        "dequant",
+        "--in",
+        p.to_str().expect("path"),
+        "--tensor",
+        "blk.99.ffn_down",
+        "--out",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("blk.99.ffn_down"), "{:?}", text(&o));
+}

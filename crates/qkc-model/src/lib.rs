@@ -2,10 +2,13 @@
 //! tokenizers, chat templates, and a generation loop over the CPU and CUDA runtimes.
 
 pub mod chat;
+pub mod dequant;
 pub mod generate;
 pub mod gguf;
+mod hf;
 pub mod llama;
 mod model;
+pub mod npy;
 pub mod requant;
 pub mod tokenizer;
 
