@@ -295,6 +295,10 @@ enum Cmd {
         /// quantized layer, as llama.cpp's integer dot products do (W4A8).
         #[arg(long)]
         act_bits: Option<u8>,
+        /// With --act-bits: one activation scale per this many elements of a token (32:
+        /// llama.cpp's per-block Q8 activations, the fast `gemv_u*_cpu_a8g` kernels).
+        #[arg(long, requires = "act_bits")]
+        act_group: Option<u32>,
     },
 }
 
@@ -461,6 +465,7 @@ fn main() -> ExitCode {
             ctx,
             quiet,
             act_bits,
+            act_group,
         } => model::generate_cmd(&model::GenArgs {
             model: &model,
             prompt: &prompt,
@@ -476,6 +481,7 @@ fn main() -> ExitCode {
             ctx,
             quiet,
             act_bits,
+            act_group,
         }),
     };
     match r {

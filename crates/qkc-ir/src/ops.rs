@@ -449,7 +449,13 @@ impl Op {
                 if q.silu_gate {
                     v.push(("gate", Attr::Ident("silu".into())));
                 }
-                act(&mut v, "out_act_bits", "out_act_sym", "out_act_group", &q.out_act);
+                act(
+                    &mut v,
+                    "out_act_bits",
+                    "out_act_sym",
+                    "out_act_group",
+                    &q.out_act,
+                );
             }
             _ => {}
         }
@@ -731,12 +737,7 @@ impl Attrs<'_> {
         let transpose = self.opt_bool(transpose_key(key))?.unwrap_or(false);
         Ok(Some(Rotation { kind, transpose }))
     }
-    fn act(
-        &mut self,
-        bits_key: &str,
-        sym_key: &str,
-        group_key: &str,
-    ) -> AResult<Option<ActQuant>> {
+    fn act(&mut self, bits_key: &str, sym_key: &str, group_key: &str) -> AResult<Option<ActQuant>> {
         let Some(bits) = self.opt_int(bits_key)? else {
             for key in [sym_key, group_key] {
                 if self.map.contains_key(key) {

@@ -334,15 +334,24 @@ fn grouped_act_quant_scales_each_block() {
         for i in r {
             assert!((a[i] - x[i]).abs() <= 0.5 * s * (1.0 + 1e-12), "[{i}]");
             let q = a[i] / s;
-            assert!((q - q.round()).abs() < 1e-9, "[{i}] not on the block's grid");
+            assert!(
+                (q - q.round()).abs() < 1e-9,
+                "[{i}] not on the block's grid"
+            );
         }
     }
-    assert!(max_rel_err(a, b) > 0.0, "the grouped form must differ from per-token");
+    assert!(
+        max_rel_err(a, b) > 0.0,
+        "the grouped form must differ from per-token"
+    );
     // and the verifier names the group and the axis when they do not divide
     let bad = qkc_ir::parse(
         "graph @qa {\n  %x = input \"x\" : f32[T, 48]\n  %a = quantize_act(%x) {bits = 8, group = 32} : f32[T, 48]\n  return %a\n}\n",
     )
     .expect("parse");
-    let e = format!("{:?}", qkc_ir::verify::verify(&bad).expect_err("48 % 32 != 0"));
+    let e = format!(
+        "{:?}",
+        qkc_ir::verify::verify(&bad).expect_err("48 % 32 != 0")
+    );
     assert!(e.contains("32") && e.contains("48"), "{e}");
 }

@@ -79,7 +79,8 @@ fn act_group_not_dividing_k_is_rejected() {
     let g = qkc_ir::parse(src).expect("parse");
     let m = format!("{:?}", qkc_ir::verify::verify(&g).expect_err("96 % 64 != 0"));
     assert!(m.contains("64") && m.contains("96"), "{m}");
-    let e = lower(&g, g.find("y").expect("y"), &LowerOptions { target: CPU, tokens: 1 }).expect_err("refused");
+    let e =
+        lower(&g, g.find("y").expect("y"), &LowerOptions { target: CPU, tokens: 1 }).expect_err("refused");
     let m = e.to_string();
     assert!(m.contains("64") && m.contains("K = 96"), "{m}");
 }

@@ -52,6 +52,10 @@ pub struct LlamaConfig {
     /// activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act_bits: Option<u8>,
+    /// With `act_bits`: one activation scale per this many consecutive elements of a token
+    /// (llama.cpp quantizes activations per 32-block: Q8_0/Q8_1); `None`: one scale per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_group: Option<u32>,
 }
 
 impl LlamaConfig {
@@ -96,6 +100,11 @@ impl LlamaConfig {
                     "activation quantization takes 4 or 8 bits, not {b}"
                 ));
             }
+        }
+        match (self.act_group, self.act_bits) {
+            (Some(0), _) => return bad("act_group must be positive".into()),
+            (Some(_), None) => return bad("act_group needs act_bits".into()),
+            _ => {}
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad(format!(
@@ -291,9 +300,12 @@ pub fn build_qir(cfg: &LlamaConfig, b: &Binding<'_>) -> Result<String, ModelErro
             let x = match cfg.act_bits {
                 Some(bits) => {
                     // one quantized copy per (input, layer): CSE merges the q/k/v and gate/up ones
+                    let group = cfg
+                        .act_group
+                        .map_or(String::new(), |g| format!(", group = {g}"));
                     let _ = writeln!(
                         w,
-                        "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}}} : f32[T, {k}]"
+                        "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}{group}}} : f32[T, {k}]"
                     );
                     format!("{out}_xq")
                 }

@@ -250,28 +250,27 @@ fn pack_a8g(f: &Form, q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, S
     let Form::Codes { cb, group, .. } = *f else { return Err("not a code form".into()) };
     let generic = f.pack(q)?;
     let find = |name: &str| generic.iter().find(|b| b.name == name).ok_or(format!("no `{name}` buffer"));
-    let words: Vec<u32> = find("codes")?
-        .data
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let words: Vec<u32> =
+        find("codes")?.data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let (n, k) = (q.n, q.k);
     let (groups, per) = (k / group, group / 32);
     let stats = |name: &str| -> Result<Vec<f32>, String> {
-        let v: Vec<f32> = find(name)?
-            .data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let v: Vec<f32> =
+            find(name)?.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if v.len() != n * groups {
             return Err(format!("{} `{name}` values for [{n}, {groups}] groups", v.len()));
         }
-        let expanded: Vec<f32> = (0..n * k / 32).map(|i| v[(i / (k / 32)) * groups + (i % (k / 32)) / per]).collect();
+        let expanded: Vec<f32> =
+            (0..n * k / 32).map(|i| v[(i / (k / 32)) * groups + (i % (k / 32)) / per]).collect();
         Ok(super::layout::interleave_stats_r4(&expanded, n, k / 32))
     };
     let w4 = super::layout::interleave_codes_r4(&words, n, k, cb as usize);
     Ok(vec![
-        PackedBuffer { name: "codes_r4".into(), elem: Scalar::I32, data: w4.iter().flat_map(|w| w.to_le_bytes()).collect() },
+        PackedBuffer {
+            name: "codes_r4".into(),
+            elem: Scalar::I32,
+            data: w4.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        },
         form::f32_buffer("scale_r4", stats("scale")?),
         form::f32_buffer("offset_r4", stats("offset")?),
     ])

@@ -244,7 +244,8 @@ pub fn conformance_cases() -> Vec<Case> {
     // activations quantized per 32-block (ggml's Q8 activations): the CPU fast paths
     // gemv_u4_cpu_a8g (2–4-bit codes) and gemv_u8_cpu_a8g (5–8-bit codes), SmolLM2's K = 576 and
     // 1536, N not a multiple of 4, T = 1 and 3; the generic kernels elsewhere
-    let a8g = |scheme, n, k, t| Case { act: Some((8, true)), act_group: Some(32), ..Case::new(scheme, n, k, t) };
+    let a8g =
+        |scheme, n, k, t| Case { act: Some((8, true)), act_group: Some(32), ..Case::new(scheme, n, k, t) };
     for (scheme, n, k, t) in [
         ("int4:g32:min", 13, 576, 1),
         ("int4:g32:min", 6, 1536, 3),
@@ -262,7 +263,12 @@ pub fn conformance_cases() -> Vec<Case> {
     // grouped act quant on the generic kernels: a rotation, a 4-bit grid, an f16 x, an epilogue
     v.push(Case { rot: Some(false), ..a8g("int4:g32:min", 7, 256, 2) });
     v.push(Case { act: Some((4, true)), act_group: Some(64), ..Case::new("lut3", 13, 256, 2) });
-    v.push(Case { act: Some((8, false)), act_group: Some(32), f16: true, ..Case::new("int4:g32", 5, 128, 3) });
+    v.push(Case {
+        act: Some((8, false)),
+        act_group: Some(32),
+        f16: true,
+        ..Case::new("int4:g32", 5, 128, 3)
+    });
     v.push(Case { bias: true, outliers: true, ..a8g("int8:g32", 6, 128, 1) });
     v
 }
@@ -486,7 +492,8 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
         worst = worst.max(e);
     }
     if c.act_group.is_some() && !c.bias && c.up.is_none() && !c.residual && c.out_act.is_none() {
-        let alt = got.iter().zip(&per_token).fold(0f64, |m, (&gv, &pv)| m.max((f64::from(gv) - pv).abs())) / ymax;
+        let alt =
+            got.iter().zip(&per_token).fold(0f64, |m, (&gv, &pv)| m.max((f64::from(gv) - pv).abs())) / ymax;
         if worst * 4.0 > alt {
             return Err(format!(
                 "as near the per-token quantization ({alt:.2e}) as the grouped one ({worst:.2e})"

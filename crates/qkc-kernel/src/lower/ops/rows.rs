@@ -29,9 +29,9 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         Op::QuantizeAct(ActQuant { group: Some(g), .. }) => {
             let g = u64::from(g);
             if g == 0 || d % g != 0 {
-                return Err(n.err(format!(
-                    "activation quantization group {g} does not divide the last axis ({d})"
-                )));
+                return Err(
+                    n.err(format!("activation quantization group {g} does not divide the last axis ({d})"))
+                );
             }
             g
         }
