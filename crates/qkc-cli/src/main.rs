@@ -307,10 +307,14 @@ enum Cmd {
         /// Print only the generated text.
         #[arg(long, short)]
         quiet: bool,
-        /// Quantize activations per token to this many bits (8 or 4) in front of every
-        /// quantized layer, as llama.cpp's integer dot products do (W4A8).
+        /// Quantize activations to this many bits (8 or 4) in front of every quantized layer,
+        /// with a scale per 32-block, as llama.cpp's integer dot products do (W4A8; on the CPU
+        /// the int8-dot kernels `gemv_u*_cpu_a8g`).
         #[arg(long)]
         act_bits: Option<u8>,
+        /// With --act-bits: one activation scale per this many elements of a token (default 32).
+        #[arg(long, requires = "act_bits")]
+        act_group: Option<u32>,
     },
 }
 
@@ -483,6 +487,7 @@ fn main() -> ExitCode {
             ctx,
             quiet,
             act_bits,
+            act_group,
         } => model::generate_cmd(&model::GenArgs {
             model: &model,
             prompt: &prompt,
@@ -498,6 +503,7 @@ fn main() -> ExitCode {
             ctx,
             quiet,
             act_bits,
+            act_group,
         }),
     };
     match r {

@@ -22,16 +22,23 @@ pub struct GenArgs<'a> {
     pub threads: Option<usize>,
     pub ctx: usize,
     pub act_bits: Option<u8>,
+    pub act_group: Option<u32>,
     /// Print only the generated text (no banner, no stats).
     pub quiet: bool,
 }
 
-fn open(path: &Path, ctx: usize, act_bits: Option<u8>) -> Result<Model, Reported> {
+fn open(
+    path: &Path,
+    ctx: usize,
+    act_bits: Option<u8>,
+    act_group: Option<u32>,
+) -> Result<Model, Reported> {
     Model::open(
         path,
         &OpenOptions {
             max_seq: ctx,
             act_bits,
+            act_group,
         },
     )
     .map_err(|e| fail(e.to_string()))
@@ -40,7 +47,7 @@ fn open(path: &Path, ctx: usize, act_bits: Option<u8>) -> Result<Model, Reported
 /// `qkc import MODEL -o DIR`.
 pub fn import(path: &Path, out: &Path, ctx: usize) -> Result<(), Reported> {
     let t0 = Instant::now();
-    let m = open(path, ctx, None)?;
+    let m = open(path, ctx, None, None)?;
     let files = m
         .write_import(out)
         .map_err(|e| fail(format!("{}: {e}", display(out))))?;
@@ -159,7 +166,7 @@ pub fn perplexity_cmd(
     target: Target,
     threads: Option<usize>,
 ) -> Result<(), Reported> {
-    let m = open(path, ctx, None)?;
+    let m = open(path, ctx, None, None)?;
     let body =
         std::fs::read_to_string(text).map_err(|e| fail(format!("{}: {e}", text.display())))?;
     let mut toks = m
@@ -201,7 +208,7 @@ pub fn perplexity_cmd(
 /// `qkc generate`.
 pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     let t0 = Instant::now();
-    let m = open(a.model, a.ctx, a.act_bits)?;
+    let m = open(a.model, a.ctx, a.act_bits, a.act_group)?;
     let text = if a.chat {
         m.chat_prompt(a.prompt)
             .map_err(|e| fail(format!("--chat: {e}")))?

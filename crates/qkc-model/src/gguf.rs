@@ -126,6 +126,7 @@ impl GgufModel {
             tied: f.tensor("output.weight").is_err(),
             context,
             act_bits: None,
+            act_group: None,
         };
         cfg.validate()?;
         // every tensor the graph binds must be there with the right shape

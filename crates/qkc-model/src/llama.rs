@@ -52,6 +52,10 @@ pub struct LlamaConfig {
     /// llama.cpp's integer dot products compute it; `None`: f32 activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act_bits: Option<u8>,
+    /// With `act_bits`: one activation scale per this many consecutive elements of a token;
+    /// `None`: 32 where K is a multiple of 32 (llama.cpp's Q8 activation blocks), else per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_group: Option<u32>,
 }
 
 impl LlamaConfig {
@@ -96,6 +100,11 @@ impl LlamaConfig {
                     "activation quantization takes 4 or 8 bits, not {b}"
                 ));
             }
+        }
+        match (self.act_group, self.act_bits) {
+            (Some(0), _) => return bad("act_group must be positive".into()),
+            (Some(_), None) => return bad("act_group needs act_bits".into()),
+            _ => {}
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad(format!(
@@ -291,8 +300,12 @@ pub fn build_qir(cfg: &LlamaConfig, b: &Binding<'_>) -> Result<String, ModelErro
             let x = match cfg.act_bits {
                 Some(bits) => {
                     // one quantized copy per (input, layer): CSE merges the q/k/v and gate/up ones
-                    // per 32-block scales (ggml's Q8 activations) when K allows, else per token
-                    let group = if k % 32 == 0 { ", group = 32" } else { "" };
+                    // --act-group, else per 32-block scales (ggml's Q8 activations) when K
+                    // allows, else per token
+                    let group = cfg
+                        .act_group
+                        .or((k % 32 == 0).then_some(32))
+                        .map_or(String::new(), |g| format!(", group = {g}"));
                     let _ = writeln!(
                         w,
                         "  %{out}_xq = quantize_act(%{x}) {{bits = {bits}{group}}} : f32[T, {k}]"

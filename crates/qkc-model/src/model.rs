@@ -20,6 +20,8 @@ pub struct OpenOptions {
     /// Per-token activation quantization bits in front of quantized layers (see
     /// [`LlamaConfig::act_bits`]); ignored for an import directory (its graph decides).
     pub act_bits: Option<u8>,
+    /// Elements per activation scale (see [`LlamaConfig::act_group`]); `None`: per token.
+    pub act_group: Option<u32>,
 }
 
 impl Default for OpenOptions {
@@ -27,6 +29,7 @@ impl Default for OpenOptions {
         OpenOptions {
             max_seq: 2048,
             act_bits: None,
+            act_group: None,
         }
     }
 }
@@ -125,6 +128,7 @@ impl Model {
         let mut cfg = gguf.config()?;
         cfg.max_seq = opts.max_seq.min(cfg.context.max(1));
         cfg.act_bits = opts.act_bits;
+        cfg.act_group = opts.act_group;
         let g = gguf.clone();
         let name = |r: Role| r.gguf_name();
         let ty = move |r: Role| g.type_of(r);

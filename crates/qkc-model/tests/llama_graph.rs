@@ -25,6 +25,7 @@ fn tiny(style: RopeStyle, tied: bool) -> LlamaConfig {
         tied,
         context: 64,
         act_bits: None,
+        act_group: None,
     }
 }
 
@@ -82,6 +83,36 @@ fn quantized_llama_matches_interpreter_on_cpu() {
         Role::Head => "q<int8:g32>".into(),
         _ => "q<int4:g32:asym>".into(),
     });
+}
+
+/// llama.cpp's numerics: int8 activations per 32-block in front of every quantized layer (the
+/// CPU's `gemv_u4_cpu_a8g` / `gemv_u8_cpu_a8g` kernels), against the interpreter's meaning.
+#[test]
+fn quantized_llama_with_block_int8_activations_matches_interpreter_on_cpu() {
+    let cfg = LlamaConfig {
+        act_bits: Some(8),
+        act_group: Some(32),
+        ..tiny(RopeStyle::Interleaved, true)
+    };
+    let ty = |r: Role| -> String {
+        match r {
+            Role::Embedding | Role::FinalNorm | Role::AttnNorm(_) | Role::FfnNorm(_) => {
+                "f32".into()
+            }
+            Role::Head => "q<int8:g32>".into(),
+            _ => "q<int4:g32:min>".into(),
+        }
+    };
+    let text = build_qir(
+        &cfg,
+        &Binding {
+            name: &|r| r.gguf_name(),
+            ty: &ty,
+        },
+    )
+    .expect("text");
+    assert!(text.contains("{bits = 8, group = 32}"), "{text}");
+    check(&cfg, &ty);
 }
 
 #[test]

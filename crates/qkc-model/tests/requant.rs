@@ -54,6 +54,7 @@ fn check_recipe(name: &str, expect_in_graph: &[&str]) {
         &OpenOptions {
             max_seq: 32,
             act_bits: None,
+            act_group: None,
         },
     )
     .expect("open");
@@ -109,6 +110,7 @@ fn perplexity_agrees_with_the_interpreter() {
         &OpenOptions {
             max_seq: 16,
             act_bits: None,
+            act_group: None,
         },
     )
     .expect("open");

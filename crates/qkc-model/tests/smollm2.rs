@@ -32,6 +32,7 @@ fn open(p: &PathBuf) -> Model {
         &OpenOptions {
             max_seq: 64,
             act_bits: None,
+            act_group: None,
         },
     )
     .expect("open the model")

@@ -79,8 +79,16 @@ impl SpinPool {
         }
         f(0);
         let n = self.workers.len();
+        let mut spins = 0u32;
         while self.shared.done.load(Ordering::Acquire) < n {
-            std::hint::spin_loop();
+            // spin briefly, then yield: when the machine is oversubscribed (more runnable threads
+            // than cores) the worker may be waiting for this very core
+            spins = spins.wrapping_add(1);
+            if spins > 256 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         if let Ok(mut j) = self.shared.job.lock() {
             *j = None;
@@ -103,8 +111,12 @@ fn worker(sh: &Shared, index: usize) {
                 break;
             }
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 && t0.elapsed() > SPIN {
-                std::thread::park_timeout(Duration::from_millis(5));
+            if spins % 64 == 0 {
+                if t0.elapsed() > SPIN {
+                    std::thread::park_timeout(Duration::from_millis(5));
+                } else {
+                    std::thread::yield_now();
+                }
             } else {
                 std::hint::spin_loop();
             }

@@ -243,6 +243,142 @@ fn lower_a8g(g: &Graph, id: NodeId, s: &Spec, cb: u32, chunks: u32) -> Result<Lo
     Ok(l)
 }
 
+/// The a8g templates have no epilogue beyond a plain store. A `qlinear` whose only extras are
+/// a residual add or a SiLU gate with `up` (o_proj / down_proj / gate+up of a Llama block) still
+/// takes them: the GEMV(s) run as prologue kernels into node-local buffers and a small
+/// elementwise kernel finishes (`y = y_w + residual`; `y = silu(y_w) ⊙ y_up`). A few extra
+/// launches of microseconds cost far less than the generic GEMV. The code container width when
+/// this applies.
+fn cpu_a8g_split(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<u32> {
+    if !(s.residual || s.up.is_some()) || (s.residual && s.up.is_some()) {
+        return None;
+    }
+    if s.bias || s.outliers || s.up_outliers || s.out_act.is_some() || s.rot.is_some() {
+        return None;
+    }
+    let cb = cpu_a8g(g, id, &bare_gemv(s), opts)?;
+    if let Some(up) = s.up {
+        // the up weight must take the same template: same form, uniform, not act-order
+        let (Scheme::Uniform(u), _, _) = scheme_of(g, id, "up")? else { return None };
+        if up != s.w || u.act_order {
+            return None;
+        }
+    }
+    Some(cb)
+}
+
+/// `s` without its epilogue (what each GEMV of [`cpu_a8g_split`] computes).
+fn bare_gemv(s: &Spec) -> Spec {
+    let mut b = s.clone();
+    b.residual = false;
+    b.up = None;
+    b.up_outliers = false;
+    b
+}
+
+/// One op of a tiny graph over `[T, N]` f32 values, lowered for `opts`, its operands rebound by
+/// `bind` (op role → binding) and its output to `out`.
+fn elementwise(
+    src_ops: &str,
+    value: &str,
+    s: &Spec,
+    opts: &LowerOptions,
+    bind: &dyn Fn(&str) -> Option<Binding>,
+    out: Binding,
+) -> Result<Lowered, String> {
+    let src = format!(
+        "graph @epi {{\n  %a = input \"a\" : f32[T, {n}]\n  %b = input \"b\" : f32[T, {n}]\n{src_ops}  return %{value}\n}}\n",
+        n = s.n
+    );
+    let g: Graph = qkc_ir::parse(&src).map_err(|e| format!("{e:?}"))?;
+    let id = g.find(value).ok_or("no value")?;
+    let mut l = crate::lower::lower(&g, id, opts).map_err(|e| e.to_string())?;
+    for b in &mut l.bindings {
+        match b {
+            Binding::Operand { role } => {
+                *b = bind(role).ok_or_else(|| format!("unexpected operand `{role}`"))?;
+            }
+            Binding::Output => *b = out.clone(),
+            _ => {}
+        }
+    }
+    Ok(l)
+}
+
+fn lower_a8g_split(
+    g: &Graph,
+    id: NodeId,
+    s: &Spec,
+    cb: u32,
+    chunks: u32,
+    opts: &LowerOptions,
+) -> Result<Lowered, LowerError> {
+    let terr = |reason: String| LowerError::Template {
+        value: g.node(id).name.clone(),
+        template: "qlinear a8g epilogue".into(),
+        reason,
+    };
+    let len = (s.t * s.n) as u64;
+    let temp = |name: &str| Binding::Temp { name: name.into(), elem: Scalar::F32, len };
+    let bare = bare_gemv(s);
+    let gemv = |role: &str, out: &str| -> Result<Lowered, LowerError> {
+        let mut l = lower_a8g(g, id, &bare, cb, chunks)?;
+        for b in &mut l.bindings {
+            match b {
+                Binding::Packed { role: r, .. } => *r = role.into(),
+                Binding::Output => *b = temp(out),
+                _ => {}
+            }
+        }
+        Ok(l)
+    };
+    let mut pre = vec![gemv("w", "y_w")?];
+    let mut main = if s.residual {
+        elementwise(
+            "  %y = add(%a, %b) : f32[T, N]\n".replace('N', &s.n.to_string()).as_str(),
+            "y",
+            s,
+            opts,
+            &|r| match r {
+                "a" => Some(temp("y_w")),
+                "b" => Some(Binding::Operand { role: "residual".into() }),
+                _ => None,
+            },
+            Binding::Output,
+        )
+        .map_err(terr)?
+    } else {
+        pre.push(gemv("up", "y_up")?);
+        pre.push(
+            elementwise(
+                "  %y = silu(%a) : f32[T, N]\n".replace('N', &s.n.to_string()).as_str(),
+                "y",
+                s,
+                opts,
+                &|r| (r == "x").then(|| temp("y_w")),
+                temp("y_act"),
+            )
+            .map_err(terr)?,
+        );
+        elementwise(
+            "  %y = mul(%a, %b) : f32[T, N]\n".replace('N', &s.n.to_string()).as_str(),
+            "y",
+            s,
+            opts,
+            &|r| match r {
+                "a" => Some(temp("y_act")),
+                "b" => Some(temp("y_up")),
+                _ => None,
+            },
+            Binding::Output,
+        )
+        .map_err(terr)?
+    };
+    main.template = format!("{} + {}", pre[0].template, main.template);
+    main.pre = pre;
+    Ok(main)
+}
+
 /// `gemv_u{4,8}_cpu_a8g`'s buffers: the generic affine packing ([`Form::pack`]: codes in
 /// `cb`-bit containers, f32 scale and offset per group) interleaved by 4 rows, stats expanded to
 /// one per 32-block.
@@ -656,6 +792,9 @@ fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lo
     if let (Some(cb), LowerTarget::Cpu { chunks }) = (cpu_a8g(g, id, &s, opts), opts.target) {
         return lower_a8g(g, id, &s, cb, chunks.max(1));
     }
+    if let (Some(cb), LowerTarget::Cpu { chunks }) = (cpu_a8g_split(g, id, &s, opts), opts.target) {
+        return lower_a8g_split(g, id, &s, cb, chunks.max(1), opts);
+    }
     if let Some(group) = gpu_r2(g, id, &s, opts) {
         return lower_r2(g, id, &s, group);
     }
@@ -737,6 +876,10 @@ pub(crate) fn pack(
                         q.scheme, q.n, q.k
                     ),
                 ));
+            }
+            if let Some(s) = main_spec(g, id, opts).ok().filter(|s| cpu_a8g_split(g, id, s, opts).is_some()) {
+                let f = if role == "up" { s.up.unwrap_or(s.w) } else { s.w };
+                return pack_a8g(&f, q).map_err(|e| werr(g, id, role, e));
             }
             if role == "w" {
                 if let Some(s) = main_spec(g, id, opts).ok().filter(|s| cpu_a8g(g, id, s, opts).is_some()) {
