@@ -237,7 +237,9 @@ impl CpuProgram {
         let entry = EntryPtr(k.code.entry());
         // a kernel that reads less than SMALL bytes runs on the calling thread: splitting it
         // costs more than it saves
-        let threads = if k.lowered.bytes_read < SMALL {
+        // (a kernel reading a KV cache reads more than its lowering counted: the cache grows)
+        let reads_cache = l.args.iter().any(|a| matches!(a, Arg::Cache(..)));
+        let threads = if k.lowered.bytes_read < SMALL && !reads_cache {
             1
         } else {
             (self.threads as u32).min(chunks).max(1)
