@@ -95,6 +95,10 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
     let ks = k.e.shared(Scalar::F32, (t * hd) as u32);
     let vs = k.e.shared(Scalar::F32, (t * hd) as u32);
     let sc = k.e.shared(Scalar::F32, slots as u32);
+    // the CPU accumulates the weighted values row by row of the cache (sequential reads) into
+    // a head_dim accumulator; the GPU keeps one output element per thread
+    let cpu = matches!(n.kind(), Kind::Cpu { .. });
+    let accs = cpu.then(|| k.e.shared(Scalar::F32, hd as u32));
     k.e.setup_rows();
     let scale = 1.0 / (hd as f64).sqrt();
     k.e.rows(rows, |e, row| {
@@ -247,6 +251,48 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         let one = e.f32(1.0);
         let rinv = e.div(one, sum);
         let yrow = e.offset(y, qb);
+        if let Some(acc) = accs {
+            e.stride(c0, chd, &[], |e, d, _| {
+                let z = e.f32(0.0);
+                e.store_raw(z, acc, d);
+                vec![]
+            });
+            let axpy = |e: &mut super::emit::E, p: crate::entities::Value, vrow: crate::entities::Value| {
+                e.for_(c0, chd, c1, &[], |e, d, _| {
+                    let v = e.load_raw(vrow, d);
+                    let a = e.load_raw(acc, d);
+                    let r = e.fma(p, v, a);
+                    e.store_raw(r, acc, d);
+                    vec![]
+                });
+            };
+            if let Some((_, cv, _)) = cache {
+                e.for_(c0, past, c1, &[], |e, j, _| {
+                    let p = e.load_raw(sc, j);
+                    let rb0 = e.muli(j, kd as i64);
+                    let rb = e.add(rb0, kvb);
+                    let vrow = e.offset(cv, rb);
+                    axpy(e, p, vrow);
+                    vec![]
+                });
+            }
+            e.for_(past, visible, c1, &[], |e, j, _| {
+                let p = e.load_raw(sc, j);
+                let u = e.sub(j, past);
+                let rb = e.muli(u, hd as i64);
+                let vrow = e.offset(vs, rb);
+                axpy(e, p, vrow);
+                vec![]
+            });
+            e.stride(c0, chd, &[], |e, d, _| {
+                let a = e.load_raw(acc, d);
+                let o = e.mul(a, rinv);
+                e.store_f32(o, yrow, d);
+                vec![]
+            });
+            e.barrier();
+            return;
+        }
         e.stride(c0, chd, &[], |e, d, _| {
             let z = e.f32(0.0);
             let acc = match cache {
