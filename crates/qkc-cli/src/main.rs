@@ -287,7 +287,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Target::Cpu)]
         target: Target,
         /// Sampling temperature; 0 is greedy decoding.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         temperature: f32,
         /// Nucleus sampling mass (with --temperature > 0).
         #[arg(long, default_value_t = 1.0)]

@@ -220,6 +220,20 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
         .encode(&text, true)
         .map_err(|e| fail(format!("tokenizing the prompt: {e}")))?;
     let stop: Vec<u32> = m.stop_tokens();
+    // what `generate` would refuse, refused before compiling
+    if prompt.is_empty() {
+        return Err(fail("the prompt is empty (no tokens)"));
+    }
+    if prompt.len() + a.max_tokens > m.cfg.max_seq {
+        return Err(fail(format!(
+            "the prompt ({} tokens) plus --max-tokens {} need {} cache slots, but the KV cache holds {} (raise --ctx)",
+            prompt.len(),
+            a.max_tokens,
+            prompt.len() + a.max_tokens,
+            m.cfg.max_seq
+        )));
+    }
+    qkc_model::generate::Sampler::new(a.sampling).map_err(|e| fail(e.to_string()))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
     let (mut exe, what) = executor(a.model, &m, a.target, a.threads)?;

@@ -217,3 +217,33 @@ fn dequant_writes_the_gguf_weight_as_npy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("blk.99.ffn_down"), "{:?}", text(&o));
 }
+
+#[test]
+fn generate_refuses_bad_requests_before_compiling() {
+    let Some(p) = model() else { return };
+    let m = p.to_str().expect("path");
+    for (args, want) in [
+        (vec!["--prompt", ""], "the prompt is empty"),
+        (vec!["--prompt", "hi", "--ctx", "2"], "raise --ctx"),
+        (
+            vec!["--prompt", "hi", "--temperature", "-1"],
+            "--temperature must be a number >= 0",
+        ),
+        (
+            vec!["--prompt", "hi", "--top-p", "0"],
+            "--top-p must be in (0, 1]",
+        ),
+        (
+            vec!["--prompt", "hi", "--act-bits", "5"],
+            "4 or 8 bits, not 5",
+        ),
+    ] {
+        let mut a = vec!["generate", m];
+        a.extend(args.iter().copied());
+        let o = qkc(&a);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+}
