@@ -5,7 +5,7 @@ pub mod chat;
 pub mod dequant;
 pub mod generate;
 pub mod gguf;
-mod hf;
+pub mod hf;
 pub mod llama;
 mod model;
 pub mod npy;
