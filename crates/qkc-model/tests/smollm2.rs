@@ -26,7 +26,7 @@ fn model_path() -> Option<PathBuf> {
     }
 }
 
-fn open(p: &PathBuf) -> Model {
+fn open(p: &std::path::Path) -> Model {
     Model::open(
         p,
         &OpenOptions {

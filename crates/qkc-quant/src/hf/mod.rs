@@ -2,22 +2,17 @@
 //! module's stored tensors onto a [`QuantTensor`] in qkc's layout (plus CSR outliers and an
 //! input permutation where the format has them), bit-exactly, with no per-format kernel.
 //!
-//! - [`folder`]: an HF model folder: `config.json`, safetensors shards and their index
-//!   (memory-mapped), `quantization_config` / `quantize_config.json`, method detection.
-//! - [`gptq`] (v1/v2, 2/3/4/8-bit, act-order, sym/asym, static groups), [`awq`] (GEMM and GEMV),
-//!   [`compressed`] (compressed-tensors `pack-quantized`).
-//! - [`squeezellm`] (per-row LUT + CSR outliers, `.pt` or safetensors), [`spqr`] (inference
-//!   format), [`aqlm`] (1x16, 2x8), [`bnb`] (NF4/FP4, double quant).
+//! - [`squeezellm`] (per-row LUT + CSR outliers, `.pt` through [`pt`] or safetensors), [`spqr`]
+//!   (inference format), [`aqlm`] (1x16, 2x8), [`bnb`] (NF4/FP4, double quant).
+//! - Not written yet: GPTQ (v1/v2, act-order), AWQ and compressed-tensors importers. The HF
+//!   folder reader (config.json, safetensors shards, method detection) lives in
+//!   `qkc_model::hf` for now, next to the graph builder that will consume it.
 
 use crate::{Csr, QuantTensor};
 
 pub mod aqlm;
-pub mod awq;
 pub mod bnb;
 pub mod common;
-pub mod compressed;
-pub mod folder;
-pub mod gptq;
 pub mod pt;
 pub mod spqr;
 pub mod squeezellm;
