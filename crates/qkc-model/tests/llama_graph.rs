@@ -173,7 +173,7 @@ fn bad_config_is_named() {
             ty: &|_| "f32".into(),
         },
     )
-    .unwrap_err();
+    .expect_err("3 KV heads do not divide 4 query heads");
     assert!(
         e.to_string()
             .contains("4 query heads are not a multiple of 3 KV heads"),

@@ -95,7 +95,7 @@ fn quarot_int4_matches_the_interpreter() {
 
 #[test]
 fn unknown_recipe_lists_the_recipes() {
-    let e = recipe("int5").unwrap_err().to_string();
+    let e = recipe("int5").expect_err("no such recipe").to_string();
     assert!(
         e.contains("unknown recipe `int5`") && e.contains("lut3"),
         "{e}"
