@@ -4,18 +4,31 @@
 //!
 //! - [`squeezellm`] (per-row LUT + CSR outliers, `.pt` through [`pt`] or safetensors), [`spqr`]
 //!   (inference format), [`aqlm`] (1x16, 2x8), [`bnb`] (NF4/FP4, double quant).
-//! - Not written yet: GPTQ (v1/v2, act-order), AWQ and compressed-tensors importers. The HF
-//!   folder reader (config.json, safetensors shards, method detection) lives in
-//!   `qkc_model::hf` for now, next to the graph builder that will consume it.
+//! - [`gptq`] (v1/v2 zero points, 2/3/4/8-bit, act-order `g_idx`, static groups), [`awq`] (GEMM
+//!   and GEMV packings) and [`compressed`] (compressed-tensors `pack-quantized`), all onto qkc's
+//!   uniform int ([`crate::uniform`]).
+//! - [`folder`]: an HF model folder (config.json, `quantization_config` / `quantize_config.json`,
+//!   safetensors single file or index + shards, memory-mapped), method detection
+//!   ([`folder::QuantMethod`]) and [`folder::dequant_module`].
 
 use crate::{Csr, QuantTensor};
 
 pub mod aqlm;
+pub mod awq;
 pub mod bnb;
 pub mod common;
+pub mod compressed;
+pub mod folder;
+pub mod gptq;
 pub mod pt;
 pub mod spqr;
 pub mod squeezellm;
+
+/// The error of every HF importer and of [`folder::HfFolder`]: messages name the file and the
+/// tensor at fault (one type shared with the SqueezeLLM/SpQR/AQLM/bnb importers).
+pub type HfError = common::ImportError;
+
+pub use folder::{dequant_module, HfFolder, ModelConfig, QuantMethod};
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
