@@ -162,7 +162,9 @@ pub fn import(
                     return Err(super::gptq::shape_mismatch(
                         &qzeros,
                         &[n, need],
-                        &format!("[N, ≥ ceil(groups/8)] for K = {k}, group {g}, N = {n} (AWQ GEMV)"),
+                        &format!(
+                            "[N, ≥ ceil(groups/8)] for K = {k}, group {g}, N = {n} (AWQ GEMV)"
+                        ),
                     ))
                 }
             };

@@ -268,7 +268,10 @@ impl QuantMethod {
             match v {
                 -1 => Ok(None),
                 v if v > 0 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
-                v => Err(bad(format!("`{}` = {v} is not -1 or a positive size", keys[0]))),
+                v => Err(bad(format!(
+                    "`{}` = {v} is not -1 or a positive size",
+                    keys[0]
+                ))),
             }
         };
         let method = match string("quant_method") {
@@ -632,7 +635,10 @@ impl TensorSource for HfFolder {
 /// (`{prefix}.weight` a float tensor: no quantization config, or a module the quantizer skipped,
 /// such as `lm_head`) is read as is. SqueezeLLM, SpQR, AQLM and bitsandbytes have importers
 /// (`hf::{squeezellm, spqr, aqlm, bnb}`) not wired here yet: [`HfError::Unsupported`] names them.
-pub fn dequant_module(folder: &HfFolder, prefix: &str) -> Result<(usize, usize, Vec<f32>), HfError> {
+pub fn dequant_module(
+    folder: &HfFolder,
+    prefix: &str,
+) -> Result<(usize, usize, Vec<f32>), HfError> {
     let prefix = prefix.strip_suffix(".weight").unwrap_or(prefix);
     let (n, k) = folder.config.module_shape(prefix)?;
     let dense_name = format!("{prefix}.weight");
