@@ -462,7 +462,22 @@ fn gptq_v1_and_v2_and_awq_import_to_identical_tensors() {
     same_tensor(&a.q, &b.q, "v1 vs v2");
     same_tensor(&a.q, &c.q, "gptq vs awq gemm");
     same_tensor(&a.q, &d.q, "gptq vs awq gemv");
-    assert_bit_exact(&a.q.dequant().expect("dq"), &l.reference(), "v1");
+    let w = a.q.dequant().expect("dq");
+    assert_bit_exact(&w, &l.reference(), "v1");
+    // GPTQ's torch fallback computes `scales * (q - z)` in fp16: one rounding of the same exact
+    // product, so it equals qkc's f32 value rounded to f16.
+    for i in 0..n {
+        for j in 0..k {
+            let g = j / gs;
+            let d = f16::from_f32(l.q[j * n + i] as f32 - l.z[g * n + i] as f32);
+            let fp16 = l.s[g * n + i] * d;
+            assert_eq!(
+                f16::from_f32(w[i * k + j]).to_bits(),
+                fp16.to_bits(),
+                "[{i}, {j}]"
+            );
+        }
+    }
 }
 
 #[test]
