@@ -198,9 +198,10 @@ fn folder_errors_name_the_problem() {
             r#"{"quant_method": "mystery"}"#,
             "unknown quant_method `mystery`",
         ),
+        // a GPTQ config over tensors that are not GPTQ's: the missing tensor is named
         (
-            r#"{"quant_method": "gptq", "bits": 4}"#,
-            "quant_method `gptq` is not supported by qkc yet",
+            r#"{"quant_method": "gptq", "bits": 4, "group_size": 8, "desc_act": false, "sym": true}"#,
+            "model.layers.0.mlp.down_proj.qweight",
         ),
         // config says FFN 200 but the module is stored as 96×200 → asked for up_proj [200, 96]
     ] {

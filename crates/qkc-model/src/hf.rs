@@ -1,8 +1,9 @@
 //! HF model folders (issue 8, in progress): `config.json`, the `quantization_config`, and the
 //! safetensors weights (one file, or shards with `model.safetensors.index.json`), memory-mapped.
 //! `qkc dequant DIR --tensor PREFIX` dispatches a module to `qkc_quant::hf`'s importers; the
-//! formats wired so far are AQLM, bitsandbytes NF4/FP4, SqueezeLLM and SpQR (GPTQ, AWQ and
-//! compressed-tensors are named as not supported yet).
+//! formats wired: AQLM, bitsandbytes NF4/FP4, SqueezeLLM and SpQR here, and GPTQ, AWQ and
+//! compressed-tensors through `qkc_quant::hf::folder` (whose reader detects their parameters;
+//! the two folder readers are to be merged into one).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -257,14 +258,14 @@ pub fn dequant(
             return Ok((n, k, v));
         }
         "gptq" | "awq" | "compressed-tensors" => {
-            return Err(err(format!(
-                "{}: quant_method `{method}` is not supported by qkc yet (supported: aqlm, bitsandbytes, squeezellm, spqr, unquantized)",
-                dir.display()
-            )))
+            // qkc_quant's folder reader detects these methods' parameters (bits, groups,
+            // desc_act, v1/v2, GEMM/GEMV, ...) itself
+            let f = qkc_quant::hf::folder::HfFolder::open(dir).map_err(ie)?;
+            return qkc_quant::hf::dequant_module(&f, prefix).map_err(ie);
         }
         other => {
             return Err(err(format!(
-                "{}: unknown quant_method `{other}` (supported: aqlm, bitsandbytes, squeezellm, spqr, unquantized)",
+                "{}: unknown quant_method `{other}` (supported: gptq, awq, compressed-tensors, aqlm, bitsandbytes, squeezellm, spqr, unquantized)",
                 dir.display()
             )))
         }
