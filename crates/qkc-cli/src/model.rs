@@ -83,6 +83,15 @@ pub fn dequant_cmd(
     Ok(())
 }
 
+/// A progress bar over `len` `unit`s, with the current item as its message.
+fn progress(len: u64, unit: &str) -> Result<indicatif::ProgressBar, Reported> {
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {unit}  {{msg}}  [{{elapsed}} / ~{{eta}}]"
+    ))
+    .map_err(|e| fail(e.to_string()))?;
+    Ok(indicatif::ProgressBar::new(len).with_style(style))
+}
+
 /// `qkc requantize`.
 pub fn requantize_cmd(
     path: &Path,
@@ -93,13 +102,7 @@ pub fn requantize_cmd(
 ) -> Result<(), Reported> {
     let r = qkc_model::requant::recipe(recipe).map_err(|e| fail(e.to_string()))?;
     let t0 = Instant::now();
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} layers  {msg}  [{elapsed} / ~{eta}]",
-        )
-        .map_err(|e| fail(e.to_string()))?,
-    );
+    let bar = progress(0, "layers")?;
     let rep = qkc_model::requant::requantize(path, &r, out, ctx, seed, &mut |i, n, name| {
         bar.set_length(n as u64);
         bar.set_position(i as u64);
@@ -183,13 +186,7 @@ pub fn perplexity_cmd(
         toks.len(),
         text.display()
     );
-    let bar = indicatif::ProgressBar::new((toks.len() / ctx.max(1)) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} windows  {msg}  [{elapsed} / ~{eta}]",
-        )
-        .map_err(|e| fail(e.to_string()))?,
-    );
+    let bar = progress((toks.len() / ctx.max(1)) as u64, "windows")?;
     let t0 = Instant::now();
     let (ppl, n) = qkc_model::generate::perplexity(exe.as_mut(), &toks, ctx, &mut |i, _, p| {
         bar.set_position(i as u64);
