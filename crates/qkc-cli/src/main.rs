@@ -205,9 +205,11 @@ enum Cmd {
         json: Option<PathBuf>,
     },
     /// Import a model: write its whole graph (.qir) and a weight binding that memory-maps the
-    /// original file (weights are not copied).
+    /// original file or folder (weights are not copied).
     Import {
-        /// A llama.cpp GGUF file (llama architecture).
+        /// A llama.cpp GGUF file (llama architecture), or an HF model folder (config.json,
+        /// safetensors, a GPTQ / AWQ / compressed-tensors / SqueezeLLM / SpQR / AQLM /
+        /// bitsandbytes quantization config or none, tokenizer.json).
         model: PathBuf,
         /// Output directory.
         #[arg(short, long)]
@@ -254,7 +256,7 @@ enum Cmd {
     /// Perplexity of a model on a text file (windows of --ctx tokens from empty caches, scored
     /// on each window's second half, as llama.cpp's perplexity tool does).
     Perplexity {
-        /// A GGUF file or a directory written by `qkc import`.
+        /// A GGUF file, an HF model folder, or a directory written by `qkc import`.
         model: PathBuf,
         /// A UTF-8 text file.
         #[arg(long)]
@@ -275,7 +277,7 @@ enum Cmd {
     /// Generate text from a model (a GGUF file or a `qkc import` directory), streaming it, then
     /// print prefill and decode tokens/s.
     Generate {
-        /// A GGUF file or a directory written by `qkc import`.
+        /// A GGUF file, an HF model folder, or a directory written by `qkc import`.
         model: PathBuf,
         /// The prompt.
         #[arg(long)]

@@ -1,4 +1,5 @@
-//! `qkc import` and `qkc generate`: real models (a GGUF file, or a directory `qkc import` wrote).
+//! `qkc import` and `qkc generate`: real models (a GGUF file, an HF model folder, or a directory
+//! `qkc import` wrote).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -33,15 +34,23 @@ fn open(
     act_bits: Option<u8>,
     act_group: Option<u32>,
 ) -> Result<Model, Reported> {
-    Model::open(
+    // an HF folder imports every module: show it (hidden when stderr is not a terminal)
+    let bar = progress(0, "modules")?;
+    let m = Model::open_with(
         path,
         &OpenOptions {
             max_seq: ctx,
             act_bits,
             act_group,
         },
-    )
-    .map_err(|e| fail(e.to_string()))
+        &mut |i, n, name| {
+            bar.set_length(n as u64);
+            bar.set_position(i as u64);
+            bar.set_message(name.to_string());
+        },
+    );
+    bar.finish_and_clear();
+    m.map_err(|e| fail(e.to_string()))
 }
 
 /// `qkc import MODEL -o DIR`.

@@ -225,6 +225,7 @@ pub fn quantize_checkpoint(
             WeightPlan {
                 scheme,
                 rotated: rule.rotate,
+                outlier_val: qkc_ir::DType::F16,
                 outliers: csr.map(|_| index),
             },
         );

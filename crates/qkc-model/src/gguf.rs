@@ -127,6 +127,7 @@ impl GgufModel {
             context,
             act_bits: None,
             act_group: None,
+            attn_bias: false,
         };
         cfg.validate()?;
         // every tensor the graph binds must be there with the right shape

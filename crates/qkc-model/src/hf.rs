@@ -1,293 +1,360 @@
-//! HF model folders (issue 8, in progress): `config.json`, the `quantization_config`, and the
-//! safetensors weights (one file, or shards with `model.safetensors.index.json`), memory-mapped.
-//! `qkc dequant DIR --tensor PREFIX` dispatches a module to `qkc_quant::hf`'s importers; the
-//! formats wired: AQLM, bitsandbytes NF4/FP4, SqueezeLLM and SpQR here, and GPTQ, AWQ and
-//! compressed-tensors through `qkc_quant::hf::folder` (whose reader detects their parameters;
-//! the two folder readers are to be merged into one).
+//! HF model folders as models (issue 8): `config.json` (Llama / Mistral / Qwen2 families), the
+//! quantization config, the safetensors weights (one file, or an index and shards; a torch
+//! state dict for SqueezeLLM), memory-mapped through [`qkc_quant::hf::HfFolder`], and
+//! `tokenizer.json` / `tokenizer_config.json`.
+//!
+//! Every linear module is imported by `qkc_quant::hf`'s importer for the detected method onto a
+//! qkc scheme (GPTQ/AWQ/compressed-tensors → uniform int, act-order as the scheme's `g_idx`;
+//! SqueezeLLM → `lut3`/`lut4`; SpQR → `spqr3:g16[:perm]`; AQLM → `aqlm:CxB`; bitsandbytes →
+//! `nf4`/`fp4`); outliers become the graph's CSR weight `NAME.outliers`, which the fusion passes
+//! turn into the GEMV's epilogue. The graph is the float Llama graph rewritten by
+//! `qkc_passes::quantize_graph` with one plan per quantized module, so a model mixes schemes
+//! freely (a skipped `lm_head` stays dense).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Mutex;
 
-use qkc_quant::hf::{RawDtype, RawTensor, TensorSource};
+use qkc_ir::interp::{Loaded, WeightSource};
+use qkc_ir::ops::RopeStyle;
+use qkc_ir::{DType, Type};
+use qkc_passes::quantize_graph::{quantize_graph, WeightPlan};
+use qkc_quant::hf::folder::Arch;
+use qkc_quant::hf::{import_module, HfFolder, Module, QuantMethod, TensorSource};
+use qkc_quant::{Csr, QuantTensor};
 
+use crate::llama::{build_qir, Binding, LlamaConfig, Role};
+use crate::tokenizer::Tokenizer;
 use crate::ModelError;
 
-fn err(m: impl Into<String>) -> ModelError {
-    ModelError::Other(m.into())
+fn herr(e: qkc_quant::hf::HfError) -> ModelError {
+    ModelError::Other(e.to_string())
 }
 
-/// One tensor's place in a shard: (shard, dtype, shape, byte range).
-struct Entry {
-    shard: usize,
-    dtype: RawDtype,
-    shape: Vec<usize>,
-    start: usize,
-    end: usize,
+/// Progress of a long load: `(done, total, what)`.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
+
+/// An HF model folder opened as a model.
+pub struct HfModel {
+    folder: HfFolder,
+    cfg: LlamaConfig,
+    /// Imported quantized modules (by tensor name `X.weight`) and their outliers
+    /// (`X.weight.outliers`), waiting for the executor to bind them; a miss re-imports.
+    quant: Mutex<HashMap<String, QuantTensor>>,
+    sparse: Mutex<HashMap<String, Csr>>,
 }
 
-/// An HF model folder, memory-mapped.
-pub struct HfDir {
-    dir: PathBuf,
-    /// `config.json`.
-    pub config: serde_json::Value,
-    /// `quantization_config` (from config.json or `quantize_config.json`).
-    pub quant: Option<serde_json::Value>,
-    shards: Vec<(PathBuf, memmap2::Mmap)>,
-    entries: HashMap<String, Entry>,
+/// A value of `tokenizer_config.json`'s `bos_token` / `eos_token`: a string or `{content}`.
+fn token_str(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        o => o.get("content")?.as_str().map(str::to_string),
+    }
 }
 
-fn raw_dtype(d: safetensors::Dtype) -> Option<RawDtype> {
-    use safetensors::Dtype as D;
-    Some(match d {
-        D::U8 | D::BOOL => RawDtype::U8,
-        D::I8 => RawDtype::I8,
-        D::I16 => RawDtype::I16,
-        D::I32 => RawDtype::I32,
-        D::I64 => RawDtype::I64,
-        D::U32 => RawDtype::U32,
-        D::F16 => RawDtype::F16,
-        D::BF16 => RawDtype::BF16,
-        D::F32 => RawDtype::F32,
-        D::F64 => RawDtype::F64,
-        _ => return None,
-    })
-}
-
-impl HfDir {
-    /// Open `dir`; a missing `config.json`, a bad JSON, or a missing shard is named.
-    pub fn open(dir: &Path) -> Result<Self, ModelError> {
-        let read_json = |p: &Path| -> Result<serde_json::Value, ModelError> {
-            let s = std::fs::read_to_string(p).map_err(|e| err(format!("{}: {e}", p.display())))?;
-            serde_json::from_str(&s).map_err(|e| err(format!("{}: {e}", p.display())))
+impl HfModel {
+    /// Open `dir` and derive the Llama config (`max_seq` capped at `max_position_embeddings`).
+    /// Nothing is imported yet.
+    pub fn open(dir: &Path, max_seq: usize) -> Result<Self, ModelError> {
+        let folder = HfFolder::open(dir).map_err(herr)?;
+        let c = &folder.config;
+        let cfile = dir.join("config.json");
+        let bad = |m: String| ModelError::Config(format!("{}: {m}", cfile.display()));
+        if let Arch::Other(a) = &c.arch {
+            return Err(bad(format!(
+                "architecture `{a}` is not supported (qkc builds Llama-family graphs: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"
+            )));
+        }
+        let j = &folder.config_json;
+        if j.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+            return Err(bad(format!(
+                "`rope_scaling` = {} is not supported (qkc implements plain RoPE)",
+                j["rope_scaling"]
+            )));
+        }
+        let act = j
+            .get("hidden_act")
+            .and_then(|v| v.as_str())
+            .unwrap_or("silu");
+        if act != "silu" {
+            return Err(bad(format!(
+                "`hidden_act` = `{act}` is not supported (the Llama MLP is SiLU-gated)"
+            )));
+        }
+        let name = j
+            .get("_name_or_path")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| {
+                dir.canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            })
+            .unwrap_or_else(|| "hf_model".into());
+        let mut ctx = c.max_position_embeddings;
+        if let Some(w) = j.get("sliding_window").and_then(serde_json::Value::as_u64) {
+            // Mistral's sliding window: a cache no longer than the window is exact
+            ctx = ctx.min(w as usize);
+        }
+        let tied = c.tie_word_embeddings || folder.get("lm_head.weight").is_none();
+        let cfg = LlamaConfig {
+            name,
+            vocab: c.vocab_size,
+            hidden: c.hidden_size,
+            ffn: c.intermediate_size,
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim(),
+            rope_theta: c.rope_theta,
+            rope_style: RopeStyle::Half,
+            eps: c.rms_norm_eps,
+            max_seq: max_seq.min(ctx.max(1)),
+            tied,
+            context: ctx,
+            act_bits: None,
+            act_group: None,
+            attn_bias: c.attention_bias,
         };
-        let config = read_json(&dir.join("config.json"))?;
-        let quant = match config.get("quantization_config") {
-            Some(q) => Some(q.clone()),
-            None if dir.join("quantize_config.json").exists() => {
-                Some(read_json(&dir.join("quantize_config.json"))?)
-            }
-            None => None,
-        };
-        // shard list: the index's weight_map, or the single file
-        let index = dir.join("model.safetensors.index.json");
-        let mut want: Vec<(String, Option<String>)> = Vec::new(); // (shard, a tensor it should hold)
-        if index.exists() {
-            let idx = read_json(&index)?;
-            let map = idx
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| err(format!("{}: no `weight_map` object", index.display())))?;
-            for (t, f) in map {
-                let f = f.as_str().ok_or_else(|| {
-                    err(format!("{}: `{t}` maps to a non-string", index.display()))
-                })?;
-                if !want.iter().any(|(s, _)| s == f) {
-                    want.push((f.to_string(), Some(t.clone())));
+        cfg.validate()
+            .map_err(|e| bad(e.to_string().replace("model config: ", "")))?;
+        Ok(HfModel {
+            folder,
+            cfg,
+            quant: Mutex::new(HashMap::new()),
+            sparse: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// The folder.
+    pub fn folder(&self) -> &HfFolder {
+        &self.folder
+    }
+
+    /// The detected quantization method.
+    pub fn method(&self) -> &QuantMethod {
+        &self.folder.method
+    }
+
+    /// The checkpoint tensor a role reads (a tied head reads the embedding).
+    fn tensor_name(&self, role: Role) -> String {
+        if role == Role::Head && self.cfg.tied {
+            Role::Embedding.hf_tensor()
+        } else {
+            role.hf_tensor()
+        }
+    }
+
+    /// Import every linear module (progress per module), check every other tensor's presence
+    /// and shape, and build the model graph: the float Llama graph with each quantized
+    /// module's weight rewritten to its scheme (plus its CSR outliers).
+    pub fn graph_text(&self, progress: Progress<'_>) -> Result<String, ModelError> {
+        let cfg = &self.cfg;
+        let roles = cfg.roles();
+        let mut plans = HashMap::new();
+        let (mut quant, mut sparse) = (HashMap::new(), HashMap::new());
+        for (i, &r) in roles.iter().enumerate() {
+            let tname = r.hf_tensor();
+            progress(i, roles.len(), &tname);
+            if r.is_linear() && !(r == Role::Head && cfg.tied) {
+                let (_, _, m) = import_module(&self.folder, &r.hf_name()).map_err(herr)?;
+                if let Module::Quant(imp) = m {
+                    if imp.in_perm.is_some() {
+                        return Err(ModelError::Other(format!(
+                            "`{tname}`: an input permutation the graph cannot express"
+                        )));
+                    }
+                    let outliers = imp.outliers.as_ref().map(|c| {
+                        let index = if c.k <= 1 << 16 {
+                            DType::U16
+                        } else {
+                            DType::U32
+                        };
+                        let f16_exact = c.val.iter().all(|&v| half::f16::from_f32(v).to_f32() == v);
+                        (index, if f16_exact { DType::F16 } else { DType::F32 })
+                    });
+                    plans.insert(
+                        tname.clone(),
+                        WeightPlan {
+                            scheme: imp.q.scheme,
+                            rotated: false,
+                            outliers: outliers.map(|o| o.0),
+                            outlier_val: outliers.map_or(DType::F16, |o| o.1),
+                        },
+                    );
+                    if let Some(c) = imp.outliers {
+                        sparse.insert(format!("{tname}.outliers"), c);
+                    }
+                    quant.insert(tname, imp.q);
+                }
+            } else {
+                // norms, biases, the embedding (and a tied head): float tensors of the config's shape
+                let name = self.tensor_name(r);
+                let t = qkc_quant::hf::common::get(&self.folder, &name).map_err(herr)?;
+                let want = cfg.shape(r);
+                t.expect_dtype(&[
+                    qkc_quant::hf::RawDtype::F32,
+                    qkc_quant::hf::RawDtype::F16,
+                    qkc_quant::hf::RawDtype::BF16,
+                ])
+                .map_err(herr)?;
+                if t.t.shape != want.as_slice() {
+                    return Err(ModelError::Config(format!(
+                        "{}: tensor `{name}` is {:?} but config.json implies {want:?}",
+                        self.folder.file_of(&name),
+                        t.t.shape
+                    )));
                 }
             }
-        } else {
-            want.push(("model.safetensors".into(), None));
         }
-        let mut shards = Vec::new();
-        let mut entries = HashMap::new();
-        for (name, example) in want {
-            let p = dir.join(&name);
-            let f = std::fs::File::open(&p).map_err(|e| {
-                err(match &example {
-                    Some(t) => format!(
-                        "{}: {e} (the index lists tensor `{t}` in this shard)",
-                        p.display()
-                    ),
-                    None => format!("{}: {e}", p.display()),
-                })
-            })?;
-            // SAFETY: read-only map of a checkpoint nobody writes while qkc reads it.
-            let map = unsafe { memmap2::Mmap::map(&f) }
-                .map_err(|e| err(format!("{}: {e}", p.display())))?;
-            let (hlen, meta) = safetensors::SafeTensors::read_metadata(&map)
-                .map_err(|e| err(format!("{}: not a safetensors file: {e}", p.display())))?;
-            let base = 8 + hlen;
-            for (t, info) in meta.tensors() {
-                let dtype = raw_dtype(info.dtype).ok_or_else(|| {
-                    err(format!(
-                        "{}: tensor `{t}` has dtype {:?}",
-                        p.display(),
-                        info.dtype
-                    ))
-                })?;
-                let (s, e) = info.data_offsets;
-                entries.insert(
-                    t.clone(),
-                    Entry {
-                        shard: shards.len(),
-                        dtype,
-                        shape: info.shape.clone(),
-                        start: base + s,
-                        end: base + e,
-                    },
-                );
-            }
-            shards.push((p, map));
+        progress(roles.len(), roles.len(), "");
+        let name = |r: Role| r.hf_tensor();
+        let ty = |_: Role| "f32".to_string();
+        let text = build_qir(
+            cfg,
+            &Binding {
+                name: &name,
+                ty: &ty,
+            },
+        )?;
+        let mut g = crate::llama::parse_graph(&text)?;
+        quantize_graph(&mut g, &plans).map_err(ModelError::Graph)?;
+        *self.quant.lock().unwrap_or_else(|e| e.into_inner()) = quant;
+        *self.sparse.lock().unwrap_or_else(|e| e.into_inner()) = sparse;
+        let text = format!(
+            "// {}: imported by qkc from an HF folder (quant_method `{}`)\n{g}",
+            cfg.name,
+            self.folder.method.name()
+        );
+        crate::llama::parse_graph(&text)?;
+        Ok(text)
+    }
+
+    /// The tokenizer from `tokenizer.json`, with BOS/EOS from `tokenizer_config.json` when it
+    /// names them.
+    pub fn tokenizer(&self) -> Result<Tokenizer, ModelError> {
+        let dir = self.folder.dir();
+        let p = dir.join("tokenizer.json");
+        if !p.exists() {
+            return Err(ModelError::Other(format!(
+                "{}: not found (qkc reads the HF tokenizer from tokenizer.json)",
+                p.display()
+            )));
         }
-        Ok(HfDir {
-            dir: dir.to_path_buf(),
-            config,
-            quant,
-            shards,
-            entries,
-        })
+        let mut t = Tokenizer::from_json_file(&p).map_err(|e| ModelError::Other(e.to_string()))?;
+        if let Some(c) = self.tokenizer_config() {
+            let id = |k: &str| token_str(c.get(k)).and_then(|s| t.token_to_id(&s));
+            let (bos, eos) = (id("bos_token"), id("eos_token"));
+            t.set_bos_eos(bos.or(t.bos()), eos.or(t.eos()));
+        }
+        Ok(t)
     }
 
-    fn cfg_usize(&self, key: &str) -> Result<usize, ModelError> {
-        self.config
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| {
-                err(format!(
-                    "{}: config.json has no integer `{key}`",
-                    self.dir.display()
-                ))
-            })
+    fn tokenizer_config(&self) -> Option<serde_json::Value> {
+        let p = self.folder.dir().join("tokenizer_config.json");
+        let s = std::fs::read_to_string(p).ok()?;
+        serde_json::from_str(&s).ok()
     }
 
-    /// `[n, k]` of a Llama-family module from config.json (`...q_proj`, `...down_proj`, ...).
-    pub fn module_shape(&self, prefix: &str) -> Result<(usize, usize), ModelError> {
-        let h = self.cfg_usize("hidden_size")?;
-        let heads = self.cfg_usize("num_attention_heads")?;
-        let kv = self.cfg_usize("num_key_value_heads").unwrap_or(heads);
-        let hd = self.cfg_usize("head_dim").unwrap_or(h / heads.max(1));
-        let f = self.cfg_usize("intermediate_size")?;
-        let last = prefix.rsplit('.').next().unwrap_or(prefix);
-        Ok(match last {
-            "q_proj" => (heads * hd, h),
-            "k_proj" | "v_proj" => (kv * hd, h),
-            "o_proj" => (h, heads * hd),
-            "gate_proj" | "up_proj" => (f, h),
-            "down_proj" => (h, f),
-            _ => {
-                return Err(err(format!(
-                    "`{prefix}`: not a Llama-family linear module (q/k/v/o_proj, gate/up/down_proj)"
-                )))
-            }
-        })
-    }
-
-    /// The `quant_method`, lowercased (`none` without a quantization config).
-    pub fn method(&self) -> String {
-        self.quant
-            .as_ref()
-            .and_then(|q| q.get("quant_method"))
-            .and_then(|m| m.as_str())
-            .unwrap_or("none")
-            .to_lowercase()
+    /// The chat template: `chat_template.jinja`, else `tokenizer_config.json`'s
+    /// `chat_template` (a string, or a list of named templates: `default`).
+    pub fn chat_template(&self) -> Option<String> {
+        if let Ok(s) = std::fs::read_to_string(self.folder.dir().join("chat_template.jinja")) {
+            return Some(s);
+        }
+        let c = self.tokenizer_config()?;
+        match c.get("chat_template")? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
+            _ => None,
+        }
     }
 }
 
-impl TensorSource for HfDir {
-    fn get(&self, name: &str) -> Option<RawTensor<'_>> {
-        let e = self.entries.get(name)?;
-        let data = self.shards.get(e.shard)?.1.get(e.start..e.end)?;
-        Some(RawTensor {
-            dtype: e.dtype,
-            shape: &e.shape,
-            data,
-        })
+impl WeightSource for HfModel {
+    fn load(&self, name: &str, ty: &Type) -> Result<Loaded, String> {
+        match ty {
+            Type::Quant { .. } => {
+                let cached = self
+                    .quant
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name);
+                if let Some(q) = cached {
+                    return Ok(Loaded::Quant(q));
+                }
+                match import_module(&self.folder, name).map_err(|e| e.to_string())? {
+                    (_, _, Module::Quant(imp)) => Ok(Loaded::Quant(imp.q)),
+                    (_, _, Module::Dense(_)) => {
+                        Err("the checkpoint stores it as a float tensor".into())
+                    }
+                }
+            }
+            Type::Sparse { .. } => {
+                let cached = self
+                    .sparse
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name);
+                if let Some(c) = cached {
+                    return Ok(Loaded::Sparse(c));
+                }
+                let module = name.strip_suffix(".outliers").unwrap_or(name);
+                match import_module(&self.folder, module).map_err(|e| e.to_string())? {
+                    (_, _, Module::Quant(imp)) => imp
+                        .outliers
+                        .map(Loaded::Sparse)
+                        .ok_or_else(|| "the module has no outliers".into()),
+                    (_, _, Module::Dense(_)) => {
+                        Err("the checkpoint stores it as a float tensor".into())
+                    }
+                }
+            }
+            Type::Tensor { .. } => {
+                let name = if name == "lm_head.weight" && self.cfg.tied {
+                    "model.embed_tokens.weight"
+                } else {
+                    name
+                };
+                self.folder
+                    .dense(name)
+                    .map(Loaded::Dense)
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
-    fn file_of(&self, name: &str) -> String {
-        self.entries
-            .get(name)
-            .and_then(|e| self.shards.get(e.shard))
-            .map_or_else(
-                || self.dir.display().to_string(),
-                |s| s.0.display().to_string(),
-            )
-    }
-}
-
-fn q_u64(q: &serde_json::Value, key: &str) -> Option<u64> {
-    q.get(key).and_then(serde_json::Value::as_u64)
 }
 
 /// `(n, k, values)` of module `prefix` of the HF folder `dir` (`format` overrides the detected
-/// `quant_method`).
+/// `quant_method`): the dense f32 weight `[N, K]` in original column order.
 pub fn dequant(
     dir: &Path,
     prefix: &str,
     format: Option<&str>,
 ) -> Result<(usize, usize, Vec<f32>), ModelError> {
-    use qkc_quant::hf::{aqlm, bnb, spqr, squeezellm};
-    let d = HfDir::open(dir)?;
-    let prefix = prefix.strip_suffix(".weight").unwrap_or(prefix);
-    let (n, k) = d.module_shape(prefix)?;
-    let method = format.map_or_else(|| d.method(), str::to_lowercase);
-    let q = d.quant.clone().unwrap_or(serde_json::Value::Null);
-    let ie = |e: qkc_quant::hf::common::ImportError| err(e.to_string());
-    let imp = match method.as_str() {
-        "aqlm" => {
-            let p = aqlm::Params {
-                num_codebooks: q_u64(&q, "num_codebooks").unwrap_or(1) as u8,
-                nbits_per_codebook: q_u64(&q, "nbits_per_codebook").unwrap_or(16) as u8,
-                in_group_size: q_u64(&q, "in_group_size").unwrap_or(8) as u32,
-                out_group_size: q_u64(&q, "out_group_size").unwrap_or(1) as u32,
-            };
-            aqlm::import(&d, prefix, n, k, p).map_err(ie)?
-        }
-        "bitsandbytes" | "bnb" => bnb::import(&d, prefix, n, k, bnb::Params { quant_type: None }).map_err(ie)?,
-        "squeezellm" => {
-            let bits = q_u64(&q, "wbits").or_else(|| q_u64(&q, "bits")).unwrap_or(4) as u8;
-            squeezellm::import(&d, prefix, n, k, squeezellm::Params { bits }).map_err(ie)?
-        }
-        "spqr" => spqr::import(&d, prefix, n, k, spqr::Params::default()).map_err(ie)?,
-        "none" => {
-            let name = format!("{prefix}.weight");
-            let t = d.get(&name).ok_or_else(|| err(format!("{}: no tensor `{name}`", d.dir.display())))?;
-            if t.shape != [n, k] {
-                return Err(err(format!(
-                    "{}: `{name}` is {:?} but config.json implies [{n}, {k}]",
-                    d.file_of(&name),
-                    t.shape
-                )));
-            }
-            let v: Vec<f32> = match t.dtype {
-                RawDtype::F32 => t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                RawDtype::F16 => t.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                RawDtype::BF16 => t.data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                other => return Err(err(format!("{}: `{name}` is {other:?}, not a float", d.file_of(&name)))),
-            };
-            return Ok((n, k, v));
-        }
-        "gptq" | "awq" | "compressed-tensors" => {
-            // qkc_quant's folder reader detects these methods' parameters (bits, groups,
-            // desc_act, v1/v2, GEMM/GEMV, ...) itself
-            let f = qkc_quant::hf::folder::HfFolder::open(dir).map_err(ie)?;
-            return qkc_quant::hf::dequant_module(&f, prefix).map_err(ie);
-        }
-        other => {
-            return Err(err(format!(
-                "{}: unknown quant_method `{other}` (supported: gptq, awq, compressed-tensors, aqlm, bitsandbytes, squeezellm, spqr, unquantized)",
-                dir.display()
-            )))
-        }
-    };
-    let mut w = imp.q.dequant().map_err(|e| err(format!("{prefix}: {e}")))?;
-    if let Some(s) = &imp.outliers {
-        s.add_to_dense(&mut w)
-            .map_err(|e| err(format!("{prefix}: {e}")))?;
+    let mut f = HfFolder::open(dir).map_err(herr)?;
+    if let Some(fmt) = format {
+        let mut q = f
+            .quant_json
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}));
+        let fmt = fmt.to_lowercase();
+        f.method = if fmt == "none" {
+            QuantMethod::None
+        } else {
+            q["quant_method"] = serde_json::Value::String(fmt);
+            QuantMethod::from_json(&q, &format!("--format (over {})", dir.display()))
+                .map_err(herr)?
+        };
     }
-    if let Some(perm) = &imp.in_perm {
-        // the module computes W·x[perm]: in original column order W_orig[:, perm[i]] = W[:, i]
-        let mut o = vec![0f32; n * k];
-        for r in 0..n {
-            for (i, &c) in perm.iter().enumerate() {
-                let c = c as usize;
-                if c >= k {
-                    return Err(err(format!("{prefix}: in_perm holds column {c} ≥ K = {k}")));
-                }
-                o[r * k + c] = w[r * k + i];
-            }
-        }
-        w = o;
-    }
-    Ok((n, k, w))
+    qkc_quant::hf::dequant_module(&f, prefix).map_err(herr)
 }

@@ -56,6 +56,9 @@ pub struct LlamaConfig {
     /// `None`: 32 where K is a multiple of 32 (llama.cpp's Q8 activation blocks), else per token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act_group: Option<u32>,
+    /// The q/k/v projections add a bias (Qwen2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attn_bias: bool,
 }
 
 impl LlamaConfig {
@@ -131,6 +134,8 @@ impl LlamaConfig {
         match role {
             Role::Embedding | Role::Head => vec![self.vocab, h],
             Role::FinalNorm | Role::AttnNorm(_) | Role::FfnNorm(_) => vec![h],
+            Role::QBias(_) => vec![self.q_dim()],
+            Role::KBias(_) | Role::VBias(_) => vec![self.kv_dim()],
             Role::Q(_) => vec![self.q_dim(), h],
             Role::K(_) | Role::V(_) => vec![self.kv_dim(), h],
             Role::O(_) => vec![h, self.q_dim()],
@@ -143,11 +148,11 @@ impl LlamaConfig {
     pub fn roles(&self) -> Vec<Role> {
         let mut v = vec![Role::Embedding];
         for l in 0..self.layers {
+            v.extend([Role::AttnNorm(l), Role::Q(l), Role::K(l), Role::V(l)]);
+            if self.attn_bias {
+                v.extend([Role::QBias(l), Role::KBias(l), Role::VBias(l)]);
+            }
             v.extend([
-                Role::AttnNorm(l),
-                Role::Q(l),
-                Role::K(l),
-                Role::V(l),
                 Role::O(l),
                 Role::FfnNorm(l),
                 Role::Gate(l),
@@ -182,6 +187,12 @@ pub enum Role {
     V(usize),
     /// Attention output projection.
     O(usize),
+    /// q projection bias (with [`LlamaConfig::attn_bias`]).
+    QBias(usize),
+    /// k projection bias.
+    KBias(usize),
+    /// v projection bias.
+    VBias(usize),
     /// Block `l`'s MLP RMSNorm gain.
     FfnNorm(usize),
     /// MLP gate projection.
@@ -197,7 +208,13 @@ impl Role {
     pub fn is_linear(self) -> bool {
         !matches!(
             self,
-            Role::Embedding | Role::FinalNorm | Role::AttnNorm(_) | Role::FfnNorm(_)
+            Role::Embedding
+                | Role::FinalNorm
+                | Role::AttnNorm(_)
+                | Role::FfnNorm(_)
+                | Role::QBias(_)
+                | Role::KBias(_)
+                | Role::VBias(_)
         )
     }
 
@@ -212,6 +229,9 @@ impl Role {
             Role::K(l) => format!("blk.{l}.attn_k.weight"),
             Role::V(l) => format!("blk.{l}.attn_v.weight"),
             Role::O(l) => format!("blk.{l}.attn_output.weight"),
+            Role::QBias(l) => format!("blk.{l}.attn_q.bias"),
+            Role::KBias(l) => format!("blk.{l}.attn_k.bias"),
+            Role::VBias(l) => format!("blk.{l}.attn_v.bias"),
             Role::FfnNorm(l) => format!("blk.{l}.ffn_norm.weight"),
             Role::Gate(l) => format!("blk.{l}.ffn_gate.weight"),
             Role::Up(l) => format!("blk.{l}.ffn_up.weight"),
@@ -219,9 +239,20 @@ impl Role {
         }
     }
 
-    /// The HF transformers module name (without `.weight`).
+    /// The HF checkpoint tensor name (`{module}.weight`, `{module}.bias` for bias roles).
+    pub fn hf_tensor(self) -> String {
+        match self {
+            Role::QBias(_) | Role::KBias(_) | Role::VBias(_) => format!("{}.bias", self.hf_name()),
+            _ => format!("{}.weight", self.hf_name()),
+        }
+    }
+
+    /// The HF transformers module name (without `.weight`; a bias role names its module).
     pub fn hf_name(self) -> String {
         match self {
+            Role::QBias(l) => Role::Q(l).hf_name(),
+            Role::KBias(l) => Role::K(l).hf_name(),
+            Role::VBias(l) => Role::V(l).hf_name(),
             Role::Embedding => "model.embed_tokens".into(),
             Role::Head => "lm_head".into(),
             Role::FinalNorm => "model.norm".into(),
@@ -347,30 +378,27 @@ pub fn build_qir(cfg: &LlamaConfig, b: &Binding<'_>) -> Result<String, ModelErro
             "  %{p}x = rmsnorm(%h{l}, %{p}attn_norm) {{eps = {:?}}} : f32[T, {h}]",
             cfg.eps
         );
-        lin(
-            w,
-            &format!("{p}q"),
-            &format!("{p}x"),
-            &format!("{p}wq"),
-            Role::Q(l),
-            qd,
-        );
-        lin(
-            w,
-            &format!("{p}k"),
-            &format!("{p}x"),
-            &format!("{p}wk"),
-            Role::K(l),
-            kvd,
-        );
-        lin(
-            w,
-            &format!("{p}v"),
-            &format!("{p}x"),
-            &format!("{p}wv"),
-            Role::V(l),
-            kvd,
-        );
+        for (t, role, bias, n) in [
+            ("q", Role::Q(l), Role::QBias(l), qd),
+            ("k", Role::K(l), Role::KBias(l), kvd),
+            ("v", Role::V(l), Role::VBias(l), kvd),
+        ] {
+            if cfg.attn_bias {
+                weight(w, &format!("{p}b{t}"), bias);
+                let raw = format!("{p}{t}_nb");
+                lin(w, &raw, &format!("{p}x"), &format!("{p}w{t}"), role, n);
+                let _ = writeln!(w, "  %{p}{t} = add(%{raw}, %{p}b{t}) : f32[T, {n}]");
+            } else {
+                lin(
+                    w,
+                    &format!("{p}{t}"),
+                    &format!("{p}x"),
+                    &format!("{p}w{t}"),
+                    role,
+                    n,
+                );
+            }
+        }
         for (t, n) in [("q", qd), ("k", kvd)] {
             let _ = writeln!(
                 w,

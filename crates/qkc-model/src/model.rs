@@ -8,6 +8,7 @@ use qkc_ir::interp::Weights;
 use qkc_ir::Graph;
 
 use crate::gguf::GgufModel;
+use crate::hf::{HfModel, Progress};
 use crate::llama::{build_qir, parse_graph, Binding, LlamaConfig, Role};
 use crate::tokenizer::Tokenizer;
 use crate::ModelError;
@@ -37,9 +38,9 @@ impl Default for OpenOptions {
 /// The file `qkc import` writes beside the graph: where the weights are.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImportManifest {
-    /// Format of the weight file (`gguf`).
+    /// Format of the weights: `gguf` (a file) or `hf` (an HF model folder).
     pub format: String,
-    /// The weight file, memory-mapped at load (absolute, or relative to the manifest).
+    /// The weight file or folder, memory-mapped at load (absolute, or relative to the manifest).
     pub weights: PathBuf,
     /// The graph file, relative to the manifest.
     pub graph: PathBuf,
@@ -51,15 +52,15 @@ pub struct ImportManifest {
     pub overlay: Option<PathBuf>,
 }
 
-/// Weights from a qkc checkpoint first (memory-mapped), then from the GGUF file.
+/// Weights from a qkc checkpoint first (memory-mapped), then from the base model.
 struct Overlay {
     map: memmap2::Mmap,
     path: PathBuf,
-    base: Arc<GgufModel>,
+    base: Arc<dyn qkc_ir::interp::WeightSource>,
 }
 
 impl Overlay {
-    fn open(path: &Path, base: Arc<GgufModel>) -> Result<Self, ModelError> {
+    fn open(path: &Path, base: Arc<dyn qkc_ir::interp::WeightSource>) -> Result<Self, ModelError> {
         let f = std::fs::File::open(path)
             .map_err(|e| ModelError::Other(format!("{}: {e}", path.display())))?;
         // SAFETY: the file is opened read-only; qkc does not modify checkpoints while they are
@@ -115,14 +116,38 @@ pub struct Model {
     pub tokenizer: Tokenizer,
     /// The chat template, when the model has one.
     pub chat_template: Option<String>,
-    gguf: Arc<GgufModel>,
+    /// The weight file (GGUF) or folder (HF).
+    source: PathBuf,
+    /// `gguf` or `hf`.
+    format: &'static str,
 }
 
+fn no_progress(_: usize, _: usize, _: &str) {}
+
 impl Model {
-    /// Open a `.gguf` file, or a directory with `qkc-import.json`.
+    /// Open a `.gguf` file, an HF model folder (`config.json`), or a directory `qkc import`
+    /// wrote (`qkc-import.json`).
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Model, ModelError> {
+        Self::open_with(path, opts, &mut no_progress)
+    }
+
+    /// [`Model::open`], reporting the import of an HF folder's modules to `progress`.
+    pub fn open_with(
+        path: &Path,
+        opts: &OpenOptions,
+        progress: Progress<'_>,
+    ) -> Result<Model, ModelError> {
         if path.is_dir() {
-            return Self::open_import(path, opts);
+            if path.join("qkc-import.json").exists() {
+                return Self::open_import(path, opts);
+            }
+            if path.join("config.json").exists() {
+                return Self::open_hf(path, opts, progress);
+            }
+            return Err(ModelError::Other(format!(
+                "{}: neither a `qkc import` directory (no qkc-import.json) nor an HF model folder (no config.json)",
+                path.display()
+            )));
         }
         let gguf = Arc::new(GgufModel::open(path)?);
         let mut cfg = gguf.config()?;
@@ -139,7 +164,23 @@ impl Model {
                 ty: &ty,
             },
         )?;
-        Self::assemble(cfg, text, gguf)
+        Self::assemble_gguf(cfg, text, gguf)
+    }
+
+    fn open_hf(
+        dir: &Path,
+        opts: &OpenOptions,
+        progress: Progress<'_>,
+    ) -> Result<Model, ModelError> {
+        if opts.act_bits.is_some() {
+            return Err(ModelError::Other(format!(
+                "{}: --act-bits applies to GGUF models (an HF checkpoint's graph keeps f32 activations)",
+                dir.display()
+            )));
+        }
+        let hf = HfModel::open(dir, opts.max_seq)?;
+        let text = hf.graph_text(progress)?;
+        Self::assemble_hf(hf.config().clone(), text, Arc::new(hf))
     }
 
     fn open_import(dir: &Path, opts: &OpenOptions) -> Result<Model, ModelError> {
@@ -152,13 +193,6 @@ impl Model {
         })?;
         let m: ImportManifest = serde_json::from_str(&raw)
             .map_err(|e| ModelError::Other(format!("{}: {e}", mpath.display())))?;
-        if m.format != "gguf" {
-            return Err(ModelError::Other(format!(
-                "{}: weight format `{}` is not supported (qkc imports gguf)",
-                mpath.display(),
-                m.format
-            )));
-        }
         let wpath = if m.weights.is_absolute() {
             m.weights.clone()
         } else {
@@ -167,11 +201,6 @@ impl Model {
         let gpath = dir.join(&m.graph);
         let mut text = std::fs::read_to_string(&gpath)
             .map_err(|e| ModelError::Other(format!("{}: {e}", gpath.display())))?;
-        let gguf = Arc::new(GgufModel::open(&wpath)?);
-        let overlay = match &m.overlay {
-            Some(o) => Some(Arc::new(Overlay::open(&dir.join(o), gguf.clone())?)),
-            None => None,
-        };
         let mut cfg = m.config;
         let want = opts.max_seq.min(cfg.context.max(1));
         if want != cfg.max_seq {
@@ -182,14 +211,42 @@ impl Model {
             );
             cfg.max_seq = want;
         }
-        let mut model = Self::assemble(cfg, text, gguf)?;
-        if let Some(o) = overlay {
-            model.weights = Weights::Source(o);
+        let (mut model, base): (Model, Arc<dyn qkc_ir::interp::WeightSource>) = match m
+            .format
+            .as_str()
+        {
+            "gguf" => {
+                let g = Arc::new(GgufModel::open(&wpath)?);
+                (Self::assemble_gguf(cfg, text, g.clone())?, g)
+            }
+            "hf" => {
+                let hf = Arc::new(HfModel::open(&wpath, want)?);
+                if hf.config().hidden != cfg.hidden || hf.config().layers != cfg.layers {
+                    return Err(ModelError::Other(format!(
+                            "{}: the folder's config.json no longer matches the imported graph (re-run `qkc import`)",
+                            wpath.display()
+                        )));
+                }
+                (Self::assemble_hf(cfg, text, hf.clone())?, hf)
+            }
+            other => {
+                return Err(ModelError::Other(format!(
+                    "{}: weight format `{other}` is not supported (qkc imports gguf and hf)",
+                    mpath.display()
+                )))
+            }
+        };
+        if let Some(o) = &m.overlay {
+            model.weights = Weights::Source(Arc::new(Overlay::open(&dir.join(o), base)?));
         }
         Ok(model)
     }
 
-    fn assemble(cfg: LlamaConfig, text: String, gguf: Arc<GgufModel>) -> Result<Model, ModelError> {
+    fn assemble_gguf(
+        cfg: LlamaConfig,
+        text: String,
+        gguf: Arc<GgufModel>,
+    ) -> Result<Model, ModelError> {
         let graph = parse_graph(&text)?;
         let tokenizer = gguf.tokenizer()?;
         let chat_template = gguf.chat_template();
@@ -197,16 +254,33 @@ impl Model {
             cfg,
             graph,
             text,
-            weights: Weights::Source(gguf.clone()),
+            source: gguf.path().to_path_buf(),
+            weights: Weights::Source(gguf),
             tokenizer,
             chat_template,
-            gguf,
+            format: "gguf",
         })
     }
 
-    /// The weight file.
+    fn assemble_hf(cfg: LlamaConfig, text: String, hf: Arc<HfModel>) -> Result<Model, ModelError> {
+        let graph = parse_graph(&text)?;
+        let tokenizer = hf.tokenizer()?;
+        let chat_template = hf.chat_template();
+        Ok(Model {
+            cfg,
+            graph,
+            text,
+            source: hf.folder().dir().to_path_buf(),
+            weights: Weights::Source(hf),
+            tokenizer,
+            chat_template,
+            format: "hf",
+        })
+    }
+
+    /// The weight file (GGUF) or folder (HF).
     pub fn weights_path(&self) -> &Path {
-        self.gguf.path()
+        &self.source
     }
 
     /// Write `model.qir` and `qkc-import.json` (the weights stay where they are, memory-mapped
@@ -216,10 +290,9 @@ impl Model {
         std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
         let gpath = out.join("model.qir");
         std::fs::write(&gpath, &self.text).map_err(|e| io(&gpath, e))?;
-        let weights =
-            std::fs::canonicalize(self.gguf.path()).map_err(|e| io(self.gguf.path(), e))?;
+        let weights = std::fs::canonicalize(&self.source).map_err(|e| io(&self.source, e))?;
         let m = ImportManifest {
-            format: "gguf".into(),
+            format: self.format.into(),
             weights,
             graph: "model.qir".into(),
             config: self.cfg.clone(),
@@ -236,7 +309,11 @@ impl Model {
             ),
             (
                 mpath,
-                "the weight binding: the GGUF file, memory-mapped at load (not copied)",
+                if self.format == "gguf" {
+                    "the weight binding: the GGUF file, memory-mapped at load (not copied)"
+                } else {
+                    "the weight binding: the HF folder's safetensors, memory-mapped at load (not copied)"
+                },
             ),
         ])
     }

@@ -284,6 +284,7 @@ pub fn requantize(
             WeightPlan {
                 scheme,
                 rotated: recipe.rotate,
+                outlier_val: qkc_ir::DType::F16,
                 outliers: csr.map(|_| {
                     if k <= 1 << 16 {
                         qkc_ir::DType::U16

@@ -525,6 +525,19 @@ impl Tokenizer {
         self.bos
     }
 
+    /// The tokenizer as HF `tokenizer.json` text (what [`Tokenizer::from_json_file`] reads).
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.inner
+            .to_string(true)
+            .map_err(|e| TokenizerError::Build(e.to_string()))
+    }
+
+    /// Override BOS/EOS (an HF folder's `tokenizer_config.json` names them).
+    pub fn set_bos_eos(&mut self, bos: Option<u32>, eos: Option<u32>) {
+        self.bos = bos;
+        self.eos = eos;
+    }
+
     /// Whether `encode(.., add_special = true)` prepends BOS (GGUF vocabularies).
     pub fn add_bos(&self) -> bool {
         self.add_bos

@@ -26,6 +26,7 @@ fn tiny(style: RopeStyle, tied: bool) -> LlamaConfig {
         context: 64,
         act_bits: None,
         act_group: None,
+        attn_bias: false,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct WeightPlan {
     pub rotated: bool,
     /// Outliers stored as `NAME.outliers` (CSR), with this column-index dtype.
     pub outliers: Option<DType>,
+    /// The outliers' value dtype (`f16` as qkc and SpQR store them; `f32` for SqueezeLLM's).
+    pub outlier_val: DType,
 }
 
 fn fresh(g: &Graph, base: &str) -> String {
@@ -77,7 +79,7 @@ pub fn quantize_graph(g: &mut Graph, plans: &HashMap<String, WeightPlan>) -> Res
         let wname = g.node(w).name.clone();
         let outliers = plan.outliers.map(|index| {
             let ty = Type::Sparse {
-                val: DType::F16,
+                val: plan.outlier_val,
                 index,
                 shape: shape.clone(),
             };

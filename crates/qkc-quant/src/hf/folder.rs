@@ -432,6 +432,26 @@ pub struct HfFolder {
     pub method: QuantMethod,
     shards: Vec<(PathBuf, memmap2::Mmap)>,
     entries: HashMap<String, Entry>,
+    pts: Vec<super::pt::PtFile>,
+}
+
+/// The torch state-dict files of a folder without safetensors (`pytorch_model*.bin`, `*.pt`),
+/// sorted.
+fn torch_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    p.extension().is_some_and(|e| e == "pt")
+                        || (name.starts_with("pytorch_model") && name.ends_with(".bin"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 impl std::fmt::Debug for HfFolder {
@@ -441,6 +461,7 @@ impl std::fmt::Debug for HfFolder {
             .field("method", &self.method)
             .field("shards", &self.shards.len())
             .field("tensors", &self.entries.len())
+            .field("torch_files", &self.pts.len())
             .finish()
     }
 }
@@ -518,9 +539,18 @@ impl HfFolder {
                     want.push((f.to_string(), Some(t.clone())));
                 }
             }
-        } else {
+        } else if dir.join("model.safetensors").exists() || torch_files(dir).is_empty() {
             want.push(("model.safetensors".into(), None));
         }
+        // a torch.save'd state dict (SqueezeLLM ships `.pt`), when there are no safetensors
+        let pts = if want.is_empty() {
+            torch_files(dir)
+                .iter()
+                .map(super::pt::PtFile::open)
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
         let mut shards = Vec::new();
         let mut entries = HashMap::new();
         for (name, example) in want {
@@ -581,6 +611,7 @@ impl HfFolder {
             method,
             shards,
             entries,
+            pts,
         })
     }
 
@@ -592,6 +623,7 @@ impl HfFolder {
     /// Every stored tensor name, sorted.
     pub fn tensor_names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.entries.keys().map(String::as_str).collect();
+        v.extend(self.pts.iter().flat_map(|p| p.names()));
         v.sort_unstable();
         v
     }
@@ -606,7 +638,9 @@ impl HfFolder {
 
 impl TensorSource for HfFolder {
     fn get(&self, name: &str) -> Option<RawTensor<'_>> {
-        let e = self.entries.get(name)?;
+        let Some(e) = self.entries.get(name) else {
+            return self.pts.iter().find_map(|p| p.get(name));
+        };
         let data = self.shards.get(e.shard)?.1.get(e.start..e.end)?;
         Some(RawTensor {
             dtype: e.dtype,
@@ -616,6 +650,12 @@ impl TensorSource for HfFolder {
     }
 
     fn file_of(&self, name: &str) -> String {
+        if let Some(p) = self.pts.iter().find(|p| p.get(name).is_some()) {
+            return p.path().to_string();
+        }
+        if let [p] = self.pts.as_slice() {
+            return p.path().to_string();
+        }
         self.entries
             .get(name)
             .and_then(|e| self.shards.get(e.shard))
@@ -629,16 +669,24 @@ impl TensorSource for HfFolder {
     }
 }
 
-/// `(n, k, W)` of the linear module `prefix` (a trailing `.weight` is ignored): `W` row-major
-/// `[n, k]` f32, `[n, k]` from config.json. Dispatches on the detected method: GPTQ, AWQ and
-/// compressed-tensors through their importers and `QuantTensor::dequant`; a module stored dense
-/// (`{prefix}.weight` a float tensor: no quantization config, or a module the quantizer skipped,
-/// such as `lm_head`) is read as is. SqueezeLLM, SpQR, AQLM and bitsandbytes have importers
-/// (`hf::{squeezellm, spqr, aqlm, bnb}`) not wired here yet: [`HfError::Unsupported`] names them.
-pub fn dequant_module(
-    folder: &HfFolder,
-    prefix: &str,
-) -> Result<(usize, usize, Vec<f32>), HfError> {
+/// One linear module as the checkpoint stores it.
+#[derive(Debug, Clone)]
+pub enum Module {
+    /// Quantized, in qkc's layout (with outliers where the format has them).
+    Quant(super::Imported),
+    /// A float weight `[n, k]` (no quantization config, or a module the quantizer skipped, such
+    /// as `lm_head`), widened to f32 exactly.
+    Dense(Vec<f32>),
+}
+
+/// `(n, k, module)` of the linear module `prefix` (a trailing `.weight` is ignored), `[n, k]`
+/// from config.json. A module stored dense (`{prefix}.weight` a float tensor) is read as is;
+/// otherwise the detected method's importer maps it onto a qkc scheme: GPTQ, AWQ and
+/// compressed-tensors onto uniform int (act-order as the scheme's `g_idx`), SqueezeLLM onto
+/// `lut3`/`lut4` + CSR, SpQR onto `spqr3:g16` + CSR (its `in_perm` as the scheme's input
+/// permutation), AQLM onto `aqlm:CxB`, bitsandbytes onto `nf4`/`fp4`.
+pub fn import_module(folder: &HfFolder, prefix: &str) -> Result<(usize, usize, Module), HfError> {
+    use super::{aqlm, bnb, spqr, squeezellm};
     let prefix = prefix.strip_suffix(".weight").unwrap_or(prefix);
     let (n, k) = folder.config.module_shape(prefix)?;
     let dense_name = format!("{prefix}.weight");
@@ -648,34 +696,82 @@ pub fn dequant_module(
                 get(folder, &dense_name)?,
                 &[RawDtype::F32, RawDtype::F16, RawDtype::BF16],
                 &[n, k],
-                &format!("[N, K] for `{prefix}`"),
+                &format!("[N, K] = [{n}, {k}] from config.json for `{prefix}`"),
             )?;
-            return Ok((n, k, t.floats()?));
+            return Ok((n, k, Module::Dense(t.floats()?)));
         }
     }
     let imp = match &folder.method {
         QuantMethod::Gptq(p) => super::gptq::import(folder, prefix, n, k, p)?,
         QuantMethod::Awq(p) => super::awq::import(folder, prefix, n, k, p)?,
         QuantMethod::CompressedTensors(p) => super::compressed::import(folder, prefix, n, k, p)?,
+        QuantMethod::SqueezeLlm { bits } => {
+            squeezellm::import(folder, prefix, n, k, squeezellm::Params { bits: *bits })?
+        }
+        QuantMethod::Spqr => spqr::import(folder, prefix, n, k, spqr::Params::default())?,
+        QuantMethod::Aqlm {
+            num_codebooks,
+            nbits_per_codebook,
+            in_group_size,
+            out_group_size,
+        } => aqlm::import(
+            folder,
+            prefix,
+            n,
+            k,
+            aqlm::Params {
+                num_codebooks: *num_codebooks,
+                nbits_per_codebook: *nbits_per_codebook,
+                in_group_size: *in_group_size,
+                out_group_size: *out_group_size,
+            },
+        )?,
+        QuantMethod::Bnb {
+            load_in_4bit,
+            quant_type,
+            ..
+        } => {
+            if !load_in_4bit {
+                return Err(HfError::Unsupported(format!(
+                    "{}: bitsandbytes with load_in_4bit = false (LLM.int8); qkc imports the 4-bit NF4/FP4 formats",
+                    folder.dir.display()
+                )));
+            }
+            let table = match quant_type.as_deref() {
+                None => None,
+                Some("nf4") => Some(crate::scheme::FixedTable::Nf4),
+                Some("fp4") => Some(crate::scheme::FixedTable::Fp4),
+                Some(other) => {
+                    return Err(HfError::Unsupported(format!(
+                        "{}: bnb_4bit_quant_type `{other}` (qkc imports nf4 and fp4)",
+                        folder.dir.display()
+                    )))
+                }
+            };
+            bnb::import(folder, prefix, n, k, bnb::Params { quant_type: table })?
+        }
         QuantMethod::None => {
             return Err(HfError::Missing {
                 file: folder.file_of(&dense_name),
                 tensor: dense_name,
             })
         }
-        other => {
-            return Err(HfError::Unsupported(format!(
-                "{}: quant_method `{}`: its importer (qkc_quant::hf::{}) is not wired into dequant_module yet",
-                folder.dir.display(),
-                other.name(),
-                match other {
-                    QuantMethod::SqueezeLlm { .. } => "squeezellm",
-                    QuantMethod::Spqr => "spqr",
-                    QuantMethod::Aqlm { .. } => "aqlm",
-                    _ => "bnb",
-                }
-            )))
-        }
+    };
+    Ok((n, k, Module::Quant(imp)))
+}
+
+/// `(n, k, W)` of the linear module `prefix` (see [`import_module`]): `W` row-major `[n, k]`
+/// f32 in the module's original column order, i.e. the matrix the layer multiplies x by
+/// (dequantized codes plus outliers, any input permutation undone).
+pub fn dequant_module(
+    folder: &HfFolder,
+    prefix: &str,
+) -> Result<(usize, usize, Vec<f32>), HfError> {
+    let prefix = prefix.strip_suffix(".weight").unwrap_or(prefix);
+    let (n, k, m) = import_module(folder, prefix)?;
+    let imp = match m {
+        Module::Dense(w) => return Ok((n, k, w)),
+        Module::Quant(imp) => imp,
     };
     let mut w = imp
         .q
@@ -684,6 +780,22 @@ pub fn dequant_module(
     if let Some(s) = &imp.outliers {
         s.add_to_dense(&mut w)
             .map_err(|e| ImportError::Quant(e.in_tensor(prefix)))?;
+    }
+    if let Some(perm) = &imp.in_perm {
+        // the module computes W·x[perm]: in original column order W_orig[:, perm[i]] = W[:, i]
+        let mut o = vec![0f32; n * k];
+        for (r, row) in w.chunks_exact(k).enumerate() {
+            for (i, &c) in perm.iter().enumerate() {
+                let c = c as usize;
+                if c >= k {
+                    return Err(HfError::BadParams(format!(
+                        "`{prefix}`: in_perm holds column {c} ≥ K = {k}"
+                    )));
+                }
+                o[r * k + c] = row[i];
+            }
+        }
+        w = o;
     }
     Ok((n, k, w))
 }

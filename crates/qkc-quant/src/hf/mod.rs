@@ -28,7 +28,7 @@ pub mod squeezellm;
 /// tensor at fault (one type shared with the SqueezeLLM/SpQR/AQLM/bnb importers).
 pub type HfError = common::ImportError;
 
-pub use folder::{dequant_module, HfFolder, ModelConfig, QuantMethod};
+pub use folder::{dequant_module, import_module, HfFolder, ModelConfig, Module, QuantMethod};
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
