@@ -8,11 +8,12 @@ use qkc_ir::ops::{
 };
 use qkc_ir::{DType, Dim, Graph, Op, Shape, Type};
 
-const SCHEMES: [&str; 10] = [
+const SCHEMES: [&str; 11] = [
     "int4:g128",
     "int3:g64:asym",
     "int8:pc",
     "spqr3:g16",
+    "spqr3:g16:perm",
     "lut3",
     "nf4:b64:dq",
     "aqlm:2x8",

@@ -12,6 +12,7 @@
 //! | `int3:g64:act` | act-order: groups follow a `g_idx` permutation of K (GPTQ `desc_act`) |
 //! | `int8:pc` | per output channel (one group spanning K) |
 //! | `spqr3:g16` | SpQR: 3-bit codes, 16-wide groups, 3-bit second-level stats (`:s3`) |
+//! | `spqr3:g16:perm` | same, stored in a permuted column order with an `in_perm` part (SpQR's act-order) |
 //! | `lut3`, `lut4` | non-uniform, one table of 2^bits values per output row (SqueezeLLM) |
 //! | `nf4:b64`, `fp4:b64:dq` | fixed bitsandbytes tables, block-wise absmax, optional double quant |
 //! | `aqlm:1x16`, `aqlm:2x8` | additive codebooks: C codebooks of 2^bits entries, 8-wide input groups |
@@ -107,6 +108,11 @@ pub struct Spqr {
     pub group: u32,
     /// Bits of the second-level quantized scales and zeros (SpQR uses 3).
     pub stat_bits: u8,
+    /// `:perm`: the columns are stored in a permuted order with an `in_perm` part (SpQR's
+    /// act-order permutation): stored column i is original column `in_perm[i]`, so the kernel
+    /// reads x through `in_perm` (see [`crate::spqr`]).
+    #[serde(default)]
+    pub perm: bool,
 }
 
 /// Which fixed table a [`FixedLut`] uses (bitsandbytes).
@@ -370,6 +376,9 @@ impl fmt::Display for Scheme {
                 if s.stat_bits != 3 {
                     write!(f, ":s{}", s.stat_bits)?;
                 }
+                if s.perm {
+                    f.write_str(":perm")?;
+                }
                 Ok(())
             }
             Scheme::Lut { bits } => write!(f, "lut{bits}"),
@@ -460,9 +469,12 @@ impl FromStr for Scheme {
                 bits,
                 group: 16,
                 stat_bits: 3,
+                perm: false,
             };
             for o in &opts {
-                if let Some(n) = o.strip_prefix('g') {
+                if *o == "perm" {
+                    s.perm = true;
+                } else if let Some(n) = o.strip_prefix('g') {
                     s.group = parse_num(n, "group size", spelling)?;
                 } else if let Some(n) = o.strip_prefix('s') {
                     s.stat_bits = parse_num(n, "stat bit width", spelling)?;
@@ -562,6 +574,8 @@ mod tests {
             "int8:g32:min:awq",
             "spqr3:g16",
             "spqr3:g16:s4",
+            "spqr3:g16:perm",
+            "spqr3:g16:s4:perm",
             "lut3",
             "lut4",
             "nf4:b64",
@@ -600,6 +614,17 @@ mod tests {
             "nf4".parse::<Scheme>().map(|s| s.to_string()),
             Ok("nf4:b64".into())
         );
+        assert_eq!(
+            "spqr3:perm:s4:g16".parse::<Scheme>().map(|s| s.to_string()),
+            Ok("spqr3:g16:s4:perm".into())
+        );
+    }
+
+    #[test]
+    fn spqr_without_perm_deserializes_from_old_json() {
+        let old = r#"{"scheme":"spqr","bits":3,"group":16,"stat_bits":3}"#;
+        let s: Scheme = serde_json::from_str(old).expect("deserialize");
+        assert_eq!(s.to_string(), "spqr3:g16");
     }
 
     #[test]
@@ -614,6 +639,7 @@ mod tests {
             ("aqlm", "needs a shape"),
             ("aqlm:2y8", "not CxB"),
             ("lut9", "2 to 8 bits"),
+            ("spqr3:g16:prem", "unknown option `prem`"),
             ("", "unknown scheme family"),
         ] {
             let e = s.parse::<Scheme>().expect_err(s);

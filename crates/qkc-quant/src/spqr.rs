@@ -13,8 +13,15 @@
 //! ```
 //!
 //! Outliers are not part of this tensor: pair it with a [`crate::Csr`] (dense-and-sparse, see
-//! [`crate::outliers`]). SpQR's input permutation is not reproduced (qkc's act-order lives in the
-//! uniform scheme).
+//! [`crate::outliers`]); their columns are always in the original order.
+//!
+//! **`:perm`** (SpQR's act-order `in_perm`): the codes and statistics are stored in a permuted
+//! column order and the part `in_perm` says which original column each stored column is:
+//! `W[:, in_perm[i]] = W_stored[:, i]`, i.e. the layer computes `W_stored · x̃` with
+//! `x̃[i] = x[in_perm[i]]` (the kernels read x through `in_perm` in their prologue; no gather
+//! kernel). [`dequant`] returns the weight in the original column order. The quantizer orders
+//! the columns by decreasing importance (`input_importance`, SpQR's `diag(H)`; the column energy
+//! of W when absent), ties by index, as act-order does.
 //!
 //! qkc storage layout:
 //! - `qweight`: U32 `[n, ceil(k·bits/32)]`, per-row bit stream of the codes along K ([`crate::pack`]).
@@ -22,8 +29,11 @@
 //!   code of group g, code `2g+1` its zero code (SpQR keeps the pair together in each tile row).
 //! - `stats2`: F16 `[ceil(n/16), groups, 4]` = (scale_scale, scale_zero, zero_scale, zero_zero)
 //!   of each 16-row block and group.
+//! - `in_perm`: I32 `[k]`, `:perm` only: a permutation of `0..k`, the original column of each
+//!   stored column (the other parts are in stored order).
 //!
-//! Bits per weight ≈ `bits + 2·stat_bits/G + 64/(16·G)` = 3.625 for `spqr3:g16`.
+//! Bits per weight ≈ `bits + 2·stat_bits/G + 64/(16·G)` = 3.625 for `spqr3:g16`, `+ 32/n` with
+//! `:perm`.
 
 use half::f16;
 
@@ -33,7 +43,7 @@ use crate::scheme::Spqr;
 use crate::tensor::{Part, PartDtype, QuantOptions, QuantTensor};
 
 /// Part names this scheme stores.
-pub const PARTS: &[&str] = &["qweight", "stats", "stats2"];
+pub const PARTS: &[&str] = &["qweight", "stats", "stats2", "in_perm"];
 
 /// Rows per second-level block (SpQR's `qq_groupsize`).
 pub const ROW_BLOCK: usize = 16;
@@ -43,7 +53,61 @@ pub fn bits_estimate(s: Spqr, n: usize, k: usize) -> f64 {
     let groups = k.div_ceil(s.group as usize);
     let per_row = (words_per_row(k, s.bits) + words_per_row(2 * groups, s.stat_bits)) * 32;
     let stats2 = n.div_ceil(ROW_BLOCK) * groups * 64;
-    (n * per_row + stats2) as f64 / (n * k) as f64
+    let perm = if s.perm { 32 * k } else { 0 };
+    (n * per_row + stats2 + perm) as f64 / (n * k) as f64
+}
+
+/// `:perm`'s column order: decreasing importance (`input_importance`, else the column energy
+/// of `w`), ties by index. Entry i is the original column stored at position i.
+fn column_order(w: &[f32], n: usize, k: usize, opts: &QuantOptions<'_>) -> Vec<usize> {
+    let score: Vec<f64> = match opts.input_importance {
+        Some(h) => h.iter().map(|&v| f64::from(v)).collect(),
+        None => (0..k)
+            .map(|j| {
+                (0..n)
+                    .map(|i| f64::from(w[i * k + j]) * f64::from(w[i * k + j]))
+                    .sum()
+            })
+            .collect(),
+    };
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    order
+}
+
+/// The stored `in_perm` of a `:perm` tensor, checked to be a permutation of `0..k` (errors
+/// name the part), or `None` without `:perm` (then the part must be absent).
+pub fn in_perm(s: Spqr, q: &QuantTensor) -> Result<Option<Vec<usize>>, QuantError> {
+    let k = q.k;
+    if !s.perm {
+        if q.parts.contains_key("in_perm") {
+            return Err(QuantError::BadTensor {
+                tensor: "in_perm".into(),
+                reason: format!(
+                    "is only a part of `:perm` SpQR schemes, not of `{}`",
+                    crate::Scheme::Spqr(s)
+                ),
+            });
+        }
+        return Ok(None);
+    }
+    let p = q.expect_part("in_perm", PartDtype::I32, &[k])?.to_f64();
+    let mut seen = vec![false; k];
+    let mut out = Vec::with_capacity(k);
+    for (i, v) in p.into_iter().enumerate() {
+        let j = v as i64;
+        if j < 0 || j as usize >= k || seen[j as usize] {
+            return Err(QuantError::BadTensor {
+                tensor: "in_perm".into(),
+                reason: format!(
+                    "is not a permutation of 0..{k}: entry {i} is {j} (out of range or repeated)"
+                ),
+            });
+        }
+        seen[j as usize] = true;
+        out.push(j as usize);
+    }
+    Ok(Some(out))
 }
 
 /// Asymmetric min-max quantization of `vals` to `bits` codes with an unrounded f16 zero:
@@ -167,6 +231,12 @@ pub fn quantize(
     opts: &QuantOptions<'_>,
 ) -> Result<QuantTensor, QuantError> {
     let groups = k / s.group as usize;
+    let order = s.perm.then(|| column_order(w, n, k, opts));
+    // `:perm`: quantize the weight in stored order, W_stored[:, i] = W[:, order[i]]
+    let permuted: Option<Vec<f32>> = order
+        .as_ref()
+        .map(|o| (0..n * k).map(|t| w[(t / k) * k + o[t % k]]).collect());
+    let w = permuted.as_deref().unwrap_or(w);
     let progress = opts.progress_tracker(n);
     let blocks = crate::par::map_chunks(n, ROW_BLOCK, |rows| {
         let nr = rows.len();
@@ -199,10 +269,16 @@ pub fn quantize(
         "stats2".into(),
         Part::from_f16(vec![n.div_ceil(ROW_BLOCK), groups, 4], &stats2),
     );
+    if let Some(o) = order {
+        let p: Vec<i32> = o.iter().map(|&j| j as i32).collect();
+        q.parts
+            .insert("in_perm".into(), Part::from_i32(vec![k], &p));
+    }
     Ok(q)
 }
 
-/// Exact reference dequantization to row-major `[n, k]` f32.
+/// Exact reference dequantization to row-major `[n, k]` f32, in the original column order
+/// (`:perm`: `out[:, in_perm[i]]` = stored column i).
 pub fn dequant(s: Spqr, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
     let (n, k) = (q.n, q.k);
     let g = s.group as usize;
@@ -220,6 +296,7 @@ pub fn dequant(s: Spqr, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
             &[n.div_ceil(ROW_BLOCK), groups, 4],
         )?
         .to_f64();
+    let perm = in_perm(s, q)?;
     let mut out = vec![0f32; n * k];
     for i in 0..n {
         let (qrow, srow) = (&qweight[i * wq..(i + 1) * wq], &stats[i * ws..(i + 1) * ws]);
@@ -230,7 +307,8 @@ pub fn dequant(s: Spqr, q: &QuantTensor) -> Result<Vec<f32>, QuantError> {
             let sh = st[0] * (sc - st[1]);
             let zh = st[2] * (zc - st[3]);
             for j in gi * g..(gi + 1) * g {
-                out[i * k + j] = (sh * (f64::from(pack::get(qrow, s.bits, j)) - zh)) as f32;
+                let col = perm.as_ref().map_or(j, |p| p[j]);
+                out[i * k + col] = (sh * (f64::from(pack::get(qrow, s.bits, j)) - zh)) as f32;
             }
         }
     }

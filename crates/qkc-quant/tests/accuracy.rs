@@ -24,6 +24,7 @@ const BUDGETS: &[(&str, f64, f64)] = &[
     ("int3:g64:asym", 0.05, 0.09),
     ("int2:g32:asym", 0.21, 0.23),
     ("spqr3:g16", 0.026, 0.038),
+    ("spqr3:g16:perm", 0.026, 0.038),
     ("lut3", 0.042, 0.072),
     ("lut4", 0.014, 0.028),
     ("nf4:b64", 0.011, 0.02),
@@ -63,6 +64,40 @@ fn error_is_within_budget_for_every_scheme() {
     }
     println!("{report}");
     assert!(!report.contains("over budget"), "{report}");
+}
+
+/// `:perm` stores the columns by decreasing importance: its parts are exactly plain SpQR's of
+/// `W[:, in_perm]`, and dequant() is back in the original column order.
+#[test]
+fn spqr_perm_stores_columns_by_importance() {
+    let w = heavy_tailed(N * K, 6);
+    // distinct importances in a scrambled order (37 is coprime to K)
+    let h: Vec<f32> = (0..K).map(|j| ((j * 37) % K) as f32 + 0.5).collect();
+    let opts = QuantOptions {
+        input_importance: Some(&h),
+        ..Default::default()
+    };
+    let s: Scheme = "spqr3:g16:perm".parse().expect("scheme");
+    let q = QuantTensor::quantize_with(s, &w, N, K, &opts).expect("quantize");
+    let perm: Vec<usize> = q.parts["in_perm"]
+        .to_f64()
+        .into_iter()
+        .map(|v| v as usize)
+        .collect();
+    let mut want: Vec<usize> = (0..K).collect();
+    want.sort_by(|&a, &b| h[b].total_cmp(&h[a]));
+    assert_eq!(perm, want, "in_perm = columns by decreasing importance");
+    let stored: Vec<f32> = (0..N * K).map(|t| w[(t / K) * K + perm[t % K]]).collect();
+    let plain = QuantTensor::quantize("spqr3:g16".parse().expect("scheme"), &stored, N, K)
+        .expect("quantize");
+    for part in ["qweight", "stats", "stats2"] {
+        assert_eq!(q.parts[part], plain.parts[part], "{part}");
+    }
+    let d = q.dequant().expect("dequant");
+    let e = rel_mse(&w, &d);
+    assert!(e <= 0.038, "relative error {e} in the original order");
+    // stored order is far from the original (the test would not see a missing unpermute)
+    assert!(rel_mse(&w, &plain.dequant().expect("dequant")) > 1.0);
 }
 
 #[test]

@@ -396,7 +396,8 @@ fn corrupt_pt_files_give_errors_naming_the_file() {
 
 struct SpqrCase {
     src: MapSource,
-    /// fp16 host reference (`dequantize_compressed`), f32 view, permuted column order.
+    /// fp16 host reference (`dequantize_compressed`) + outliers, f32 view, SpQR's stored
+    /// (permuted) column order.
     reference: Vec<f32>,
     /// Per-element tolerance: a few fp16 ulps of the terms.
     tol: Vec<f32>,
@@ -550,6 +551,25 @@ fn spqr_case(n: usize, k: usize, ptcsr: bool, seed: u64) -> SpqrCase {
 
 const SP: &str = "model.layers.1.mlp.up_proj";
 
+/// A stored-order `[n, k]` array in the original column order: `out[:, perm[i]] = v[:, i]`.
+fn unpermute(v: &[f32], perm: &[u32], n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![f32::NAN; n * k];
+    for r in 0..n {
+        for (i, &c) in perm.iter().enumerate() {
+            out[r * k + c as usize] = v[r * k + i];
+        }
+    }
+    out
+}
+
+/// The stored `in_perm` part of a `:perm` import.
+fn in_perm_part(imp: &Imported) -> Vec<u32> {
+    let p = imp.q.parts.get("in_perm").expect("in_perm part");
+    assert_eq!(p.dtype, qkc_quant::PartDtype::I32);
+    assert_eq!(p.shape, [imp.q.k]);
+    p.to_f64().into_iter().map(|v| v as u32).collect()
+}
+
 #[test]
 fn spqr_csr_and_ptcsr_within_fp16_rounding() {
     for (n, k, ptcsr) in [
@@ -562,14 +582,17 @@ fn spqr_csr_and_ptcsr_within_fp16_rounding() {
     ] {
         let case = spqr_case(n, k, ptcsr, n as u64 * 7 + k as u64 + u64::from(ptcsr));
         let imp = spqr::import(&case.src, SP, n, k, spqr::Params::default()).expect("import");
-        assert_eq!(imp.q.scheme.to_string(), "spqr3:g16");
-        assert_eq!(
-            imp.in_perm.as_deref(),
-            Some(&case.perm[..]),
-            "in_perm as stored"
-        );
+        let identity = case.perm.iter().enumerate().all(|(i, &c)| c as usize == i);
+        assert!(!identity, "test setup: [{n}, {k}] drew the identity");
+        assert_eq!(imp.q.scheme.to_string(), "spqr3:g16:perm");
+        assert!(imp.in_perm.is_none(), "the permutation is in the scheme");
+        assert_eq!(in_perm_part(&imp), case.perm, "in_perm as stored");
+        // dequant() + outliers is the weight in the ORIGINAL column order: the stored-order
+        // fp16 reference with column i moved to in_perm[i].
+        let want = unpermute(&case.reference, &case.perm, n, k);
+        let tol = unpermute(&case.tol, &case.perm, n, k);
         let w = dense(&imp);
-        for (i, ((&a, &r), &t)) in w.iter().zip(&case.reference).zip(&case.tol).enumerate() {
+        for (i, ((&a, &r), &t)) in w.iter().zip(&want).zip(&tol).enumerate() {
             assert!(
                 (a - r).abs() <= t,
                 "[{n}, {k}] ptcsr={ptcsr} at ({}, {}): {a} vs reference {r} (tol {t})",
@@ -582,27 +605,98 @@ fn spqr_csr_and_ptcsr_within_fp16_rounding() {
 
 #[test]
 fn spqr_permutation_direction() {
-    // y = (dequant(q) + S) · x̃ with x̃[i] = x[in_perm[i]] equals W_orig · x for
-    // W_orig[:, in_perm[i]] = W[:, i].
+    // SpQR's layer: y = (W + S) · x̃ with x̃[i] = x[in_perm[i]], W and S in stored order (the
+    // fp16 host reference `case.reference`). qkc's dequant() + outliers must give W_orig with
+    // y = W_orig · x for every x, fresh random x (never zeros), f64 sums; tolerance: the
+    // reference's per-element fp16 tolerance times |x|.
     let (n, k) = (32, 64);
     let case = spqr_case(n, k, false, 99);
     let imp = spqr::import(&case.src, SP, n, k, spqr::Params::default()).expect("test setup");
+    assert_eq!(imp.q.scheme.to_string(), "spqr3:g16:perm");
     let w = dense(&imp);
-    let perm = imp.in_perm.clone().expect("test setup");
-    let x: Vec<f64> = (0..k).map(|i| (i as f64 * 0.37).sin()).collect();
-    let mut orig = vec![0f32; n * k];
-    for r in 0..n {
-        for i in 0..k {
-            orig[r * k + perm[i] as usize] = w[r * k + i];
+    let perm = &case.perm;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..3 {
+        let x: Vec<f64> = (0..k)
+            .map(|_| {
+                let v: f64 = rng.gen_range(-1.0..1.0);
+                if v == 0.0 {
+                    0.5
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let mut wrong_way = 0f64;
+        for r in 0..n {
+            let spqr_y: f64 = (0..k)
+                .map(|i| f64::from(case.reference[r * k + i]) * x[perm[i] as usize])
+                .sum();
+            let tol: f64 = (0..k)
+                .map(|i| f64::from(case.tol[r * k + i]) * x[perm[i] as usize].abs())
+                .sum();
+            let qkc_y: f64 = (0..k).map(|c| f64::from(w[r * k + c]) * x[c]).sum();
+            assert!(
+                (qkc_y - spqr_y).abs() <= tol + 1e-9,
+                "row {r}: qkc {qkc_y} vs SpQR {spqr_y} (tol {tol})"
+            );
+            // the inverse permutation (x̃[in_perm[i]] = x[i]) must not fit as well
+            let inv_y: f64 = (0..k)
+                .map(|i| f64::from(case.reference[r * k + perm[i] as usize]) * x[i])
+                .sum();
+            wrong_way = wrong_way.max((qkc_y - inv_y).abs());
         }
+        assert!(
+            wrong_way > 0.1,
+            "test cannot tell the directions apart ({wrong_way})"
+        );
     }
-    for r in 0..n {
-        let y1: f64 = (0..k)
-            .map(|i| f64::from(w[r * k + i]) * x[perm[i] as usize])
-            .sum();
-        let y2: f64 = (0..k).map(|c| f64::from(orig[r * k + c]) * x[c]).sum();
-        assert!((y1 - y2).abs() < 1e-9);
-    }
+    // The part survives a safetensors round trip of the QuantTensor.
+    let mut wr = qkc_quant::io::SafetensorsWriter::new();
+    wr.add_quant("l", &imp.q).expect("add");
+    let bytes = wr.to_bytes().expect("serialize");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
+    let back =
+        qkc_quant::QuantTensor::from_safetensors(&st, "l", imp.q.scheme, n, k).expect("load");
+    assert_eq!(back, imp.q);
+}
+
+#[test]
+fn spqr_identity_or_absent_perm_is_plain_spqr() {
+    let (n, k) = (48, 80);
+    let case = spqr_case(n, k, true, 3);
+    let ip = format!("{SP}.in_perm");
+    let pr = spqr::Params::default();
+    // No in_perm: stored order is the original order.
+    let imp = spqr::import(&case.src.without(&ip), SP, n, k, pr).expect("import");
+    assert_eq!(imp.q.scheme.to_string(), "spqr3:g16");
+    assert!(imp.in_perm.is_none() && !imp.q.parts.contains_key("in_perm"));
+    let check = |imp: &Imported| {
+        for (i, ((&a, &r), &t)) in dense(imp)
+            .iter()
+            .zip(&case.reference)
+            .zip(&case.tol)
+            .enumerate()
+        {
+            assert!(
+                (a - r).abs() <= t,
+                "({}, {}): {a} vs {r} (tol {t})",
+                i / k,
+                i % k
+            );
+        }
+    };
+    check(&imp);
+    // An identity in_perm, stored: the same.
+    let mut src = MapSource(case.src.0.clone());
+    let id: Vec<i32> = (0..k as i32 / 2)
+        .map(|i| (2 * i) | (2 * i + 1) << 16)
+        .collect();
+    src.i32s(&ip, &[k / 2], &id);
+    let imp = spqr::import(&src, SP, n, k, pr).expect("import");
+    assert_eq!(imp.q.scheme.to_string(), "spqr3:g16");
+    assert!(!imp.q.parts.contains_key("in_perm"));
+    check(&imp);
 }
 
 #[test]
@@ -638,7 +732,7 @@ fn spqr_bad_input() {
     bad.i32s(&ip, &[k / 2], &vec![0; k / 2]);
     let e = expect_err(spqr::import(&bad, SP, n, k, pr), FILE, &ip);
     assert!(e.contains("permutation"), "{e}");
-    // No in_perm at all is fine.
+    // No in_perm at all is fine (spqr_identity_or_absent_perm_is_plain_spqr checks the values).
     let imp = spqr::import(&case.src.without(&ip), SP, n, k, pr).expect("test setup");
     assert!(imp.in_perm.is_none());
     // Unsupported configurations.

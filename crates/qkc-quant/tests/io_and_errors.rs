@@ -13,6 +13,7 @@ const SCHEMES: &[&str] = &[
     "int3:g32:asym:act",
     "int4:g32:awq",
     "spqr3:g16",
+    "spqr3:g16:perm",
     "lut3",
     "nf4:b64",
     "fp4:b64:dq",
@@ -130,6 +131,29 @@ fn bad_codes_in_parts_are_reported() {
         .insert("g_idx".into(), Part::from_i32(vec![64], &[9; 64]));
     let e = msg(bad.dequant().expect_err("g_idx out of range"));
     assert!(e.contains("g_idx") && e.contains("outside [0, 4)"), "{e}");
+    // SpQR's in_perm must be a permutation of 0..K, I32 [K], and only in `:perm` schemes.
+    let q = QuantTensor::synthesize(scheme("spqr3:g16:perm"), 3, 32, 1).expect("synth");
+    let mut p: Vec<i32> = (0..32).collect();
+    p[5] = 7;
+    for (part, want) in [
+        (Part::from_i32(vec![32], &p), "entry 7 is 7"),
+        (Part::from_i32(vec![32], &[32; 32]), "entry 0 is 32"),
+        (Part::from_i32(vec![32], &[-1; 32]), "entry 0 is -1"),
+        (Part::from_u32(vec![32], &[0; 32]), "I32"),
+        (Part::from_i32(vec![31], &[0; 31]), "[32]"),
+    ] {
+        let mut bad = q.clone();
+        bad.parts.insert("in_perm".into(), part);
+        let e = msg(bad.dequant().expect_err("bad in_perm"));
+        assert!(e.contains("`in_perm`") && e.contains(want), "{e}");
+    }
+    let mut missing = q.clone();
+    missing.parts.remove("in_perm");
+    assert!(matches!(missing.dequant(), Err(QuantError::Missing(p)) if p == "in_perm"));
+    let mut plain = q;
+    plain.scheme = scheme("spqr3:g16");
+    let e = msg(plain.dequant().expect_err("in_perm without :perm"));
+    assert!(e.contains("`in_perm`") && e.contains("`:perm`"), "{e}");
     let mut t = QuantTensor::synthesize(scheme("tern:pc"), 1, 16, 1).expect("synth");
     t.parts
         .insert("qweight".into(), Part::from_u32(vec![1, 1], &[u32::MAX]));

@@ -23,6 +23,8 @@ const CASES: &[(&str, usize, usize)] = &[
     ("int8:pc:awq", 2, 37),
     ("spqr3:g16", 21, 48),
     ("spqr2:g8:s4", 5, 24),
+    ("spqr3:g16:perm", 21, 48),
+    ("spqr2:g8:s4:perm", 5, 24),
     ("lut3", 3, 37),
     ("lut4", 2, 19),
     ("lut2", 2, 33),
@@ -149,6 +151,15 @@ fn random_tensor(s: Scheme, n: usize, k: usize, seed: u64) -> QuantTensor {
                 vec![n.div_ceil(16), groups, 4],
                 f16_bytes(&s2),
             );
+            if sp.perm {
+                // a random permutation of 0..k (Fisher-Yates)
+                let mut p: Vec<i32> = (0..k as i32).collect();
+                for i in (1..k).rev() {
+                    p.swap(i, r.gen_range(0..=i));
+                }
+                let bytes = p.iter().flat_map(|v| v.to_le_bytes()).collect();
+                put(&mut q, "in_perm", PartDtype::I32, vec![k], bytes);
+            }
         }
         Scheme::Lut { bits } => {
             let (b, m) = (bits as usize, 1usize << bits);

@@ -6,7 +6,7 @@
 use qkc_codegen_llvm::{compile_ptx, PtxOptions};
 use qkc_kernel::lower::{lower, LowerOptions, LowerTarget};
 
-const SCHEMES: [&str; 19] = [
+const SCHEMES: [&str; 20] = [
     "int4:g128",
     "int4:g64",
     "int4:g128:asym",
@@ -16,6 +16,7 @@ const SCHEMES: [&str; 19] = [
     "int8:pc",
     "int8:g64:asym",
     "spqr3:g16",
+    "spqr3:g16:perm",
     "lut3",
     "lut4",
     "nf4:b64",

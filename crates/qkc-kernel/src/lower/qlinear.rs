@@ -8,7 +8,8 @@
 //! handful of inner loops cover every scheme:
 //!
 //! - **affine codes** `w = s·q + m` per (row, group): uniform int (GPTQ/AWQ/RTN, sym/asym,
-//!   act-order via a column permutation), SpQR (second-level stats expanded to f32 at load),
+//!   act-order via a column permutation), SpQR (second-level stats expanded to f32 at load;
+//!   `:perm` reads x through its `in_perm` like act-order),
 //!   binary (`s = 2α, m = −α`) and ternary (`s = α, m = −α`);
 //! - **table codes** `w = [s·] T[q]`: SqueezeLLM (one table per row), NF4/FP4 (one fixed table,
 //!   absmax per block, double quant expanded at load), BiLLM (an 8-entry table per row and group

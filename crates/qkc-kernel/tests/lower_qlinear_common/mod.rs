@@ -165,6 +165,7 @@ pub fn conformance_cases() -> Vec<Case> {
         "int8:pc",
         "int8:g64:asym",
         "spqr3:g16",
+        "spqr3:g16:perm",
         "lut3",
         "lut4",
         "nf4:b64",
@@ -200,6 +201,15 @@ pub fn conformance_cases() -> Vec<Case> {
         bias: true,
         ..Case::new("int3:g64:act", 13, 256, 2)
     });
+    // SpQR's in_perm on both weights of the gate (two different permutations of x) with their
+    // outliers (original column order), and on the GPU's global-memory x path (f16, no prologue)
+    v.push(Case {
+        up: Some("spqr3:g16:perm"),
+        outliers: true,
+        up_outliers: true,
+        ..Case::new("spqr3:g16:perm", 13, 256, 2)
+    });
+    v.push(Case { f16: true, outliers: true, ..Case::new("spqr3:g16:perm", 7, 256, 8) });
     v.push(Case { out_act: Some((8, true)), residual: true, ..Case::new("int4:g128", 13, 256, 2) });
     v.push(Case { out_act: Some((4, false)), ..Case::new("lut4", 13, 256, 1) });
     // activation quantization (QuaRot W4A4 / W8A8)

@@ -78,11 +78,15 @@ pub trait TensorSource {
 #[derive(Debug, Clone)]
 pub struct Imported {
     /// The quantized weight in qkc's layout (act-order, when the format has it, is expressed in
-    /// the scheme as qkc's own `g_idx`, or folded into `in_perm`).
+    /// the scheme: qkc's own `g_idx` for uniform int, the `in_perm` part of `spqr…:perm`).
+    /// `q.dequant()` is in the original column order.
     pub q: QuantTensor,
-    /// Sparse outliers to add (SqueezeLLM, SpQR), already in absolute values.
+    /// Sparse outliers to add (SqueezeLLM, SpQR), already in absolute values and in the
+    /// original column order.
     pub outliers: Option<Csr>,
-    /// An input permutation the kernel applies to x first (SpQR's `in_perm`): the layer
-    /// computes `W · x[perm]`... documented by the importer that sets it.
+    /// An input permutation applied to x first: the layer computes `W · x̃` with
+    /// `x̃[i] = x[in_perm[i]]`, i.e. `W_orig[:, in_perm[i]] = W[:, i]`. No importer sets it any
+    /// more (SpQR's `in_perm` is the scheme feature `spqr3:g16:perm`, whose `dequant` is already
+    /// in the original column order); kept for API compatibility, always `None`.
     pub in_perm: Option<Vec<u32>>,
 }

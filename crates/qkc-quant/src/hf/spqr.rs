@@ -1,7 +1,7 @@
 //! SpQR inference-format checkpoints (Vahe1994/SpQR `inference_lib/src/spqr_quant/inference.py`
 //! `QuantizedLinear`, `inference_kernels/spqr_cuda.cpp` `tensor_compress_interleaved` /
-//! `dequantize_compressed`, `common.cuh`; FORMATS.md §4) onto qkc's `spqr3:g16`
-//! ([`crate::spqr`]) plus a [`Csr`] of outliers and an input permutation.
+//! `dequantize_compressed`, `common.cuh`; FORMATS.md §4) onto qkc's `spqr3:g16` or, with an
+//! input permutation, `spqr3:g16:perm` ([`crate::spqr`]), plus a [`Csr`] of outliers.
 //!
 //! Stored per linear layer (`bits = 3`, `beta1 = beta2 = 16`, the only configuration of the
 //! format: its 64-bit tile row is laid out for them):
@@ -26,11 +26,16 @@
 //! word into `stats2[row_block, group] = (s_s, s_z, z_s, z_z)` (qkc's scale_scale, scale_zero,
 //! zero_scale, zero_zero), the outliers into a [`Csr`] with f16-exact f32 values.
 //!
-//! **Permutation.** The dense weight and the outliers stay in SpQR's permuted column order, and
-//! [`Imported::in_perm`] is SpQR's `in_perm` as stored: the layer computes
-//! `y = (dequant(q) + S) · x̃` with `x̃[i] = x[in_perm[i]]` (the kernel's
-//! `s_x2[i] = x[in_order[i]]`). Equivalently, the weight in the original column order is
-//! `W_orig[:, in_perm[i]] = W[:, i]`.
+//! **Permutation.** SpQR stores the dense weight and the outliers in a permuted column order:
+//! the layer computes `y = (W + S) · x̃` with `x̃[i] = x[in_perm[i]]` (the kernel's
+//! `s_x2[i] = x[in_order[i]]`), i.e. the weight in the original column order is
+//! `W_orig[:, in_perm[i]] = W[:, i]`. A non-identity `in_perm` becomes qkc's
+//! `spqr3:g16:perm` ([`crate::spqr`]): codes and statistics stay in SpQR's stored order, the
+//! permutation is the part `in_perm` (I32 `[K]`, as stored), and qkc's kernels read x through
+//! it in their prologue; [`QuantTensor::dequant`] returns `W_orig`. The outliers' columns are
+//! mapped to the original order (`col → in_perm[col]`, rows re-sorted by column), so the
+//! [`Csr`] adds to `W_orig`. An identity or absent `in_perm` gives plain `spqr3:g16`.
+//! [`Imported::in_perm`] is always `None`.
 //!
 //! Precision: SpQR computes `s`, `z` and `w` in fp16 (each operation rounded), adds the outliers
 //! in f32 and rounds to fp16; qkc's reference computes the same formula in f64 and rounds once to
@@ -149,10 +154,13 @@ pub fn import(
             &mut stats[i * ws..(i + 1) * ws],
         );
     }
+    let in_perm = import_perm(src, prefix, k)?
+        .filter(|p| p.iter().enumerate().any(|(i, &c)| c as usize != i));
     let scheme = Scheme::Spqr(Spqr {
         bits: 3,
         group: 16,
         stat_bits: 3,
+        perm: in_perm.is_some(),
     });
     let mut q = QuantTensor::new(scheme, n, k);
     q.parts
@@ -163,13 +171,17 @@ pub fn import(
         "stats2".into(),
         Part::from_f16(vec![n.div_ceil(ROW_BLOCK), groups, 4], &stats2),
     );
+    if let Some(p) = &in_perm {
+        let p: Vec<i32> = p.iter().map(|&c| c as i32).collect();
+        q.parts
+            .insert("in_perm".into(), Part::from_i32(vec![k], &p));
+    }
 
-    let outliers = import_outliers(src, prefix, n, k)?;
-    let in_perm = import_perm(src, prefix, k)?;
+    let outliers = import_outliers(src, prefix, n, k, in_perm.as_deref())?;
     Ok(Imported {
         q,
         outliers,
-        in_perm,
+        in_perm: None,
     })
 }
 
@@ -178,6 +190,7 @@ fn import_outliers(
     prefix: &str,
     n: usize,
     k: usize,
+    in_perm: Option<&[u32]>,
 ) -> Result<Option<Csr>, ImportError> {
     let ro_name = format!("{prefix}.row_offsets");
     let cv_name = format!("{prefix}.col_vals");
@@ -246,6 +259,8 @@ fn import_outliers(
                     reason: format!("entry {j} has the non-finite value {v}"),
                 });
             }
+            // stored column → original column (the Csr adds to W_orig)
+            let c = in_perm.map_or(c, |p| p[c as usize]);
             per_row[row].push((c, v.to_f32()));
         }
     }

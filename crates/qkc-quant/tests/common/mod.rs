@@ -191,6 +191,15 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
             let qw = u32s(part(q, "qweight"));
             let st = u32s(part(q, "stats"));
             let s2 = f16s(part(q, "stats2"));
+            // `:perm`: stored column j is original column in_perm[j]
+            let col: Vec<usize> = if s.perm {
+                i32s(part(q, "in_perm"))
+                    .into_iter()
+                    .map(|v| v as usize)
+                    .collect()
+            } else {
+                (0..k).collect()
+            };
             for i in 0..n {
                 for gi in 0..groups {
                     let sc = f64::from(stream_get(&st[i * ws..], 2 * gi * sb, sb));
@@ -198,7 +207,8 @@ pub fn reference_dequant(q: &QuantTensor) -> Vec<f64> {
                     let t = &s2[((i / 16) * groups + gi) * 4..];
                     let (sh, zh) = (t[0] * (sc - t[1]), t[2] * (zc - t[3]));
                     for j in gi * g..(gi + 1) * g {
-                        out[i * k + j] = sh * (f64::from(stream_get(&qw[i * wq..], j * b, b)) - zh);
+                        out[i * k + col[j]] =
+                            sh * (f64::from(stream_get(&qw[i * wq..], j * b, b)) - zh);
                     }
                 }
             }

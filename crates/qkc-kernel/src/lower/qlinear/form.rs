@@ -9,7 +9,7 @@
 //! | `scale` | affine, scaled table | f32 `[N, K/G]` | `s` per (row, group) |
 //! | `offset` | affine | f32 `[N, K/G]` | `m` per (row, group), `w = s·q + m` |
 //! | `table` | table | f32 `[tables, E]` | one table (global), per row, or per (row, group) |
-//! | `perm` | act-order | i32 `[K]` | column of x at permuted position i (groups contiguous) |
+//! | `perm` | act-order, `spqr…:perm` | i32 `[K]` | column of x at permuted position i (groups contiguous) |
 //! | `cb_codes` | codebook | i8/i16 `[N/og, K/ig, C]` | AQLM codes (masked to `bits`) |
 //! | `codebooks` | codebook | f32 `[C, 2^bits, og·ig]` | |
 //! | `scale` | codebook | f32 `[N/og]` | |
@@ -61,7 +61,7 @@ pub(crate) enum Form {
         group: usize,
         /// Dequant rule.
         dq: Dq,
-        /// Act-order: x is read through `perm`.
+        /// Act-order (uniform `:act`, SpQR `:perm`): x is read through `perm`.
         perm: bool,
     },
     /// AQLM additive codebooks.
@@ -94,7 +94,7 @@ pub(crate) fn of(s: Scheme, n: usize, k: usize) -> Result<Form, String> {
             Form::Codes { cb: cb_for(u.bits), group: u.group.len(k), dq: Dq::Affine, perm: u.act_order }
         }
         Scheme::Spqr(q) => {
-            Form::Codes { cb: cb_for(q.bits), group: q.group as usize, dq: Dq::Affine, perm: false }
+            Form::Codes { cb: cb_for(q.bits), group: q.group as usize, dq: Dq::Affine, perm: q.perm }
         }
         Scheme::Lut { bits } => Form::Codes {
             cb: cb_for(bits),
@@ -325,7 +325,13 @@ impl Form {
                         m[r * groups + gi] = (-sh * zh) as f32;
                     }
                 }
-                vec![pack_codes(&codes, n, k, cb), f32_buffer("scale", s), f32_buffer("offset", m)]
+                let mut v =
+                    vec![pack_codes(&codes, n, k, cb), f32_buffer("scale", s), f32_buffer("offset", m)];
+                // `:perm`: codes stay in stored order; stored column i multiplies x[in_perm[i]]
+                if let Some(p) = qkc_quant::spqr::in_perm(sp, q).map_err(|e| e.to_string())? {
+                    v.push(i32_buffer("perm", p.iter().map(|&j| j as i32)));
+                }
+                v
             }
             (Form::Codes { cb, .. }, Scheme::Lut { bits }) => {
                 let words = part_u32(q, "qweight")?;
