@@ -1,6 +1,6 @@
 //! GPTQ, AWQ and compressed-tensors importers and the HF folder reader (`qkc_quant::hf`).
 //!
-//! Every checkpoint here is built by formula-level packers written in this file from FORMATS.md
+//! Every checkpoint here is built by formula-level packers written from FORMATS.md
 //! and the reference packers' loops (AutoGPTQ `pack()`, including its 3-bit word-boundary code;
 //! AutoAWQ's GEMM `AWQ_ORDER` and GEMV natural order with `calculate_zeros_width` padding;
 //! compressed-tensors `pack_to_int32`), never qkc's packing code. They are written to a temp folder
@@ -9,9 +9,12 @@
 //! the formulas in f32: `scale · (q − zero)` is exact in f32 (≤ 11 + 9 significant bits), so the
 //! check is bit-exact. (GPTQ's torch fallback and compressed-tensors compute in f16/bf16, i.e.
 //! round this exact product once more; qkc keeps the exact value.)
+//!
+//! The packers and the folder writer live in `common/hf_pack.rs` (shared with qkc-model's HF
+//! fixture).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+#[path = "common/hf_pack.rs"]
+mod hf_pack;
 
 use half::{bf16, f16};
 use qkc_quant::hf::awq::{self, AwqParams, AwqVersion};
@@ -22,38 +25,11 @@ use qkc_quant::hf::{dequant_module, HfError, HfFolder};
 use qkc_quant::{QuantTensor, Scheme};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 use serde_json::{json, Value};
 
+use hf_pack::*;
+
 // ---------------------------------------------------------------- folders
-
-type Tensor = (String, Dtype, Vec<usize>, Vec<u8>);
-
-fn t_u32(name: &str, shape: &[usize], v: &[u32]) -> Tensor {
-    let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    (name.into(), Dtype::I32, shape.to_vec(), b)
-}
-fn t_i32(name: &str, shape: &[usize], v: &[i32]) -> Tensor {
-    let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    (name.into(), Dtype::I32, shape.to_vec(), b)
-}
-fn t_f16(name: &str, shape: &[usize], v: &[f16]) -> Tensor {
-    let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    (name.into(), Dtype::F16, shape.to_vec(), b)
-}
-fn t_bf16(name: &str, shape: &[usize], v: &[bf16]) -> Tensor {
-    let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    (name.into(), Dtype::BF16, shape.to_vec(), b)
-}
-
-/// A temp folder, removed on drop.
-struct Folder(PathBuf);
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn llama_config(hidden: usize, inter: usize, quant: Option<Value>) -> Value {
     let mut c = json!({
@@ -74,274 +50,6 @@ fn llama_config(hidden: usize, inter: usize, quant: Option<Value>) -> Value {
         c["quantization_config"] = q;
     }
     c
-}
-
-/// Write config.json (+ `quantize_config.json` when given) and the tensors: one
-/// `model.safetensors`, or (several shards) `model-0000i-of-0000n.safetensors` + the index.
-fn write_folder(
-    tag: &str,
-    config: &Value,
-    quantize_config: Option<&Value>,
-    shards: &[Vec<Tensor>],
-) -> Folder {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let id = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("qkc_hf1_{tag}_{}_{id}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("config");
-    if let Some(q) = quantize_config {
-        std::fs::write(dir.join("quantize_config.json"), q.to_string()).expect("qc");
-    }
-    let names: Vec<String> = if shards.len() == 1 {
-        vec!["model.safetensors".into()]
-    } else {
-        (1..=shards.len())
-            .map(|i| format!("model-{i:05}-of-{:05}.safetensors", shards.len()))
-            .collect()
-    };
-    let mut map = serde_json::Map::new();
-    for (ts, file) in shards.iter().zip(&names) {
-        let views: BTreeMap<String, TensorView<'_>> = ts
-            .iter()
-            .map(|(n, d, s, b)| {
-                map.insert(n.clone(), Value::String(file.clone()));
-                (n.clone(), TensorView::new(*d, s.clone(), b).expect("view"))
-            })
-            .collect();
-        let bytes = safetensors::tensor::serialize(views, None).expect("serialize");
-        std::fs::write(dir.join(file), bytes).expect("write");
-    }
-    if shards.len() > 1 {
-        let idx = json!({"metadata": {}, "weight_map": map});
-        std::fs::write(dir.join("model.safetensors.index.json"), idx.to_string()).expect("idx");
-    }
-    Folder(dir)
-}
-
-// ---------------------------------------------------------------- reference packers
-
-/// AutoGPTQ `pack()` along dim 0 of `v` (`[rows, cols]`, u32 codes): the result is
-/// `[rows·bits/32, cols]` words. 2/4/8 bits: `32/bits` codes per word, LSB first. 3 bits: the
-/// three-word loop with elements 10 and 21 split across words.
-fn gptq_pack_dim0(v: &[u32], rows: usize, cols: usize, bits: usize) -> Vec<u32> {
-    assert_eq!(rows * bits % 32, 0);
-    let out_rows = rows * bits / 32;
-    let mut q = vec![0u32; out_rows * cols];
-    for c in 0..cols {
-        let x = |r: usize| v[r * cols + c];
-        let (mut i, mut row) = (0usize, 0usize);
-        while row < out_rows {
-            let w = |row: usize| row * cols + c;
-            if bits != 3 {
-                for j in i..i + 32 / bits {
-                    q[w(row)] |= x(j) << (bits * (j - i));
-                }
-                i += 32 / bits;
-                row += 1;
-            } else {
-                for j in i..i + 10 {
-                    q[w(row)] |= x(j) << (3 * (j - i));
-                }
-                i += 10;
-                q[w(row)] |= x(i) << 30;
-                row += 1;
-                q[w(row)] |= (x(i) >> 2) & 1;
-                i += 1;
-                for j in i..i + 10 {
-                    q[w(row)] |= x(j) << (3 * (j - i) + 1);
-                }
-                i += 10;
-                q[w(row)] |= x(i) << 31;
-                row += 1;
-                q[w(row)] |= (x(i) >> 1) & 3;
-                i += 1;
-                for j in i..i + 10 {
-                    q[w(row)] |= x(j) << (3 * (j - i) + 2);
-                }
-                i += 10;
-                row += 1;
-            }
-        }
-    }
-    q
-}
-
-fn transpose<T: Copy>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut o = Vec::with_capacity(v.len());
-    for c in 0..cols {
-        for r in 0..rows {
-            o.push(v[r * cols + c]);
-        }
-    }
-    o
-}
-
-/// One random GPTQ layer in HF orientation: codes `q[k][n]`, true zeros `z[groups][n]`, f16
-/// scales `s[groups][n]`, `g_idx[k]`.
-struct Layer {
-    n: usize,
-    k: usize,
-    bits: usize,
-    groups: usize,
-    q: Vec<u32>,
-    z: Vec<u32>,
-    s: Vec<f16>,
-    g_idx: Vec<i32>,
-}
-
-fn random_layer(
-    n: usize,
-    k: usize,
-    bits: usize,
-    gs: usize,
-    sym: bool,
-    act: bool,
-    seed: u64,
-) -> Layer {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let groups = k / gs;
-    let maxq = (1u32 << bits) - 1;
-    let q = (0..k * n).map(|_| rng.gen_range(0..=maxq)).collect();
-    let z = (0..groups * n)
-        .map(|_| {
-            if sym {
-                1 << (bits - 1)
-            } else {
-                rng.gen_range(1..=maxq)
-            }
-        })
-        .collect();
-    let s = (0..groups * n)
-        .map(|_| f16::from_f32(rng.gen_range(1e-4f32..0.05)))
-        .collect();
-    let g_idx = if act {
-        // perm = the quantization order; g_idx[j] = invperm[j] / gs (FORMATS.md §1)
-        let mut perm: Vec<usize> = (0..k).collect();
-        for i in (1..k).rev() {
-            perm.swap(i, rng.gen_range(0..=i));
-        }
-        let mut inv = vec![0usize; k];
-        for (r, &j) in perm.iter().enumerate() {
-            inv[j] = r;
-        }
-        inv.iter().map(|&r| (r / gs) as i32).collect()
-    } else {
-        (0..k).map(|j| (j / gs) as i32).collect()
-    };
-    Layer {
-        n,
-        k,
-        bits,
-        groups,
-        q,
-        z,
-        s,
-        g_idx,
-    }
-}
-
-impl Layer {
-    /// The reference dequant `W[i, j] = s[g(j)][i] · (q[j][i] − z[g(j)][i])` in f32, `[n, k]`,
-    /// with the zeros `zr` a reader sees.
-    fn reference_with(&self, zr: &[u32]) -> Vec<f32> {
-        let (n, k) = (self.n, self.k);
-        let mut w = vec![0f32; n * k];
-        for i in 0..n {
-            for j in 0..k {
-                let g = self.g_idx[j] as usize;
-                let d = self.q[j * n + i] as f32 - zr[g * n + i] as f32;
-                w[i * k + j] = self.s[g * n + i].to_f32() * d;
-            }
-        }
-        w
-    }
-    fn reference(&self) -> Vec<f32> {
-        self.reference_with(&self.z)
-    }
-
-    /// GPTQ tensors of module `p` (v1: `zero − 1` stored).
-    fn gptq_tensors(&self, p: &str, v2: bool, with_g_idx: bool) -> Vec<Tensor> {
-        let (n, k, b) = (self.n, self.k, self.bits);
-        let qweight = gptq_pack_dim0(&self.q, k, n, b);
-        // qzeros packs along N: pack the transpose along dim 0, transpose back
-        let stored: Vec<u32> = self
-            .z
-            .iter()
-            .map(|&z| if v2 { z } else { z.wrapping_sub(1) })
-            .collect();
-        let qz_t = gptq_pack_dim0(&transpose(&stored, self.groups, n), n, self.groups, b);
-        let qzeros = transpose(&qz_t, n * b / 32, self.groups);
-        let mut v = vec![
-            t_u32(&format!("{p}.qweight"), &[k * b / 32, n], &qweight),
-            t_u32(&format!("{p}.qzeros"), &[self.groups, n * b / 32], &qzeros),
-            t_f16(&format!("{p}.scales"), &[self.groups, n], &self.s),
-        ];
-        if with_g_idx {
-            v.push(t_i32(&format!("{p}.g_idx"), &[k], &self.g_idx));
-        }
-        v
-    }
-
-    /// AWQ GEMM tensors (4-bit): qweight `[k, n/8]`, qzeros `[groups, n/8]`, AWQ_ORDER.
-    fn awq_gemm_tensors(&self, p: &str) -> Vec<Tensor> {
-        const ORDER: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
-        let (n, k) = (self.n, self.k);
-        let pack = |v: &[u32], rows: usize| {
-            let mut o = vec![0u32; rows * n / 8];
-            for r in 0..rows {
-                for col in 0..n / 8 {
-                    for (i, &ord) in ORDER.iter().enumerate() {
-                        o[r * n / 8 + col] |= v[r * n + col * 8 + ord] << (4 * i);
-                    }
-                }
-            }
-            o
-        };
-        vec![
-            t_u32(&format!("{p}.qweight"), &[k, n / 8], &pack(&self.q, k)),
-            t_u32(
-                &format!("{p}.qzeros"),
-                &[self.groups, n / 8],
-                &pack(&self.z, self.groups),
-            ),
-            t_f16(&format!("{p}.scales"), &[self.groups, n], &self.s),
-        ]
-    }
-
-    /// AWQ GEMV tensors (4-bit): qweight `[n, k/8]` natural order along K, qzeros `[n, W]`,
-    /// scales `[n, 8W]`, `W = calculate_zeros_width(k, gs)` (padding zero).
-    fn awq_gemv_tensors(&self, p: &str, gs: usize) -> Vec<Tensor> {
-        let (n, k, groups) = (self.n, self.k, self.groups);
-        let mult = match gs {
-            g if g >= 128 => 1,
-            64 => 2,
-            32 => 4,
-            _ => panic!("calculate_zeros_width: group {gs}"),
-        };
-        let width = (k / gs).div_ceil(8).div_ceil(mult) * mult;
-        let mut qw = vec![0u32; n * k / 8];
-        for i in 0..n {
-            for col in 0..k / 8 {
-                for e in 0..8 {
-                    qw[i * k / 8 + col] |= self.q[(col * 8 + e) * n + i] << (4 * e);
-                }
-            }
-        }
-        let mut qz = vec![0u32; n * width];
-        let mut sc = vec![f16::ZERO; n * width * 8];
-        for i in 0..n {
-            for g in 0..groups {
-                qz[i * width + g / 8] |= self.z[g * n + i] << (4 * (g % 8));
-                sc[i * width * 8 + g] = self.s[g * n + i];
-            }
-        }
-        vec![
-            t_u32(&format!("{p}.qweight"), &[n, k / 8], &qw),
-            t_u32(&format!("{p}.qzeros"), &[n, width], &qz),
-            t_f16(&format!("{p}.scales"), &[n, width * 8], &sc),
-        ]
-    }
 }
 
 fn bits_of(v: &[f32]) -> Vec<u32> {
@@ -581,34 +289,6 @@ fn awq_gemm_and_gemv_are_bit_exact() {
 }
 
 // ---------------------------------------------------------------- compressed-tensors
-
-/// compressed-tensors `pack_to_int32` of offset codes along `dim` of `[rows, cols]`.
-fn ct_pack(v: &[u32], rows: usize, cols: usize, bits: usize, dim: usize) -> Vec<u32> {
-    let pf = 32 / bits;
-    if dim == 1 {
-        let w = cols.div_ceil(pf);
-        let mut o = vec![0u32; rows * w];
-        for r in 0..rows {
-            for i in 0..pf {
-                for c in (i..cols).step_by(pf) {
-                    o[r * w + c / pf] |= v[r * cols + c] << (bits * i);
-                }
-            }
-        }
-        o
-    } else {
-        let h = rows.div_ceil(pf);
-        let mut o = vec![0u32; h * cols];
-        for i in 0..pf {
-            for r in (i..rows).step_by(pf) {
-                for c in 0..cols {
-                    o[(r / pf) * cols + c] |= v[r * cols + c] << (bits * i);
-                }
-            }
-        }
-        o
-    }
-}
 
 #[test]
 fn compressed_tensors_pack_quantized_is_bit_exact() {

@@ -1,16 +1,21 @@
 //! Importers of SqueezeLLM, SpQR, AQLM and bitsandbytes checkpoints (`qkc_quant::hf`).
 //!
-//! Each test packs random stored tensors with an independent, formula-level packer written here
-//! from FORMATS.md (never qkc's own packing code), serves them through an in-memory
+//! Each test packs random stored tensors with an independent, formula-level packer written from
+//! FORMATS.md (never qkc's own packing code; they live in `common/hf_pack.rs`, shared with
+//! qkc-model's HF fixture), serves them through an in-memory
 //! [`TensorSource`], imports, and checks `q.dequant()` (+ outliers) against the format's reference
 //! formula: bit-exact in f32, SpQR within fp16 rounding (its reference computes in fp16). Shapes
 //! are small and odd: N not a multiple of 64, K a multiple of the group but not of 256. SqueezeLLM
 //! is also read from a real zip-pickle `.pt` (tests/data/squeezellm_tiny.pt, written by CPython's
 //! pickler through make_squeezellm_pt.py). Bad input must give errors naming file and tensor.
 
+#[path = "common/hf_pack.rs"]
+mod hf_pack;
+
 use std::collections::HashMap;
 
 use half::f16;
+use hf_pack::{h, Bnb, BnbAbsmax};
 use qkc_quant::hf::common::ImportError;
 use qkc_quant::hf::pt::PtFile;
 use qkc_quant::hf::{aqlm, bnb, spqr, squeezellm, Imported, RawDtype, RawTensor, TensorSource};
@@ -25,6 +30,24 @@ const FILE: &str = "model-00001-of-00002.safetensors";
 struct MapSource(HashMap<String, (RawDtype, Vec<usize>, Vec<u8>)>);
 
 impl MapSource {
+    fn from_tensors(ts: Vec<hf_pack::Tensor>) -> MapSource {
+        use safetensors::Dtype as D;
+        let mut m = MapSource::default();
+        for (name, dtype, shape, bytes) in ts {
+            let d = match dtype {
+                D::U8 => RawDtype::U8,
+                D::I8 => RawDtype::I8,
+                D::I16 => RawDtype::I16,
+                D::I32 => RawDtype::I32,
+                D::I64 => RawDtype::I64,
+                D::F16 => RawDtype::F16,
+                D::F32 => RawDtype::F32,
+                other => panic!("{name}: {other:?}"),
+            };
+            m.put(&name, d, &shape, bytes);
+        }
+        m
+    }
     fn put(&mut self, name: &str, dtype: RawDtype, shape: &[usize], bytes: Vec<u8>) {
         self.0
             .insert(name.to_string(), (dtype, shape.to_vec(), bytes));
@@ -86,26 +109,6 @@ fn expect_err(r: Result<Imported, ImportError>, file: &str, tensor: &str) -> Str
 
 // ---------------------------------------------------------------- SqueezeLLM
 
-/// SqueezeLLM's qweight `[K·bits/32, N]`: column n is one little-endian stream of K codes,
-/// code k at stream bit k·bits (FORMATS.md §1/§3: GPTQ's layout, 3-bit codes straddle words).
-fn pack_gptq_columns(codes: &[u32], n: usize, k: usize, bits: usize) -> Vec<i32> {
-    let rows = (k * bits).div_ceil(32);
-    let mut out = vec![0u32; rows * n];
-    for col in 0..n {
-        for kk in 0..k {
-            let c = u64::from(codes[kk * n + col]);
-            let bit = kk * bits;
-            let (w, o) = (bit / 32, bit % 32);
-            let v = c << o;
-            out[w * n + col] |= v as u32;
-            if o + bits > 32 {
-                out[(w + 1) * n + col] |= (v >> 32) as u32;
-            }
-        }
-    }
-    out.into_iter().map(|v| v as i32).collect()
-}
-
 struct Sq {
     src: MapSource,
     reference: Vec<f32>,
@@ -117,7 +120,7 @@ fn squeezellm_case(bits: usize, n: usize, k: usize, seed: u64) -> Sq {
     let m = 1usize << bits;
     let codes: Vec<u32> = (0..k * n).map(|_| rng.gen_range(0..m as u32)).collect(); // [K, N]
     let lut: Vec<f32> = (0..n * m).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    let (mut rows, mut cols, mut vals) = (vec![0i32], Vec::new(), Vec::new());
+    let mut outliers = Vec::new();
     for _ in 0..n {
         let cnt = rng.gen_range(0..4usize);
         let mut cs: Vec<i32> = (0..k as i32).collect();
@@ -127,38 +130,24 @@ fn squeezellm_case(bits: usize, n: usize, k: usize, seed: u64) -> Sq {
         }
         let mut cs = cs[..cnt].to_vec();
         cs.sort_unstable();
-        for c in cs {
-            cols.push(c);
-            vals.push(rng.gen_range(-8.0f32..8.0));
-        }
-        rows.push(cols.len() as i32);
+        outliers.push(
+            cs.into_iter()
+                .map(|c| (c, rng.gen_range(-8.0f32..8.0)))
+                .collect(),
+        );
     }
-    let mut reference: Vec<f32> = (0..n * k)
-        .map(|i| {
-            let (r, c) = (i / k, i % k);
-            lut[r * m + codes[c * n + r] as usize]
-        })
-        .collect();
-    for r in 0..n {
-        for t in rows[r] as usize..rows[r + 1] as usize {
-            reference[r * k + cols[t] as usize] += vals[t];
-        }
-    }
-    let p = "model.layers.3.self_attn.o_proj";
-    let mut src = MapSource::default();
-    src.i32s(
-        &format!("{p}.qweight"),
-        &[(k * bits).div_ceil(32), n],
-        &pack_gptq_columns(&codes, n, k, bits),
-    );
-    src.f32s(&format!("{p}.lookup_table"), &[n, m], &lut);
-    src.i32s(&format!("{p}.rows"), &[n + 1], &rows);
-    src.i32s(&format!("{p}.cols"), &[cols.len()], &cols);
-    src.f32s(&format!("{p}.vals"), &[vals.len()], &vals);
+    let sq = hf_pack::SqueezeLlm {
+        n,
+        k,
+        bits,
+        codes,
+        lut,
+        outliers,
+    };
     Sq {
-        src,
-        reference,
-        vals,
+        src: MapSource::from_tensors(sq.tensors(SQ)),
+        reference: sq.reference(),
+        vals: sq.csr().2,
     }
 }
 
@@ -404,65 +393,23 @@ struct SpqrCase {
     perm: Vec<u32>,
 }
 
-fn h(x: f32) -> f16 {
-    f16::from_f32(x)
-}
-
-/// `s * (q - z)` as cuda_fp16's host operators compute it (each op in f32, rounded to fp16).
-fn hdeq(q: f16, s: f16, z: f16) -> f16 {
-    h(s.to_f32() * h(q.to_f32() - z.to_f32()).to_f32())
-}
-
 fn spqr_case(n: usize, k: usize, ptcsr: bool, seed: u64) -> SpqrCase {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (tn, tk) = (n.div_ceil(16), k / 16);
-    let mut dw = vec![0u64; tn * tk * 16];
-    let mut reference = vec![0f32; n * k];
-    let mut tol = vec![0f32; n * k];
-    for ti in 0..tn {
-        for tj in 0..tk {
+    let stats = (0..tn * tk)
+        .map(|_| {
             let (ss, sz) = (h(rng.gen_range(0.005..0.02)), h(rng.gen_range(-2.0..-0.1)));
             let (zs, zz) = (h(rng.gen_range(0.3..1.2)), h(rng.gen_range(-0.5..0.5)));
-            // {half2 ss = (s_s, z_s), half2 zz = (s_z, z_z)}, little-endian.
-            let w2 = u64::from(ss.to_bits())
-                | u64::from(zs.to_bits()) << 16
-                | u64::from(sz.to_bits()) << 32
-                | u64::from(zz.to_bits()) << 48;
-            // The reference writer gives padding rows no fragment: with N % 16 != 0 the last
-            // row block keeps only the fragments of its valid rows (fragment f in rows 2f, 2f+1).
-            let frags = (n - ti * 16).min(16).div_ceil(2);
-            let kept = if frags >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * frags)) - 1
-            };
-            let hb = |b: u32| f16::from_bits(((w2 & kept) >> b) as u16);
-            let (ss, zs, sz, zz) = (hb(0), hb(16), hb(32), hb(48));
-            for r in 0..16 {
-                let i = ti * 16 + r;
-                let base = (ti * tk + tj) * 16 + r;
-                if i >= n {
-                    continue; // padding rows are zero
-                }
-                let (sc, zc) = (rng.gen_range(0..8u64), rng.gen_range(0..8u64));
-                let mut word = sc | zc << 3 | ((w2 >> (8 * (r / 2))) & 0xFF) << 54;
-                let s = hdeq(h(sc as f32), ss, sz);
-                let z = hdeq(h(zc as f32), zs, zz);
-                for j in 0..16 {
-                    let q = rng.gen_range(0..8u64);
-                    word |= q << (6 + 3 * j);
-                    let w = hdeq(h(q as f32), s, z);
-                    let at = i * k + tj * 16 + j;
-                    reference[at] = w.to_f32();
-                    tol[at] = 4.0 / 1024.0 * s.to_f32().abs() * (8.0 + z.to_f32().abs()) + 1e-7;
-                }
-                dw[base] = word;
-            }
-        }
-    }
+            [ss, zs, sz, zz]
+        })
+        .collect();
+    let sz_codes = (0..n * tk)
+        .map(|_| (rng.gen_range(0..8u8), rng.gen_range(0..8u8)))
+        .collect();
+    let q = (0..n * k).map(|_| rng.gen_range(0..8u8)).collect();
     // Outliers: a few per row, CSR sorted by column.
-    let mut csr_rows: Vec<Vec<(u16, f16)>> = Vec::new();
-    for i in 0..n {
+    let mut outliers: Vec<Vec<(u16, f16)>> = Vec::new();
+    for _ in 0..n {
         let cnt = rng.gen_range(0..4usize);
         let mut cs: Vec<u16> = Vec::new();
         while cs.len() < cnt {
@@ -472,77 +419,29 @@ fn spqr_case(n: usize, k: usize, ptcsr: bool, seed: u64) -> SpqrCase {
             }
         }
         cs.sort_unstable();
-        csr_rows.push(
+        outliers.push(
             cs.into_iter()
                 .map(|c| (c, h(rng.gen_range(-3.0..3.0))))
                 .collect(),
         );
-        for &(c, v) in &csr_rows[i] {
-            let at = i * k + c as usize;
-            reference[at] += v.to_f32();
-            tol[at] += v.to_f32().abs() / 1024.0;
-        }
     }
-    let colval = |c: u16, v: f16| (u32::from(v.to_bits()) << 16 | u32::from(c)) as i32;
-    let (row_offsets, col_vals) = if !ptcsr {
-        let mut ro = vec![0i32];
-        let mut cv = Vec::new();
-        for row in &csr_rows {
-            cv.extend(row.iter().map(|&(c, v)| colval(c, v)));
-            ro.push(cv.len() as i32);
-        }
-        (ro, cv)
-    } else {
-        // PTCSR (tensor_compress_interleaved): per 16-row block, max row length · 16 slots, the
-        // t-th entry of block row j at slot t·16 + j, zero padding.
-        let mut ro = vec![0i32];
-        let mut cv: Vec<i32> = Vec::new();
-        for b in 0..n / 16 {
-            let rows = &csr_rows[b * 16..b * 16 + 16];
-            let cnt = rows.iter().map(Vec::len).max().unwrap_or(0);
-            let start = cv.len();
-            cv.resize(start + cnt * 16, 0);
-            for (j, row) in rows.iter().enumerate() {
-                for (t, &(c, v)) in row.iter().enumerate() {
-                    cv[start + t * 16 + j] = colval(c, v);
-                }
-            }
-            ro.push(cv.len() as i32);
-        }
-        (ro, cv)
-    };
     // A random input permutation, u16 pairs.
-    let mut perm: Vec<u32> = (0..k as u32).collect();
-    for i in (1..k).rev() {
-        perm.swap(i, rng.gen_range(0..=i));
-    }
-    let packed: Vec<i32> = perm
-        .chunks_exact(2)
-        .map(|p| (p[0] | p[1] << 16) as i32)
+    let perm: Vec<u32> = hf_pack::random_perm(&mut rng, k)
+        .into_iter()
+        .map(|v| v as u32)
         .collect();
-    let p = "model.layers.1.mlp.up_proj";
-    let mut src = MapSource::default();
-    src.put(
-        &format!("{p}.dense_weights"),
-        RawDtype::I64,
-        &[dw.len()],
-        dw.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    );
-    src.i32s(
-        &format!("{p}.row_offsets"),
-        &[row_offsets.len()],
-        &row_offsets,
-    );
-    src.i32s(&format!("{p}.col_vals"), &[col_vals.len()], &col_vals);
-    src.i32s(&format!("{p}.in_perm"), &[k / 2], &packed);
-    // The reference rounds the sum to fp16 at the end.
-    for (r, t) in reference.iter_mut().zip(tol.iter_mut()) {
-        let rounded = h(*r).to_f32();
-        *t += (rounded - *r).abs();
-        *r = rounded;
-    }
+    let sp = hf_pack::Spqr {
+        n,
+        k,
+        stats,
+        sz_codes,
+        q,
+        outliers,
+        perm: Some(perm.clone()),
+    };
+    let (reference, tol) = sp.reference();
     SpqrCase {
-        src,
+        src: MapSource::from_tensors(sp.tensors(SP, ptcsr)),
         reference,
         tol,
         perm,
@@ -749,7 +648,7 @@ fn spqr_bad_input() {
 fn aqlm_every_shape_is_exact() {
     // (C, nbits, og, ig): 1x16, 2x8, and other shapes the format allows.
     for (seed, (c, nbits, og, ig)) in [
-        (1usize, 16u32, 1usize, 8usize),
+        (1usize, 16usize, 1usize, 8usize),
         (2, 8, 1, 8),
         (1, 12, 1, 8),
         (3, 6, 2, 4),
@@ -761,44 +660,23 @@ fn aqlm_every_shape_is_exact() {
         let (n, k) = (38usize, 88usize);
         let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
         let (no, ni, m) = (n / og, k / ig, 1usize << nbits);
-        let codes: Vec<u32> = (0..no * ni * c)
-            .map(|_| rng.gen_range(0..m as u32))
-            .collect();
-        // Stored signed (pack_int_data): values ≥ 2^(nbits-1) wrap negative.
-        let signed: Vec<i64> = codes
-            .iter()
-            .map(|&u| {
-                let u = i64::from(u);
-                if u >= 1 << (nbits - 1) {
-                    u - (1 << nbits)
-                } else {
-                    u
-                }
-            })
-            .collect();
-        let books: Vec<f16> = (0..c * m * og * ig)
-            .map(|_| h(rng.gen_range(-1.0..1.0)))
-            .collect();
-        let scales: Vec<f16> = (0..no).map(|_| h(rng.gen_range(0.01..0.2))).collect();
-        let p = "model.layers.2.self_attn.k_proj";
-        let mut src = MapSource::default();
-        let (dt, bytes): (RawDtype, Vec<u8>) = if nbits <= 8 {
-            (
-                RawDtype::I8,
-                signed.iter().map(|&v| v as i8 as u8).collect(),
-            )
-        } else {
-            (
-                RawDtype::I16,
-                signed
-                    .iter()
-                    .flat_map(|&v| (v as i16).to_le_bytes())
-                    .collect(),
-            )
+        let aq = hf_pack::Aqlm {
+            n,
+            k,
+            c,
+            nbits,
+            og,
+            ig,
+            codes: (0..no * ni * c)
+                .map(|_| rng.gen_range(0..m as u32))
+                .collect(),
+            books: (0..c * m * og * ig)
+                .map(|_| h(rng.gen_range(-1.0..1.0)))
+                .collect(),
+            scales: (0..no).map(|_| h(rng.gen_range(0.01..0.2))).collect(),
         };
-        src.put(&format!("{p}.codes"), dt, &[no, ni, c], bytes);
-        src.f16s(&format!("{p}.codebooks"), &[c, m, og, ig], &books);
-        src.f16s(&format!("{p}.scales"), &[no, 1, 1, 1], &scales);
+        let p = "model.layers.2.self_attn.k_proj";
+        let src = MapSource::from_tensors(aq.tensors(p));
         let params = aqlm::Params {
             num_codebooks: c as u8,
             nbits_per_codebook: nbits as u8,
@@ -807,22 +685,12 @@ fn aqlm_every_shape_is_exact() {
         };
         let imp = aqlm::import(&src, p, n, k, params).expect("import");
         let w = imp.q.dequant().expect("test setup");
-        for o in 0..no {
-            for i in 0..ni {
-                for a in 0..og {
-                    for b in 0..ig {
-                        let acc: f64 = (0..c)
-                            .map(|cb| {
-                                let e = codes[(o * ni + i) * c + cb] as usize;
-                                books[((cb * m + e) * og + a) * ig + b].to_f64()
-                            })
-                            .sum();
-                        let want = (scales[o].to_f64() * acc) as f32;
-                        assert_eq!(w[(o * og + a) * k + i * ig + b], want, "{c}x{nbits}");
-                    }
-                }
-            }
+        let want = aq.reference();
+        for (i, (a, b)) in w.iter().zip(&want).enumerate() {
+            assert_eq!(a, b, "{c}x{nbits} at {i}");
         }
+        assert_eq!(w.len(), want.len());
+        let books = &aq.books;
         if (c, nbits) == (1, 16) {
             assert_eq!(imp.q.scheme.to_string(), "aqlm:1x16");
             assert_eq!(aqlm::Params::AQLM_1X16, params);
@@ -849,36 +717,6 @@ fn aqlm_every_shape_is_exact() {
 
 // ---------------------------------------------------------------- bitsandbytes
 
-/// bitsandbytes' `get_4bit_type` tables, as torch stores them (python floats → float32).
-fn bnb_code(t: FixedTable) -> [f32; 16] {
-    match t {
-        FixedTable::Nf4 => [
-            -1.0f64,
-            -0.6961928009986877,
-            -0.5250730514526367,
-            -0.39491748809814453,
-            -0.28444138169288635,
-            -0.18477343022823334,
-            -0.09105003625154495,
-            0.0,
-            0.07958029955625534,
-            0.16093020141124725,
-            0.24611230194568634,
-            0.33791524171829224,
-            0.44070982933044434,
-            0.5626170039176941,
-            0.7229568362236023,
-            1.0,
-        ]
-        .map(|v| v as f32),
-        FixedTable::Fp4 => [
-            0.0f32, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, 0.0, -0.0625, -8.0, -12.0, -4.0, -6.0,
-            -2.0, -3.0,
-        ]
-        .map(|v| v / 12.0),
-    }
-}
-
 struct BnbCase {
     src: MapSource,
     reference: Vec<f32>,
@@ -897,71 +735,41 @@ fn bnb_case(
     let total = n * k;
     let blocks = total.div_ceil(bs);
     let codes: Vec<u8> = (0..total).map(|_| rng.gen_range(0..16u8)).collect();
-    let packed: Vec<u8> = codes
-        .chunks(2)
-        .map(|p| p[0] << 4 | p.get(1).copied().unwrap_or(0))
-        .collect();
-    let code = bnb_code(t);
-    let name = if t == FixedTable::Nf4 { "nf4" } else { "fp4" };
-    let p = "model.layers.5.mlp.gate_proj";
-    let mut src = MapSource::default();
-    src.put(
-        &format!("{p}.weight"),
-        RawDtype::U8,
-        &[packed.len(), 1],
-        packed,
-    );
-    src.f32s(&format!("{p}.weight.quant_map"), &[16], &code);
-    let mut json = format!(
-        r#"{{"quant_type": "{name}", "blocksize": {bs}, "dtype": "bfloat16", "shape": [{n}, {k}]"#
-    );
-    let absmax: Vec<f32> = match nested {
-        None => {
-            let a: Vec<f32> = (0..blocks).map(|_| rng.gen_range(0.01..2.0)).collect();
-            src.f32s(&format!("{p}.weight.absmax"), &[blocks], &a);
-            a
-        }
+    let absmax = match nested {
+        None => BnbAbsmax::Plain((0..blocks).map(|_| rng.gen_range(0.01..2.0)).collect()),
         Some(dynamic) => {
             let nbs = 256;
             let q: Vec<u8> = (0..blocks).map(|_| rng.gen()).collect();
-            let na: Vec<f32> = (0..blocks.div_ceil(nbs))
+            let nested_absmax: Vec<f32> = (0..blocks.div_ceil(nbs))
                 .map(|_| rng.gen_range(0.1..1.0))
                 .collect();
-            let off: f32 = rng.gen_range(0.5..1.5);
+            let offset: f32 = rng.gen_range(0.5..1.5);
             let map: Vec<f32> = if dynamic {
                 qkc_quant::fixed::dynamic_map().to_vec()
             } else {
                 (0..256).map(|i| (i as f32 - 127.5) / 128.0).collect()
             };
-            src.put(
-                &format!("{p}.weight.absmax"),
-                RawDtype::U8,
-                &[blocks],
-                q.clone(),
-            );
-            src.f32s(&format!("{p}.weight.nested_absmax"), &[na.len()], &na);
-            src.f32s(&format!("{p}.weight.nested_quant_map"), &[256], &map);
-            json += &format!(
-                r#", "nested_blocksize": {nbs}, "nested_dtype": "float32", "nested_offset": {}"#,
-                f64::from(off)
-            );
-            // dequantize_blockwise, then += offset, in f32.
-            (0..blocks)
-                .map(|b| map[q[b] as usize] * na[b / nbs] + off)
-                .collect()
+            BnbAbsmax::Nested {
+                q,
+                nested_absmax,
+                nbs,
+                offset,
+                map,
+            }
         }
     };
-    json += "}";
-    src.put(
-        &format!("{p}.weight.quant_state.bitsandbytes__{name}"),
-        RawDtype::U8,
-        &[json.len()],
-        json.into_bytes(),
-    );
-    let reference = (0..total)
-        .map(|j| code[codes[j] as usize] * absmax[j / bs])
-        .collect();
-    BnbCase { src, reference }
+    let b = Bnb {
+        n,
+        k,
+        nf4: t == FixedTable::Nf4,
+        bs,
+        codes,
+        absmax,
+    };
+    BnbCase {
+        src: MapSource::from_tensors(b.tensors(BB, "bfloat16")),
+        reference: b.reference(),
+    }
 }
 
 const BB: &str = "model.layers.5.mlp.gate_proj";

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod gguf_vocab;
+pub mod hf_fixture;
