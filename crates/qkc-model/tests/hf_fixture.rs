@@ -24,8 +24,9 @@ fn check(fmt: Format, opts: ModelOpts, seed: u64) {
                     ));
                     continue;
                 }
+                let tol = fx.tolerance.get(prefix);
                 let bad: Vec<usize> = (0..want.len())
-                    .filter(|&i| !hf_fixture::matches(&fmt, got[i], want[i]))
+                    .filter(|&i| !hf_fixture::matches(got[i], want[i], tol.map(|t| t[i])))
                     .collect();
                 if let Some(&i) = bad.first() {
                     failures.push(format!(

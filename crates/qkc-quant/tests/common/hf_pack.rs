@@ -649,20 +649,22 @@ impl Spqr {
         (reference, tol)
     }
 
-    /// [`Self::reference`] in the ORIGINAL column order: `W_orig[:, in_perm[i]] = W[:, i]`.
-    pub fn reference_original(&self) -> Vec<f32> {
-        let (w, _) = self.reference();
+    /// [`Self::reference`] (values, tolerance) in the ORIGINAL column order:
+    /// `W_orig[:, in_perm[i]] = W[:, i]`.
+    pub fn reference_original(&self) -> (Vec<f32>, Vec<f32>) {
+        let (w, tol) = self.reference();
         match &self.perm {
-            None => w,
+            None => (w, tol),
             Some(perm) => {
                 let (n, k) = (self.n, self.k);
-                let mut o = vec![0f32; n * k];
+                let (mut o, mut t) = (vec![0f32; n * k], vec![0f32; n * k]);
                 for r in 0..n {
                     for (i, &c) in perm.iter().enumerate() {
                         o[r * k + c as usize] = w[r * k + i];
+                        t[r * k + c as usize] = tol[r * k + i];
                     }
                 }
-                o
+                (o, t)
             }
         }
     }
