@@ -16,7 +16,8 @@
 //! `[n, k]` weight in HF orientation and ORIGINAL column order, computed by the format's formula:
 //! exact in f32 for every method except SpQR, whose reference (`dequantize_compressed`) computes in
 //! fp16: its `expected` is that fp16 result, so a reader computing in f32 agrees within fp16
-//! rounding (`|d| ≤ 2^-10·|w| + 1e-6`), not bit-exactly.
+//! rounding, not bit-exactly: [`Fixture::tolerance`] holds a few fp16 ulps of the terms per
+//! element.
 //!
 //! Sizes are odd, chosen per format so that all 7 linear modules of a layer satisfy the
 //! method's constraints at once (see [`geometry`]): N not a multiple of 64 where the group size
