@@ -1,12 +1,20 @@
-//! `qkc dequant` on HF model folders built here: an AQLM 2x8 checkpoint written by a
-//! formula-level packer (FORMATS.md §6), sharded with an index; and the errors a folder gets
-//! (missing shard, unknown / unsupported quant_method, a shape that disagrees with config.json).
+//! HF model folders through the CLI, as a user runs them: `qkc dequant DIR`, `qkc import DIR -o
+//! OUT` then `qkc generate OUT`, `qkc generate DIR`; and the errors a folder gets (a missing
+//! shard or tokenizer, an unknown quant_method, an unsupported bit width, a shape that disagrees
+//! with config.json, an unsupported architecture or RoPE scaling, a corrupt pickle), each naming
+//! the file and the tensor, exit code 1, no panic.
+//!
+//! The folders are the shared fixtures (`qkc-model/tests/common/hf_fixture.rs`): tiny complete
+//! Llama/Qwen2 checkpoints packed by formula-level packers, with their exact dense weights.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use half::f16;
-use rand::{Rng, SeedableRng};
+#[path = "../../qkc-model/tests/common/hf_fixture.rs"]
+#[allow(dead_code)]
+mod hf_fixture;
+
+use hf_fixture::{write_model, Format, ModelOpts};
 
 fn qkc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qkc"))
@@ -15,97 +23,9 @@ fn qkc(args: &[&str]) -> Output {
         .expect("run qkc")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qkc-hf-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
-
-/// hidden 96, 3 heads of 32 (1 KV head), FFN 200: q_proj [96, 96], k_proj [32, 96], down [96, 200].
-fn config(quant: &str) -> String {
-    format!(
-        r#"{{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 96,
-  "intermediate_size": 200, "num_hidden_layers": 2, "num_attention_heads": 3, "num_key_value_heads": 1,
-  "vocab_size": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
-  "quantization_config": {quant}}}"#
-    )
-}
-
-struct T {
-    name: String,
-    dtype: safetensors::Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn write_st(path: &Path, ts: &[T]) {
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = ts
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.data)
-                    .expect("view"),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).expect("write safetensors");
-}
-
-/// AQLM 2x8 module `[n, k]`: random signed int8 codes, f16 codebooks and scales; returns the
-/// tensors and the dense weight by the formula W[o, i·8+b] = scale[o] · Σ_c book[c][code mod 256][0][b].
-fn aqlm_module(
-    prefix: &str,
-    n: usize,
-    k: usize,
-    rng: &mut rand_chacha::ChaCha8Rng,
-) -> (Vec<T>, Vec<f32>) {
-    let (c, m, ig) = (2usize, 256usize, 8usize);
-    let codes: Vec<i8> = (0..n * (k / ig) * c).map(|_| rng.gen::<i8>()).collect();
-    let books: Vec<f16> = (0..c * m * ig)
-        .map(|_| f16::from_f32(rng.gen_range(-1.0..1.0)))
-        .collect();
-    let scales: Vec<f16> = (0..n)
-        .map(|_| f16::from_f32(rng.gen_range(0.01..0.1)))
-        .collect();
-    let mut w = vec![0f32; n * k];
-    for o in 0..n {
-        for i in 0..k / ig {
-            for b in 0..ig {
-                let mut acc = 0f32;
-                for cb in 0..c {
-                    let code = codes[(o * (k / ig) + i) * c + cb] as u8 as usize;
-                    acc += books[(cb * m + code) * ig + b].to_f32();
-                }
-                w[o * k + i * ig + b] = scales[o].to_f32() * acc;
-            }
-        }
-    }
-    let ts = vec![
-        T {
-            name: format!("{prefix}.codes"),
-            dtype: safetensors::Dtype::I8,
-            shape: vec![n, k / ig, c],
-            data: codes.iter().map(|&v| v as u8).collect(),
-        },
-        T {
-            name: format!("{prefix}.codebooks"),
-            dtype: safetensors::Dtype::F16,
-            shape: vec![c, m, 1, ig],
-            data: books.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        },
-        T {
-            name: format!("{prefix}.scales"),
-            dtype: safetensors::Dtype::F16,
-            shape: vec![n, 1, 1, 1],
-            data: scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        },
-    ];
-    (ts, w)
-}
-
-const AQLM: &str = r#"{"quant_method": "aqlm", "nbits_per_codebook": 8, "num_codebooks": 2, "in_group_size": 8, "out_group_size": 1}"#;
 
 fn read_npy(p: &Path) -> (String, Vec<f32>) {
     let b = std::fs::read(p).expect("npy");
@@ -120,131 +40,220 @@ fn read_npy(p: &Path) -> (String, Vec<f32>) {
     )
 }
 
+/// Exit code 1, an error mentioning every `want`, no panic.
+fn fails_with(o: &Output, want: &[&str]) {
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for w in want {
+        assert!(e.contains(w), "the error should name `{w}`:\n{e}");
+    }
+}
+
 #[test]
-fn aqlm_folder_with_shards_dequantizes_exactly() {
-    let d = tmp("aqlm");
-    std::fs::write(d.join("config.json"), config(AQLM)).expect("config");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let (t0, w_down) = aqlm_module("model.layers.1.mlp.down_proj", 96, 200, &mut rng);
-    let (t1, w_k) = aqlm_module("model.layers.0.self_attn.k_proj", 32, 96, &mut rng);
-    write_st(&d.join("model-00001-of-00002.safetensors"), &t0);
-    write_st(&d.join("model-00002-of-00002.safetensors"), &t1);
-    let mut map = serde_json::Map::new();
-    for t in &t0 {
-        map.insert(t.name.clone(), "model-00001-of-00002.safetensors".into());
-    }
-    for t in &t1 {
-        map.insert(t.name.clone(), "model-00002-of-00002.safetensors".into());
-    }
-    std::fs::write(
-        d.join("model.safetensors.index.json"),
-        serde_json::json!({ "weight_map": map }).to_string(),
-    )
-    .expect("index");
-    for (module, want, shape) in [
-        ("model.layers.1.mlp.down_proj", &w_down, "(96, 200)"),
-        ("model.layers.0.self_attn.k_proj", &w_k, "(32, 96)"),
+fn dequant_is_exact_for_sharded_aqlm_and_act_order_gptq() {
+    for (fmt, opts) in [
+        (
+            Format::Aqlm {
+                codebooks: 2,
+                nbits: 8,
+            },
+            ModelOpts {
+                shards: 2,
+                ..ModelOpts::default()
+            },
+        ),
+        (
+            Format::gptq(4, 128, true, false, false),
+            ModelOpts::default(),
+        ),
     ] {
-        let out = d.join("w.npy");
+        let fx = write_model(&fmt, &opts, 7);
+        for module in [
+            "model.layers.1.mlp.down_proj",
+            "model.layers.0.self_attn.k_proj",
+        ] {
+            let (n, k, want) = &fx.expected[module];
+            let out = fx.dir.join("w.npy");
+            let o = qkc(&[
+                "dequant",
+                "--in",
+                s(&fx.dir),
+                "--tensor",
+                module,
+                "--out",
+                s(&out),
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let (h, got) = read_npy(&out);
+            assert!(h.contains(&format!("({n}, {k})")), "{h}");
+            let bad = got
+                .iter()
+                .zip(want.iter())
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(got.len(), want.len());
+            assert_eq!(
+                bad, 0,
+                "{fmt:?} {module}: {bad} values differ from the formula"
+            );
+        }
+    }
+}
+
+#[test]
+fn import_then_generate_equals_generate_from_the_folder() {
+    let fx = write_model(&Format::Spqr { perm: true }, &ModelOpts::default(), 8);
+    let out = fx.dir.join("imported");
+    let o = qkc(&["import", s(&fx.dir), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("model.qir")).expect("model.qir");
+    assert!(text.contains("q<spqr3:g16:perm>"), "{text}");
+    let manifest = std::fs::read_to_string(out.join("qkc-import.json")).expect("manifest");
+    assert!(manifest.contains("\"format\": \"hf\""), "{manifest}");
+    // the weights are not copied
+    assert!(std::fs::read_dir(&out).expect("ls").all(|e| !e
+        .expect("entry")
+        .path()
+        .to_string_lossy()
+        .ends_with(".safetensors")));
+
+    let gen = |model: &Path, target: &str| {
         let o = qkc(&[
-            "dequant",
-            "--in",
-            d.to_str().expect("p"),
-            "--tensor",
-            module,
-            "--out",
-            out.to_str().expect("p"),
+            "generate",
+            s(model),
+            "--prompt",
+            "Hello the world",
+            "--max-tokens",
+            "6",
+            "--target",
+            target,
+            "-q",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (h, got) = read_npy(&out);
-        assert!(h.contains(shape), "{h}");
-        assert_eq!(got.len(), want.len());
-        let bad = got
-            .iter()
-            .zip(want.iter())
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(
-            bad, 0,
-            "{module}: {bad} values differ from the AQLM formula"
-        );
-    }
-    // a shard the index lists but the folder lacks is named, with a tensor it holds
-    std::fs::remove_file(d.join("model-00002-of-00002.safetensors")).expect("rm");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let a = gen(&out, "cpu");
+    assert!(!a.trim().is_empty(), "no text generated");
+    assert_eq!(a, gen(&fx.dir, "cpu"), "import dir vs folder");
+    assert_eq!(a, gen(&out, "interp"), "compiled CPU vs interpreter");
+
+    // --chat renders tokenizer_config.json's ChatML template
     let o = qkc(&[
-        "dequant",
-        "--in",
-        d.to_str().expect("p"),
-        "--tensor",
-        "model.layers.1.mlp.down_proj",
-        "--out",
-        "/dev/null",
+        "generate",
+        s(&fx.dir),
+        "--chat",
+        "--prompt",
+        "Hello",
+        "--max-tokens",
+        "3",
     ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        e.contains("model-00002-of-00002.safetensors") && e.contains("k_proj"),
-        "{e}"
-    );
-    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
 fn folder_errors_name_the_problem() {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
-    let (t, _) = aqlm_module("model.layers.0.mlp.down_proj", 96, 200, &mut rng);
-    for (quant, want) in [
-        (
-            r#"{"quant_method": "mystery"}"#,
-            "unknown quant_method `mystery`",
-        ),
-        // a GPTQ config over tensors that are not GPTQ's: the missing tensor is named
-        (
-            r#"{"quant_method": "gptq", "bits": 4, "group_size": 8, "desc_act": false, "sym": true}"#,
-            "model.layers.0.mlp.down_proj.qweight",
-        ),
-        // config says FFN 200 but the module is stored as 96×200 → asked for up_proj [200, 96]
-    ] {
-        let d = tmp("err");
-        std::fs::write(d.join("config.json"), config(quant)).expect("config");
-        write_st(&d.join("model.safetensors"), &t);
-        let o = qkc(&[
+    let gen = |dir: &Path| qkc(&["generate", s(dir), "--prompt", "Hello", "--max-tokens", "2"]);
+    let dequant = |dir: &Path, module: &str| {
+        qkc(&[
             "dequant",
             "--in",
-            d.to_str().expect("p"),
+            s(dir),
             "--tensor",
-            "model.layers.0.mlp.down_proj",
+            module,
             "--out",
             "/dev/null",
-        ]);
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{e}");
-        assert!(e.contains(want), "{e}");
-        let _ = std::fs::remove_dir_all(&d);
-    }
-    // shapes: the stored codes disagree with config.json's sizes
-    let d = tmp("shape");
-    std::fs::write(
-        d.join("config.json"),
-        config(AQLM).replace("\"intermediate_size\": 200", "\"intermediate_size\": 208"),
-    )
-    .expect("config");
-    write_st(&d.join("model.safetensors"), &t);
-    let o = qkc(&[
-        "dequant",
-        "--in",
-        d.to_str().expect("p"),
-        "--tensor",
-        "model.layers.0.mlp.down_proj",
-        "--out",
-        "/dev/null",
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains("model.layers.0.mlp.down_proj.codes"),
-        "the error names the tensor: {e}"
+        ])
+    };
+    let edit_config = |dir: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = dir.join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+        f(&mut c);
+        std::fs::write(&p, c.to_string()).expect("write");
+    };
+    let gptq = Format::gptq(4, 128, false, true, false);
+
+    // a shard the index lists but the folder lacks: named, with a tensor it holds
+    let fx = write_model(
+        &gptq,
+        &ModelOpts {
+            shards: 2,
+            ..ModelOpts::default()
+        },
+        9,
     );
-    assert!(!e.contains("panicked"));
-    let _ = std::fs::remove_dir_all(&d);
+    std::fs::remove_file(fx.dir.join("model-00002-of-00002.safetensors")).expect("rm");
+    fails_with(
+        &gen(&fx.dir),
+        &["model-00002-of-00002.safetensors", "places tensor"],
+    );
+
+    // no tokenizer.json
+    let fx = write_model(&gptq, &ModelOpts::default(), 10);
+    std::fs::remove_file(fx.dir.join("tokenizer.json")).expect("rm");
+    fails_with(&gen(&fx.dir), &["tokenizer.json"]);
+
+    // unknown quant_method; unsupported bit width
+    let fx = write_model(&gptq, &ModelOpts::default(), 11);
+    edit_config(&fx.dir, &|c| {
+        c["quantization_config"]["quant_method"] = "mystery".into()
+    });
+    fails_with(
+        &gen(&fx.dir),
+        &["config.json", "unknown quant_method `mystery`"],
+    );
+    edit_config(&fx.dir, &|c| {
+        c["quantization_config"]["quant_method"] = "gptq".into();
+        c["quantization_config"]["bits"] = 5.into();
+    });
+    fails_with(
+        &dequant(&fx.dir, "model.layers.0.mlp.up_proj"),
+        &["model.layers.0.mlp.up_proj", "5"],
+    );
+
+    // a shape that disagrees with config.json: the tensor and the file are named
+    let fx = write_model(&gptq, &ModelOpts::default(), 12);
+    edit_config(&fx.dir, &|c| {
+        let f = c["intermediate_size"].as_u64().expect("int");
+        c["intermediate_size"] = (f + 128).into();
+    });
+    fails_with(
+        &gen(&fx.dir),
+        &["model.layers.0.mlp.gate_proj", "model.safetensors"],
+    );
+
+    // an architecture qkc does not build; RoPE scaling it does not implement
+    let fx = write_model(&Format::Dense, &ModelOpts::default(), 13);
+    edit_config(&fx.dir, &|c| {
+        c["architectures"] = serde_json::json!(["GPT2LMHeadModel"])
+    });
+    fails_with(&gen(&fx.dir), &["config.json", "GPT2LMHeadModel"]);
+    edit_config(&fx.dir, &|c| {
+        c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        c["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0});
+    });
+    fails_with(&gen(&fx.dir), &["config.json", "rope_scaling"]);
+
+    // --act-bits is for GGUF models
+    edit_config(&fx.dir, &|c| c["rope_scaling"] = serde_json::Value::Null);
+    let o = qkc(&[
+        "generate",
+        s(&fx.dir),
+        "--prompt",
+        "Hello",
+        "--act-bits",
+        "8",
+    ]);
+    fails_with(&o, &["--act-bits"]);
+
+    // a corrupt pickle (SqueezeLLM ships torch .pt files)
+    let fx = write_model(&Format::SqueezeLlm { bits: 4 }, &ModelOpts::default(), 14);
+    std::fs::remove_file(fx.dir.join("model.safetensors")).expect("rm");
+    std::fs::write(
+        fx.dir.join("pytorch_model.bin"),
+        b"PK\x03\x04 not really a zip",
+    )
+    .expect("w");
+    fails_with(&gen(&fx.dir), &["pytorch_model.bin"]);
 }
