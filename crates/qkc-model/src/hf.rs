@@ -165,11 +165,6 @@ impl HfModel {
             if r.is_linear() && !(r == Role::Head && cfg.tied) {
                 let (_, _, m) = import_module(&self.folder, &r.hf_name()).map_err(herr)?;
                 if let Module::Quant(imp) = m {
-                    if imp.in_perm.is_some() {
-                        return Err(ModelError::Other(format!(
-                            "`{tname}`: an input permutation the graph cannot express"
-                        )));
-                    }
                     let outliers = imp.outliers.as_ref().map(|c| {
                         let index = if c.k <= 1 << 16 {
                             DType::U16

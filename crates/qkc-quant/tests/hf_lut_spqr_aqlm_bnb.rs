@@ -165,7 +165,6 @@ fn squeezellm_3_and_4_bit_with_outliers_are_exact() {
         let imp = squeezellm::import(&case.src, SQ, n, k, squeezellm::Params { bits: bits as u8 })
             .expect("import");
         assert_eq!(imp.q.scheme, Scheme::Lut { bits: bits as u8 });
-        assert!(imp.in_perm.is_none());
         let s = imp.outliers.as_ref().expect("outliers");
         assert_eq!(
             s.val, case.vals,
@@ -484,7 +483,6 @@ fn spqr_csr_and_ptcsr_within_fp16_rounding() {
         let identity = case.perm.iter().enumerate().all(|(i, &c)| c as usize == i);
         assert!(!identity, "test setup: [{n}, {k}] drew the identity");
         assert_eq!(imp.q.scheme.to_string(), "spqr3:g16:perm");
-        assert!(imp.in_perm.is_none(), "the permutation is in the scheme");
         assert_eq!(in_perm_part(&imp), case.perm, "in_perm as stored");
         // dequant() + outliers is the weight in the ORIGINAL column order: the stored-order
         // fp16 reference with column i moved to in_perm[i].
@@ -569,7 +567,7 @@ fn spqr_identity_or_absent_perm_is_plain_spqr() {
     // No in_perm: stored order is the original order.
     let imp = spqr::import(&case.src.without(&ip), SP, n, k, pr).expect("import");
     assert_eq!(imp.q.scheme.to_string(), "spqr3:g16");
-    assert!(imp.in_perm.is_none() && !imp.q.parts.contains_key("in_perm"));
+    assert!(!imp.q.parts.contains_key("in_perm"));
     let check = |imp: &Imported| {
         for (i, ((&a, &r), &t)) in dense(imp)
             .iter()
@@ -633,7 +631,7 @@ fn spqr_bad_input() {
     assert!(e.contains("permutation"), "{e}");
     // No in_perm at all is fine (spqr_identity_or_absent_perm_is_plain_spqr checks the values).
     let imp = spqr::import(&case.src.without(&ip), SP, n, k, pr).expect("test setup");
-    assert!(imp.in_perm.is_none());
+    assert!(!imp.q.parts.contains_key("in_perm"));
     // Unsupported configurations.
     let e = spqr::import(&case.src, SP, n, k, spqr::Params { bits: 4, ..pr })
         .expect_err("4-bit")

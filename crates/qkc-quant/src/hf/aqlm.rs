@@ -120,9 +120,5 @@ pub fn import(
             bytes: scales.t.data.to_vec(),
         },
     );
-    Ok(Imported {
-        q,
-        outliers: None,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers: None })
 }

@@ -196,9 +196,5 @@ pub fn import(
         }
     }
     let q = build_uniform(4, group, n, k, &codes, &scales, &zeros, None);
-    Ok(Imported {
-        q,
-        outliers: None,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers: None })
 }

@@ -223,9 +223,5 @@ pub fn import(
     for (name, part) in q_parts {
         q.parts.insert(name.into(), part);
     }
-    Ok(Imported {
-        q,
-        outliers: None,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers: None })
 }

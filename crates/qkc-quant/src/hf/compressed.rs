@@ -175,11 +175,7 @@ pub fn import(
     if let Ok(s16) = f16_exact(&st) {
         let s16: Vec<f16> = if per_tensor { vec![s16[0]; n] } else { s16 };
         let q = super::gptq::build_uniform(bits, group, n, k, &codes, &s16, &zeros, gidx);
-        return Ok(Imported {
-            q,
-            outliers: None,
-            in_perm: None,
-        });
+        return Ok(Imported { q, outliers: None });
     }
     // `:min` form: exact when every scale has at most 15 significant bits
     if let Some((idx, s)) = sv
@@ -220,9 +216,5 @@ pub fn import(
     if let Some(gi) = gidx {
         q.parts.insert("g_idx".into(), Part::from_i32(vec![k], &gi));
     }
-    Ok(Imported {
-        q,
-        outliers: None,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers: None })
 }

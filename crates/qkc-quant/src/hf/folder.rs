@@ -762,7 +762,8 @@ pub fn import_module(folder: &HfFolder, prefix: &str) -> Result<(usize, usize, M
 
 /// `(n, k, W)` of the linear module `prefix` (see [`import_module`]): `W` row-major `[n, k]`
 /// f32 in the module's original column order, i.e. the matrix the layer multiplies x by
-/// (dequantized codes plus outliers, any input permutation undone).
+/// (dequantized codes plus outliers; an input permutation is part of the scheme, whose
+/// `dequant` is in original order).
 pub fn dequant_module(
     folder: &HfFolder,
     prefix: &str,
@@ -780,22 +781,6 @@ pub fn dequant_module(
     if let Some(s) = &imp.outliers {
         s.add_to_dense(&mut w)
             .map_err(|e| ImportError::Quant(e.in_tensor(prefix)))?;
-    }
-    if let Some(perm) = &imp.in_perm {
-        // the module computes W·x[perm]: in original column order W_orig[:, perm[i]] = W[:, i]
-        let mut o = vec![0f32; n * k];
-        for (r, row) in w.chunks_exact(k).enumerate() {
-            for (i, &c) in perm.iter().enumerate() {
-                let c = c as usize;
-                if c >= k {
-                    return Err(HfError::BadParams(format!(
-                        "`{prefix}`: in_perm holds column {c} ≥ K = {k}"
-                    )));
-                }
-                o[r * k + c] = row[i];
-            }
-        }
-        w = o;
     }
     Ok((n, k, w))
 }

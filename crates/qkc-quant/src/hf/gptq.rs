@@ -320,9 +320,5 @@ pub fn import(
         }
     }
     let q = build_uniform(bits, group, n, k, &codes, &scales, &zeros, gidx);
-    Ok(Imported {
-        q,
-        outliers: None,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers: None })
 }

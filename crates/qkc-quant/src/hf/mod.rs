@@ -84,9 +84,4 @@ pub struct Imported {
     /// Sparse outliers to add (SqueezeLLM, SpQR), already in absolute values and in the
     /// original column order.
     pub outliers: Option<Csr>,
-    /// An input permutation applied to x first: the layer computes `W · x̃` with
-    /// `x̃[i] = x[in_perm[i]]`, i.e. `W_orig[:, in_perm[i]] = W[:, i]`. No importer sets it any
-    /// more (SpQR's `in_perm` is the scheme feature `spqr3:g16:perm`, whose `dequant` is already
-    /// in the original column order); kept for API compatibility, always `None`.
-    pub in_perm: Option<Vec<u32>>,
 }

@@ -178,11 +178,7 @@ pub fn import(
     }
 
     let outliers = import_outliers(src, prefix, n, k, in_perm.as_deref())?;
-    Ok(Imported {
-        q,
-        outliers,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers })
 }
 
 fn import_outliers(

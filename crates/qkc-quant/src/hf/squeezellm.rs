@@ -99,11 +99,7 @@ pub fn import(
     q.parts
         .insert("qweight".into(), Part::from_u32(vec![n, wpr], &qweight));
     q.parts.insert("lut".into(), lut_part);
-    Ok(Imported {
-        q,
-        outliers,
-        in_perm: None,
-    })
+    Ok(Imported { q, outliers })
 }
 
 fn import_outliers(
