@@ -206,14 +206,28 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         let pt1 = e.add(past, tt);
         let visible = e.add(pt1, c1);
         let csc = e.f32(scale);
+        // the CPU works on 4-lane vectors along head_dim (Cranelift's 128-bit SIMD)
+        let vec4 = cpu && hd % 4 == 0;
+        let c4 = e.i32(4);
         let dot = |e: &mut super::emit::E, rowp: crate::entities::Value, j: crate::entities::Value| {
             let z = e.f32(0.0);
-            let acc = e.for_(c0, chd, c1, &[z], |e, d, acc| {
-                let a = e.load_raw(qs, d);
-                let b = e.load_raw(rowp, d);
-                vec![e.fma(a, b, acc[0])]
-            });
-            let s = e.mul(acc[0], csc);
+            let sum = if vec4 {
+                let zv = e.splat(z, 4);
+                let acc = e.for_(c0, chd, c4, &[zv], |e, d, acc| {
+                    let a = e.load_vec(qs, d, 4);
+                    let b = e.load_vec(rowp, d, 4);
+                    vec![e.fma(a, b, acc[0])]
+                });
+                e.reduce_add(acc[0])
+            } else {
+                let acc = e.for_(c0, chd, c1, &[z], |e, d, acc| {
+                    let a = e.load_raw(qs, d);
+                    let b = e.load_raw(rowp, d);
+                    vec![e.fma(a, b, acc[0])]
+                });
+                acc[0]
+            };
+            let s = e.mul(sum, csc);
             e.store_raw(s, sc, j);
         };
         if let Some((ck, _, _)) = cache {
@@ -258,13 +272,24 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
                 vec![]
             });
             let axpy = |e: &mut super::emit::E, p: crate::entities::Value, vrow: crate::entities::Value| {
-                e.for_(c0, chd, c1, &[], |e, d, _| {
-                    let v = e.load_raw(vrow, d);
-                    let a = e.load_raw(acc, d);
-                    let r = e.fma(p, v, a);
-                    e.store_raw(r, acc, d);
-                    vec![]
-                });
+                if vec4 {
+                    let pv = e.splat(p, 4);
+                    e.for_(c0, chd, c4, &[], |e, d, _| {
+                        let v = e.load_vec(vrow, d, 4);
+                        let a = e.load_vec(acc, d, 4);
+                        let r = e.fma(pv, v, a);
+                        e.store_vec(r, acc, d);
+                        vec![]
+                    });
+                } else {
+                    e.for_(c0, chd, c1, &[], |e, d, _| {
+                        let v = e.load_raw(vrow, d);
+                        let a = e.load_raw(acc, d);
+                        let r = e.fma(p, v, a);
+                        e.store_raw(r, acc, d);
+                        vec![]
+                    });
+                }
             };
             if let Some((_, cv, _)) = cache {
                 e.for_(c0, past, c1, &[], |e, j, _| {

@@ -276,6 +276,40 @@ impl E {
         let f = MemFlags { align: s.bytes(), hint: CacheHint::Default };
         self.b.ins(Op::Store(f), &[v, p, i], &[]);
     }
+    /// Load `lanes` consecutive elements from element `i` (alignment of one element).
+    pub fn load_vec(&mut self, p: Value, i: Value, lanes: u8) -> Value {
+        let Type::Ptr(_, s) = self.ty(p) else {
+            self.err.get_or_insert("load through a non-pointer".into());
+            return p;
+        };
+        let f = MemFlags { align: s.bytes(), hint: CacheHint::Default };
+        self.b.ins1(Op::Load(f), &[p, i], Type::Vector(s, lanes))
+    }
+    /// Store a vector of the pointer's element type at element `i` (alignment of one element).
+    pub fn store_vec(&mut self, v: Value, p: Value, i: Value) {
+        let Type::Ptr(_, s) = self.ty(p) else {
+            self.err.get_or_insert("store through a non-pointer".into());
+            return;
+        };
+        let f = MemFlags { align: s.bytes(), hint: CacheHint::Default };
+        self.b.ins(Op::Store(f), &[v, p, i], &[]);
+    }
+    /// A scalar broadcast to `lanes` lanes.
+    pub fn splat(&mut self, v: Value, lanes: u8) -> Value {
+        let Type::Scalar(s) = self.ty(v) else {
+            self.err.get_or_insert("splat of a non-scalar".into());
+            return v;
+        };
+        self.b.ins1(Op::Splat, &[v], Type::Vector(s, lanes))
+    }
+    /// The sum of a vector's lanes (fixed order: halves folded down).
+    pub fn reduce_add(&mut self, v: Value) -> Value {
+        let Type::Vector(s, _) = self.ty(v) else {
+            self.err.get_or_insert("reduce of a non-vector".into());
+            return v;
+        };
+        self.b.ins1(Op::Reduce(crate::ops::ReduceOp::Add), &[v], Type::Scalar(s))
+    }
     /// `p + i` elements.
     pub fn offset(&mut self, p: Value, i: Value) -> Value {
         let t = self.ty(p);
