@@ -4,9 +4,11 @@
 //! then allocates 64-byte aligned host buffers. [`CpuProgram::run`] copies the inputs in,
 //! poisons every buffer a kernel writes, launches the kernels in program order (each kernel's
 //! chunks spread over a spinning fork-join pool, [`crate::spin`]) and reads the outputs back. KV caches persist across runs,
-//! like the interpreter's.
+//! like the interpreter's. Consecutive launches that share no buffer one of them writes (a
+//! block's q/k/v GEMVs, gate and up) form a *wave*: one fork-join runs them all, each thread
+//! taking its part of every launch, so the threads meet once per wave instead of once per launch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use qkc_codegen_cranelift::{call_entry, JitKernel, MAX_PARAMS};
@@ -65,6 +67,63 @@ pub struct CpuProgram {
     caches: HashMap<String, Cache>,
     cache_len: HashMap<String, usize>,
     pool: crate::spin::SpinPool,
+    /// Launch indices grouped into waves (program order kept).
+    waves: Vec<Vec<usize>>,
+}
+
+/// A buffer as the wave analysis sees it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Buf {
+    Value(NodeId),
+    Temp(usize),
+    Cache(String),
+}
+
+/// Group consecutive launches into waves: a launch joins the current wave when no launch of
+/// the wave writes a buffer it reads or writes, and it writes none they read. A launch writes
+/// its value's buffer; scratch/temp buffers and KV caches count as read and written.
+fn waves(plan: &Plan<JitKernel>) -> Vec<Vec<usize>> {
+    let access = |i: usize| {
+        let l = &plan.launches[i];
+        let (mut r, mut w) = (HashSet::new(), HashSet::new());
+        w.insert(Buf::Value(plan.resolve(l.node)));
+        for a in &l.args {
+            match a {
+                Arg::Value(v) => {
+                    r.insert(Buf::Value(plan.resolve(*v)));
+                }
+                Arg::Scratch(t) | Arg::Temp(t) => {
+                    r.insert(Buf::Temp(*t));
+                    w.insert(Buf::Temp(*t));
+                }
+                Arg::Cache(c, _) => {
+                    r.insert(Buf::Cache(c.clone()));
+                    w.insert(Buf::Cache(c.clone()));
+                }
+                Arg::Packed(_) | Arg::Const(_) | Arg::Pos(_) => {}
+            }
+        }
+        (r, w)
+    };
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let (mut wr, mut ww) = (HashSet::new(), HashSet::new());
+    for i in 0..plan.launches.len() {
+        let (r, w) = access(i);
+        let independent =
+            ww.is_disjoint(&r) && ww.is_disjoint(&w) && wr.is_disjoint(&w) && !out.is_empty();
+        if independent {
+            if let Some(last) = out.last_mut() {
+                last.push(i);
+            }
+        } else {
+            out.push(vec![i]);
+            wr.clear();
+            ww.clear();
+        }
+        wr.extend(r);
+        ww.extend(w);
+    }
+    out
 }
 
 impl CpuProgram {
@@ -149,6 +208,7 @@ impl CpuProgram {
             threads,
             pool: crate::spin::SpinPool::new(threads)
                 .map_err(|e| RuntimeError::Graph(format!("cannot start {threads} threads: {e}")))?,
+            waves: waves(&plan),
             plan,
         })
     }
@@ -186,6 +246,11 @@ impl CpuProgram {
     /// The number of launches per run.
     pub fn launch_count(&self) -> usize {
         self.plan.launches.len()
+    }
+
+    /// The launches grouped into waves that run as one fork-join each (see the module docs).
+    pub fn waves(&self) -> &[Vec<usize>] {
+        &self.waves
     }
 
     /// Information about launch `i`.
@@ -275,6 +340,118 @@ impl CpuProgram {
         Ok(())
     }
 
+    /// Run the launches of wave `w` (see the module docs): one fork-join for all of them.
+    fn launch_wave(&mut self, w: usize) -> Result<(), RuntimeError> {
+        let wave = std::mem::take(&mut self.waves[w]);
+        let r = self.run_wave(&wave);
+        self.waves[w] = wave;
+        r
+    }
+
+    fn run_wave(&mut self, wave: &[usize]) -> Result<(), RuntimeError> {
+        if let [i] = wave {
+            return self.launch(*i);
+        }
+        struct Job {
+            args: Vec<u64>,
+            entry: EntryPtr,
+            chunks: u32,
+            threads: u32,
+            /// The thread that runs a single-threaded job.
+            home: u32,
+        }
+        let mut jobs = Vec::with_capacity(wave.len());
+        let mut singles = 0u32;
+        for &i in wave {
+            let l = &self.plan.launches[i];
+            self.plan.check_cache(l, &self.cache_len)?;
+            let zero: Vec<usize> = l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    Arg::Scratch(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
+            for s in zero {
+                self.scratch[s].bytes_mut().fill(0);
+            }
+            let l = &self.plan.launches[i];
+            let k = &self.plan.kernels[l.info.kernel];
+            let LaunchConfig::Cpu { chunks } = k.code.artifact.launch else {
+                return Err(RuntimeError::Graph(format!(
+                    "`{}` is not a CPU kernel",
+                    k.lowered.kernel.name
+                )));
+            };
+            let reads_cache = l.args.iter().any(|a| matches!(a, Arg::Cache(..)));
+            let threads = if k.lowered.bytes_read < SMALL && !reads_cache {
+                1
+            } else {
+                (self.threads as u32).min(chunks).max(1)
+            };
+            let home = if threads == 1 {
+                singles += 1;
+                (singles - 1) % self.threads as u32
+            } else {
+                0
+            };
+            jobs.push(Job {
+                args: self.args(i),
+                entry: EntryPtr(k.code.entry()),
+                chunks,
+                threads,
+                home,
+            });
+        }
+        let errs = std::sync::Mutex::new(Vec::new());
+        let (jobs_ref, errs_ref) = (&jobs, &errs);
+        let part = move |t: u32| {
+            for (n, j) in jobs_ref.iter().enumerate() {
+                let (lo, hi) = if j.threads == 1 {
+                    if t != j.home {
+                        continue;
+                    }
+                    (0, j.chunks)
+                } else if t < j.threads {
+                    (t * j.chunks / j.threads, (t + 1) * j.chunks / j.threads)
+                } else {
+                    continue;
+                };
+                // SAFETY: as in `launch`; the launches of a wave share no buffer that one of
+                // them writes (see `waves`), so running them concurrently is as safe as running
+                // the chunks of one.
+                if let Err(e) = unsafe { call_entry(j.entry.0, &j.args, lo, hi) } {
+                    if let Ok(mut v) = errs_ref.lock() {
+                        v.push((n, e.to_string()));
+                    }
+                }
+            }
+        };
+        if jobs.iter().all(|j| j.threads == 1) {
+            for (n, j) in jobs.iter().enumerate() {
+                // SAFETY: as above.
+                if let Err(e) = unsafe { call_entry(j.entry.0, &j.args, 0, j.chunks) } {
+                    if let Ok(mut v) = errs.lock() {
+                        v.push((n, e.to_string()));
+                    }
+                }
+            }
+        } else {
+            self.pool.run(&|t| part(t as u32));
+        }
+        let mut errs = errs.into_inner().unwrap_or_default();
+        errs.sort_by_key(|e| e.0);
+        if let Some((n, e)) = errs.into_iter().next() {
+            let k = &self.plan.kernels[self.plan.launches[wave[n]].info.kernel];
+            return Err(RuntimeError::Codegen {
+                kernel: k.lowered.kernel.name.clone(),
+                message: e,
+            });
+        }
+        Ok(())
+    }
+
     /// Run once on `inputs` (by binding name); returns the graph's outputs by value name.
     pub fn run(
         &mut self,
@@ -286,8 +463,8 @@ impl CpuProgram {
                 b.poison();
             }
         }
-        for i in 0..self.plan.launches.len() {
-            self.launch(i)?;
+        for w in 0..self.waves.len() {
+            self.launch_wave(w)?;
         }
         for c in self.plan.advanced_caches() {
             *self.cache_len.entry(c).or_insert(0) += self.plan.tokens;
