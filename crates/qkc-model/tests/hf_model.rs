@@ -13,21 +13,13 @@
 mod common;
 
 use common::hf_fixture::{write_model, Format, ModelOpts};
-use qkc_model::generate::{generate, Executor, InterpExecutor, Sampling};
-use qkc_model::{Model, OpenOptions};
+use common::run::{interp, open, rel_err};
+use qkc_model::generate::{generate, Executor, Sampling};
 use qkc_runtime::{CpuOptions, CpuProgram};
 
 fn run(fmt: Format, opts: ModelOpts, seed: u64, scheme: &str) {
     let fx = write_model(&fmt, &opts, seed);
-    let m = Model::open(
-        &fx.dir,
-        &OpenOptions {
-            max_seq: 32,
-            act_bits: None,
-            act_group: None,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{fmt:?}: open: {e}"));
+    let m = open(&fx.dir, 32);
     let linears = 7 * opts.layers;
     if !scheme.is_empty() {
         let bound = m.text.matches(&format!(": q<{scheme}>")).count();
@@ -51,17 +43,14 @@ fn run(fmt: Format, opts: ModelOpts, seed: u64, scheme: &str) {
     );
     let cpu =
         || CpuProgram::new(&fused, &m.weights, 1, CpuOptions::with_threads(2)).expect("compile");
-    let interp = || InterpExecutor {
-        interp: qkc_ir::interp::Interpreter::new(&m.graph, &m.weights).expect("bind"),
-        tokens: 1,
-    };
+    let reference = || interp(&m);
 
     let mut ids = m
         .tokenizer
         .encode("Hello the world", false)
         .expect("encode");
     ids.extend([7, 100, 200]);
-    let (mut a, mut b) = (cpu(), interp());
+    let (mut a, mut b) = (cpu(), reference());
     let mut worst = 0f32;
     for (pos, &id) in ids.iter().enumerate() {
         let x = a.step(&[id], pos).expect("cpu step");
@@ -72,18 +61,14 @@ fn run(fmt: Format, opts: ModelOpts, seed: u64, scheme: &str) {
         );
         let mx = y.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(mx > 1e-3, "{fmt:?}: degenerate logits (max |logit| {mx})");
-        let err = x
-            .iter()
-            .zip(&y)
-            .fold(0f32, |e, (p, q)| e.max((p - q).abs()))
-            / mx;
+        let err = rel_err(&x, &y);
         worst = worst.max(err);
         assert!(
             err <= 1e-3,
             "{fmt:?} step {pos}: max rel err {err:.3e} > 1e-3"
         );
     }
-    let (mut a, mut b) = (cpu(), interp());
+    let (mut a, mut b) = (cpu(), reference());
     let greedy = |e: &mut dyn Executor| {
         generate(e, &ids, 6, 32, Sampling::default(), &[], &mut |_| Ok(()))
             .expect("generate")

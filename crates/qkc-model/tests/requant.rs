@@ -3,41 +3,14 @@
 //! (tolerance 1e-3 of max |logit| per step: f32 kernels against f64), and `perplexity` agrees
 //! between the CPU and the interpreter.
 
-use std::path::PathBuf;
+mod common;
 
-use qkc_model::generate::{perplexity, Executor, InterpExecutor};
+use common::run::{cpu, interp, open, rel_err, smollm2_gguf};
+use qkc_model::generate::{perplexity, Executor};
 use qkc_model::requant::{recipe, requantize};
-use qkc_model::{Model, OpenOptions};
-use qkc_runtime::{CpuOptions, CpuProgram};
-
-fn model_path() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tools/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipped: {} not found (run `make setup`)", p.display());
-        None
-    }
-}
-
-fn cpu(m: &Model) -> CpuProgram {
-    let mut fused = m.graph.clone();
-    qkc_passes::default_pipeline(qkc_passes::Options::default())
-        .run(&mut fused)
-        .expect("passes");
-    CpuProgram::new(&fused, &m.weights, 1, CpuOptions::with_threads(2)).expect("compile")
-}
-
-fn interp(m: &Model) -> InterpExecutor<'_> {
-    InterpExecutor {
-        interp: qkc_ir::interp::Interpreter::new(&m.graph, &m.weights).expect("bind"),
-        tokens: 1,
-    }
-}
 
 fn check_recipe(name: &str, expect_in_graph: &[&str]) {
-    let Some(src) = model_path() else { return };
+    let Some(src) = smollm2_gguf() else { return };
     let out = std::env::temp_dir().join(format!("qkc-requant-{name}-{}", std::process::id()));
     let rep = requantize(
         &src,
@@ -49,15 +22,7 @@ fn check_recipe(name: &str, expect_in_graph: &[&str]) {
     )
     .expect("requantize");
     assert_eq!(rep.layers.len(), 210);
-    let m = Model::open(
-        &out,
-        &OpenOptions {
-            max_seq: 32,
-            act_bits: None,
-            act_group: None,
-        },
-    )
-    .expect("open");
+    let m = open(&out, 32);
     for s in expect_in_graph {
         assert!(m.text.contains(s), "graph lacks `{s}`");
     }
@@ -69,12 +34,7 @@ fn check_recipe(name: &str, expect_in_graph: &[&str]) {
     for (p, &id) in ids.iter().enumerate() {
         let x = a.step(&[id], p).expect("cpu");
         let y = b.step(&[id], p).expect("interp");
-        let mx = y.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let e = x
-            .iter()
-            .zip(&y)
-            .fold(0f32, |e, (u, v)| e.max((u - v).abs()))
-            / mx;
+        let e = rel_err(&x, &y);
         assert!(e < 1e-3, "{name}, step {p}: max rel err {e:.3e}");
     }
     let _ = std::fs::remove_dir_all(&out);
@@ -104,16 +64,8 @@ fn unknown_recipe_lists_the_recipes() {
 
 #[test]
 fn perplexity_agrees_with_the_interpreter() {
-    let Some(src) = model_path() else { return };
-    let m = Model::open(
-        &src,
-        &OpenOptions {
-            max_seq: 16,
-            act_bits: None,
-            act_group: None,
-        },
-    )
-    .expect("open");
+    let Some(src) = smollm2_gguf() else { return };
+    let m = open(&src, 16);
     let toks = m
         .tokenizer
         .encode("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and arrows", false)

@@ -9,45 +9,15 @@
 //! Tolerance: max |logit − logit_gguf| / max |logit_gguf| ≤ 1e-3 per step (two compiled programs
 //! summing the same products in different orders through 30 blocks).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::run::{cpu, open, rel_err, smollm2_gguf};
 use qkc_model::generate::{generate, Executor, Sampling};
 use qkc_model::llama::Role;
-use qkc_model::{Model, OpenOptions};
-use qkc_runtime::{CpuOptions, CpuProgram};
+use qkc_model::Model;
 use safetensors::tensor::TensorView;
-
-fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("QKC_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../tools/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipped: {} not found (run `make setup`)", p.display());
-        None
-    }
-}
-
-fn opts() -> OpenOptions {
-    OpenOptions {
-        max_seq: 64,
-        act_bits: None,
-        act_group: None,
-    }
-}
-
-fn cpu(m: &Model) -> CpuProgram {
-    let mut fused = m.graph.clone();
-    qkc_passes::default_pipeline(qkc_passes::Options::default())
-        .run(&mut fused)
-        .expect("passes");
-    CpuProgram::new(&fused, &m.weights, 1, CpuOptions::with_threads(2)).expect("compile")
-}
 
 /// Write the GGUF model as an HF folder of f32 weights.
 fn write_hf(gguf: &Model, src: &std::path::Path, dir: &std::path::Path) {
@@ -129,12 +99,12 @@ fn write_hf(gguf: &Model, src: &std::path::Path, dir: &std::path::Path) {
 
 #[test]
 fn smollm2_as_an_hf_folder_matches_the_gguf_model() {
-    let Some(p) = model_path() else { return };
-    let gguf = Model::open(&p, &opts()).expect("open gguf");
+    let Some(p) = smollm2_gguf() else { return };
+    let gguf = open(&p, 64);
     let dir = std::env::temp_dir().join(format!("qkc_smollm2_hf_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     write_hf(&gguf, &p, &dir);
-    let hf = Model::open(&dir, &opts()).expect("open the HF folder");
+    let hf = open(&dir, 64);
     assert_eq!(hf.cfg.rope_style, qkc_ir::ops::RopeStyle::Half);
     assert!(hf.cfg.tied);
 
@@ -158,12 +128,7 @@ fn smollm2_as_an_hf_folder_matches_the_gguf_model() {
             y.iter().all(|v| v.is_finite()),
             "non-finite logits at {pos}"
         );
-        let mx = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = x
-            .iter()
-            .zip(&y)
-            .fold(0f32, |e, (p, q)| e.max((p - q).abs()))
-            / mx;
+        let err = rel_err(&y, &x);
         worst = worst.max(err);
         assert!(err < 1e-3, "step {pos}: max rel err {err:.3e} over 1e-3");
     }

@@ -3,3 +3,4 @@
 
 pub mod gguf_vocab;
 pub mod hf_fixture;
+pub mod run;
