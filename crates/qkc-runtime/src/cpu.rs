@@ -69,6 +69,9 @@ pub struct CpuProgram {
     pool: crate::spin::SpinPool,
     /// Launch indices grouped into waves (program order kept).
     waves: Vec<Vec<usize>>,
+    /// Fill every written buffer with 0xFF before each run, so a kernel that skips an element
+    /// shows up as NaN (on by default; generation turns it off, as on the GPU).
+    pub poison: bool,
 }
 
 /// A buffer as the wave analysis sees it.
@@ -209,6 +212,7 @@ impl CpuProgram {
             pool: crate::spin::SpinPool::new(threads)
                 .map_err(|e| RuntimeError::Graph(format!("cannot start {threads} threads: {e}")))?,
             waves: waves(&plan),
+            poison: true,
             plan,
         })
     }
@@ -458,9 +462,11 @@ impl CpuProgram {
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         self.bind_inputs(inputs)?;
-        for id in self.plan.written() {
-            if let Some(b) = self.values.get_mut(&id) {
-                b.poison();
+        if self.poison {
+            for id in self.plan.written() {
+                if let Some(b) = self.values.get_mut(&id) {
+                    b.poison();
+                }
             }
         }
         for w in 0..self.waves.len() {
