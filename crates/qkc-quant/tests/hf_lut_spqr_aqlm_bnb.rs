@@ -319,6 +319,25 @@ fn squeezellm_from_torch_pt_file() {
         }
     }
     assert_eq!(dense(&imp), reference);
+
+    // the same file as an HF folder's only weights (SqueezeLLM ships `.pt` state dicts):
+    // config.json + the .pt, read through HfFolder's torch-file path
+    let dir = std::env::temp_dir().join(format!("qkc-hf-ptdir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test setup");
+    std::fs::copy(pt_path(), dir.join("squeezellm-4bit.pt")).expect("test setup");
+    let cfg = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": n, "intermediate_size": k, "num_hidden_layers": 1,
+        "num_attention_heads": 1, "vocab_size": 32,
+        "quantization_config": {"quant_method": "squeezellm", "wbits": 4}
+    });
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("test setup");
+    let folder = qkc_quant::hf::HfFolder::open(&dir).expect("open the folder");
+    let (fn_, fk, w) = qkc_quant::hf::dequant_module(&folder, PT_P).expect("dequant");
+    assert_eq!((fn_, fk), (n, k));
+    assert_eq!(w, reference, "the folder's .pt decodes like the file");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
