@@ -160,6 +160,7 @@ pub fn compile_ptx_dir(
     let opts = LowerOptions {
         target: LowerTarget::Gpu { sm },
         tokens: batch,
+        a8g_f16_stats: false,
     };
     std::fs::create_dir_all(out.join("consts"))
         .map_err(|e| fail(format!("{}: cannot create: {e}", out.display())))?;

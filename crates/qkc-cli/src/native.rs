@@ -481,6 +481,7 @@ pub fn compile_cpu(path: &Path, g: &Graph, batch: usize, out: &Path) -> Result<(
     let opts = LowerOptions {
         target: LowerTarget::Cpu { chunks: 16 },
         tokens: batch,
+        a8g_f16_stats: false,
     };
     std::fs::create_dir_all(out.join("consts"))
         .map_err(|e| fail(format!("{}: cannot create: {e}", out.display())))?;

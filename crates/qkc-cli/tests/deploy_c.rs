@@ -80,6 +80,7 @@ fn compiled_objects_run_from_c_through_the_generated_header() {
     let opts = LowerOptions {
         target: LowerTarget::Cpu { chunks: 16 },
         tokens: 1,
+        a8g_f16_stats: false,
     };
     let inputs = synth_inputs(&g, 1, 11, 0);
     std::fs::write(p("v_x.bin"), f32_bytes(&inputs["x"].data)).expect("x");

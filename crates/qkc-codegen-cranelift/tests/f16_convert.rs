@@ -64,3 +64,108 @@ fn fptrunc_f32_to_f16_matches_ieee() {
         }
     }
 }
+
+/// The a8g templates' `a8g_stats_f16` snippet (f16 → f32 with integer ops and one multiply by
+/// 2^112) on every finite f16 bit pattern in both halves of a stats word, through the KIR
+/// interpreter and the JIT, against `half`'s conversion (bit for bit: −0 too).
+#[test]
+fn a8g_stats_f16_converts_every_finite_f16_exactly() {
+    use qkc_kernel::interp::{Arg, Buffer};
+    use qkc_kernel::template::{builtin_files, Args, Library};
+    // words of 4-word blocks, as the template reads them: word r = s_r | o_r << 16
+    const BLOCKS: usize = N / 4;
+    let probe = format!(
+        "#template a8g_stats_probe
+#param SW: int
+#param stats: snippet
+kernel @a8g_stats_probe(%st: ptr<global, i32> noalias readonly len({{{{{BLOCKS} * SW}}}}), %s: ptr<global, f32> noalias writeonly len({N}), %o: ptr<global, f32> noalias writeonly len({N})) cpu chunks(1) simd(128) {{
+  %c0 = const 0 : i32
+  %c1 = const 1 : i32
+  %c4 = const 4 : i32
+  %nb = const {BLOCKS} : i32
+  for %wj = %c0 to %nb step %c1 {{
+    {{{{stats %st, %wj -> %sv, %ov}}}}
+    %i = mul %wj, %c4 : i32
+    store %sv, %s[%i] align 16
+    store %ov, %o[%i] align 16
+  }}
+}}
+"
+    );
+    let mut files: Vec<(&str, &str)> = builtin_files().to_vec();
+    files.push(("a8g_stats_probe.kir", probe.as_str()));
+    let lib = Library::from_sources(files).expect("library");
+    let args = Args::new().int("SW", 4).snippet("stats", "a8g_stats_f16");
+    let k = lib
+        .instantiate("a8g_stats_probe", &args)
+        .expect("instantiate")
+        .kernel;
+    // every pattern in the low half (word i), and in the high half in another order; the
+    // non-finite ones (exponent 31) replaced by finite neighbours of the same word
+    let finite = |h: u32| if h & 0x7c00 == 0x7c00 { h ^ 0x4000 } else { h };
+    let words: Vec<u32> = (0..N as u32)
+        .map(|i| finite(i) | finite((i.wrapping_mul(40503) ^ 0x5a5a) & 0xffff) << 16)
+        .collect();
+    let want = |w: u32| -> (f32, f32) {
+        (
+            half::f16::from_bits(w as u16).to_f32(),
+            half::f16::from_bits((w >> 16) as u16).to_f32(),
+        )
+    };
+    let check = |who: &str, s: &[f32], o: &[f32]| {
+        let mut seen = std::collections::HashSet::new();
+        for (i, &w) in words.iter().enumerate() {
+            let (ws, wo) = want(w);
+            assert_eq!(
+                s[i].to_bits(),
+                ws.to_bits(),
+                "{who}: s of {:#06x}: got {}, want {ws}",
+                w & 0xffff,
+                s[i]
+            );
+            assert_eq!(
+                o[i].to_bits(),
+                wo.to_bits(),
+                "{who}: o of {:#06x}: got {}, want {wo}",
+                w >> 16,
+                o[i]
+            );
+            seen.insert(w & 0xffff);
+            seen.insert(w >> 16);
+        }
+        assert_eq!(
+            seen.len(),
+            63488,
+            "every finite f16 (65536 − 2·1024 with exponent 31)"
+        );
+    };
+    // KIR interpreter
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut a = vec![
+        Arg::Buf(Buffer::from_bytes(bytes)),
+        Arg::Buf(Buffer::poison_f32(N)),
+        Arg::Buf(Buffer::poison_f32(N)),
+    ];
+    qkc_kernel::interp::run(&k, &mut a).expect("interp");
+    let s = a[1].buffer().expect("s").to_f32();
+    let o = a[2].buffer().expect("o").to_f32();
+    check("interp", &s, &o);
+    // JIT
+    let jit = JitKernel::compile(&k).expect("compile");
+    let mut s = vec![f32::NAN; N];
+    let mut o = vec![f32::NAN; N];
+    // SAFETY: the buffers hold N words / N floats each; the kernel has three pointer parameters.
+    unsafe {
+        jit.call(
+            &[
+                words.as_ptr() as u64,
+                s.as_mut_ptr() as u64,
+                o.as_mut_ptr() as u64,
+            ],
+            0,
+            1,
+        )
+    }
+    .expect("call");
+    check("jit", &s, &o);
+}

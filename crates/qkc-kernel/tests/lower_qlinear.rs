@@ -43,7 +43,8 @@ fn k_not_a_multiple_of_the_group_is_rejected() {
     };
     let id = g.find("y").expect("y");
     for target in [CPU, GPU] {
-        let e = lower(&g, id, &LowerOptions { target, tokens: 1 }).expect_err("K = 192 with groups of 128");
+        let e = lower(&g, id, &LowerOptions { target, tokens: 1, a8g_f16_stats: false })
+            .expect_err("K = 192 with groups of 128");
         let m = e.to_string();
         assert!(m.contains("K = 192") && m.contains("multiple of 128"), "{m}");
     }
@@ -57,7 +58,9 @@ fn grouped_int8_activations_route_to_the_a8g_templates() {
     };
     let template = |scheme: &str, attrs: &str, target| {
         let g = qkc_ir::parse(&src(scheme, attrs)).expect("parse");
-        lower(&g, g.find("y").expect("y"), &LowerOptions { target, tokens: 1 }).expect("lower").template
+        lower(&g, g.find("y").expect("y"), &LowerOptions { target, tokens: 1, a8g_f16_stats: false })
+            .expect("lower")
+            .template
     };
     let a8g = "act_bits = 8, act_group = 32";
     assert_eq!(template("int4:g32:min", a8g, CPU), "gemv_u4_cpu_a8g");
@@ -80,7 +83,8 @@ fn act_group_not_dividing_k_is_rejected() {
     let m = format!("{:?}", qkc_ir::verify::verify(&g).expect_err("96 % 64 != 0"));
     assert!(m.contains("64") && m.contains("96"), "{m}");
     let e =
-        lower(&g, g.find("y").expect("y"), &LowerOptions { target: CPU, tokens: 1 }).expect_err("refused");
+        lower(&g, g.find("y").expect("y"), &LowerOptions { target: CPU, tokens: 1, a8g_f16_stats: false })
+            .expect_err("refused");
     let m = e.to_string();
     assert!(m.contains("64") && m.contains("K = 96"), "{m}");
 }

@@ -352,7 +352,21 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 7)
                 .int("T", 2)
                 .int("CHUNKS", 2)
+                .int("SW", 8)
                 .snippet("split", "split_u4_bytes")
+                .snippet("stats", "a8g_stats_f32")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "gemv_u4_cpu_a8g",
+            Args::new()
+                .int("K", 96)
+                .int("N", 7)
+                .int("T", 2)
+                .int("CHUNKS", 2)
+                .int("SW", 4)
+                .snippet("split", "split_u4_bytes")
+                .snippet("stats", "a8g_stats_f16")
                 .snippet("epilogue", "epilogue_none"),
         ),
         (
@@ -362,7 +376,21 @@ fn samples() -> Vec<(&'static str, Args)> {
                 .int("N", 7)
                 .int("T", 2)
                 .int("CHUNKS", 2)
+                .int("SW", 8)
                 .snippet("split", "split_u4_bytes")
+                .snippet("stats", "a8g_stats_f32")
+                .snippet("epilogue", "epilogue_none"),
+        ),
+        (
+            "gemv_u8_cpu_a8g",
+            Args::new()
+                .int("K", 96)
+                .int("N", 7)
+                .int("T", 2)
+                .int("CHUNKS", 2)
+                .int("SW", 4)
+                .snippet("split", "split_u4_bytes")
+                .snippet("stats", "a8g_stats_f16")
                 .snippet("epilogue", "epilogue_none"),
         ),
         (

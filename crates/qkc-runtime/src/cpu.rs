@@ -144,6 +144,7 @@ impl CpuProgram {
                 chunks: opts.chunks.max(1),
             },
             tokens,
+            a8g_f16_stats: false,
         };
         let plan = Plan::build(g, weights, &lopts, |l| {
             let k = &l.kernel;

@@ -366,6 +366,7 @@ impl GpuProgram {
         let lopts = LowerOptions {
             target: LowerTarget::Gpu { sm },
             tokens,
+            a8g_f16_stats: false,
         };
         let plan = Plan::build(g, weights, &lopts, |l| {
             let a = compile(l).map_err(|message| RuntimeError::Codegen {

@@ -146,6 +146,17 @@ impl<C> Plan<C> {
                 }
                 _ => {}
             }
+            // per node: options refined from its bound weights (f16 stats for the a8g GEMVs
+            // when exact), the same for its lowering and its packing
+            let nopts = lower::node_options(g, id, lopts, &|role| {
+                let w = g.operand(id, role)?;
+                Some(match bound.stored_weight(w)? {
+                    StoredWeight::Dense(t) => WeightData::Dense(&t.data),
+                    StoredWeight::Quant(q) => WeightData::Quant(q),
+                    StoredWeight::Sparse(c) => WeightData::Sparse(c),
+                })
+            });
+            let lopts = &nopts;
             let lowered = lower::lower(g, id, lopts)?;
             p.add_value(id, None)?;
             let mut packed_here: HashMap<String, Vec<(String, usize)>> = HashMap::new();

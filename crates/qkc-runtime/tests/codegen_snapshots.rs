@@ -49,6 +49,7 @@ fn clif(g: &qkc_ir::Graph) -> (String, String) {
         &LowerOptions {
             target: LowerTarget::Cpu { chunks: 2 },
             tokens: 1,
+            a8g_f16_stats: false,
         },
     )
     .expect("lower cpu");
@@ -64,6 +65,7 @@ fn ptx(g: &qkc_ir::Graph) -> (String, String) {
         &LowerOptions {
             target: LowerTarget::Gpu { sm: 90 },
             tokens: 1,
+            a8g_f16_stats: false,
         },
     )
     .expect("lower gpu");

@@ -41,6 +41,7 @@ fn every_graph_assembles_with_ptxas() {
                 let opts = LowerOptions {
                     target: LowerTarget::Gpu { sm },
                     tokens: t,
+                    a8g_f16_stats: false,
                 };
                 for &id in &order {
                     let node = g.node(id);

@@ -48,7 +48,8 @@ pub fn interleave_codes_r4(words: &[u32], n: usize, k: usize, wpb: usize) -> Vec
 }
 
 /// Interleave per-(row, group) stats `[N, K/group]` into 4-row blocks: `(b·K/group + g)·4 + r`
-/// (the layout of `scales_r4`, for f32 stats). Rows N..4·⌈N/4⌉ are zero.
+/// (the layout of `scales_r4`, for f32 stats; the a8g `stats_r4` pairs two of these). Rows
+/// N..4·⌈N/4⌉ are zero.
 pub fn interleave_stats_r4(v: &[f32], n: usize, groups: usize) -> Vec<f32> {
     let nb = n.div_ceil(4);
     let mut s = vec![0f32; nb * groups * 4];

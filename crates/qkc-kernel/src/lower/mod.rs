@@ -49,6 +49,11 @@ pub struct LowerOptions {
     pub target: LowerTarget,
     /// The token count `T` (batch for decode; 1..=8 for the GEMV kernels).
     pub tokens: usize,
+    /// Per node, from its weights ([`node_options`]): the `qlinear` node takes the CPU a8g
+    /// templates and every per-32-block scale and offset of its `w` (and `up`) is an f16 value,
+    /// so the kernel reads them as f16 (`a8g_stats_f16`, 16 bytes per 4 rows and 32-block
+    /// instead of 32). [`lower`] and [`pack`] must see the same value; `false` is always valid.
+    pub a8g_f16_stats: bool,
 }
 
 /// Which half of an attention node's KV cache.
@@ -191,6 +196,24 @@ pub fn lower(g: &Graph, id: NodeId, opts: &LowerOptions) -> Result<Lowered, Lowe
     match &g.node(id).op {
         Op::Qlinear(_) => qlinear::lower(g, id, opts),
         _ => ops::lower(g, id, opts),
+    }
+}
+
+/// `opts` refined for node `id` from its bound weights (`weight(role)`, `None` when absent): the
+/// options to pass to both [`lower`] and [`pack`] of that node. Deterministic: it depends only on
+/// the graph, `opts` and the weights' values. Today it decides [`LowerOptions::a8g_f16_stats`].
+pub fn node_options<'w>(
+    g: &Graph,
+    id: NodeId,
+    opts: &LowerOptions,
+    weight: &dyn Fn(&str) -> Option<WeightData<'w>>,
+) -> LowerOptions {
+    let base = LowerOptions { a8g_f16_stats: false, ..*opts };
+    match &g.node(id).op {
+        Op::Qlinear(_) => {
+            LowerOptions { a8g_f16_stats: qlinear::a8g_f16_exact(g, id, &base, weight), ..base }
+        }
+        _ => base,
     }
 }
 

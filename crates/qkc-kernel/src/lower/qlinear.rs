@@ -214,7 +214,9 @@ fn cpu_a8(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<usize>
 /// without act-order, packed as `w = s·q + o` (sym, asym or `:min`) in 4-bit containers (2–4
 /// bits) or bytes (5–8 bits), stats groups a multiple of 32 (expanded to one (s, o) per 32-block
 /// at load), with int8 symmetric activations quantized per 32-block (`act_group = 32`, ggml's
-/// Q8 activations), f32 x and output, T ≥ 1, and no rotation, outliers or epilogue. The
+/// Q8 activations), f32 x and output, T ≥ 1, and no rotation, outliers or epilogue. The stats
+/// are read as f32, or as f16 when every one is an f16 value ([`a8g_f16_exact`], decided per node
+/// from the weights: GGUF Q4_0/Q4_1/Q8_0; 16 instead of 32 bytes per 4 rows and 32-block). The
 /// container bits (4 or 8) when it applies.
 fn cpu_a8g(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<u32> {
     let LowerTarget::Cpu { .. } = opts.target else { return None };
@@ -227,21 +229,67 @@ fn cpu_a8g(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Option<u32> 
     (fits && act8 && bare && s.x_elem == Scalar::F32 && s.out_elem == Scalar::F32).then_some(cb)
 }
 
-fn lower_a8g(g: &Graph, id: NodeId, s: &Spec, cb: u32, chunks: u32) -> Result<Lowered, LowerError> {
+/// `f16`: the stats are read as f16 ([`LowerOptions::a8g_f16_stats`]).
+fn lower_a8g(
+    g: &Graph,
+    id: NodeId,
+    s: &Spec,
+    cb: u32,
+    chunks: u32,
+    f16: bool,
+) -> Result<Lowered, LowerError> {
+    // i32 words of stats per (row block, 32-block): 4 rows' (s, o) as f16 pairs or f32
+    let sw: u64 = if f16 { 4 } else { 8 };
     let args = crate::template::Args::new()
         .int("K", s.k as i64)
         .int("N", s.n as i64)
         .int("T", s.t as i64)
         .int("CHUNKS", i64::from(chunks))
+        .int("SW", sw as i64)
         .snippet("split", "split_u4_bytes")
+        .snippet("stats", if f16 { "a8g_stats_f16" } else { "a8g_stats_f32" })
         .snippet("epilogue", "epilogue_none");
     let (k, t, nb) = (s.k as u64, s.t as u64, s.n.div_ceil(4) as u64);
-    // codes, f32 scales and offsets per 32-block of 4·⌈N/4⌉ rows (padding rows are read), f32 x
-    let bytes_read = nb * 4 * k * u64::from(cb) / 8 + 2 * nb * 4 * (k / 32) * 4 + t * k * 4;
+    // codes, the stats per 32-block of 4·⌈N/4⌉ rows (padding rows are read), f32 x
+    let bytes_read = nb * 4 * k * u64::from(cb) / 8 + nb * (k / 32) * sw * 4 + t * k * 4;
     let template = if cb == 4 { "gemv_u4_cpu_a8g" } else { "gemv_u8_cpu_a8g" };
-    let mut l = fast_template(g, id, template, &args, ["codes_r4", "scale_r4"], bytes_read)?;
-    l.bindings.insert(2, Binding::Packed { role: "w".into(), buffer: "offset_r4".into() });
-    Ok(l)
+    fast_template(g, id, template, &args, ["codes_r4", "stats_r4"], bytes_read)
+}
+
+/// Whether node `id` takes the a8g templates ([`cpu_a8g`] or [`cpu_a8g_split`]) and every
+/// per-32-block scale and offset [`pack_a8g`] would write for its `w` (and `up`) is finite and
+/// an f16 value: then the kernels read them as f16, exactly (GGUF Q4_0/Q4_1/Q8_0 store f16 `d`
+/// and `m`). `opts` must have `a8g_f16_stats` false (the decision does not depend on it).
+pub(crate) fn a8g_f16_exact<'w>(
+    g: &Graph,
+    id: NodeId,
+    opts: &LowerOptions,
+    weight: &dyn Fn(&str) -> Option<WeightData<'w>>,
+) -> bool {
+    let Ok(s) = main_spec(g, id, opts) else { return false };
+    let roles: &[&str] = if cpu_a8g(g, id, &s, opts).is_some() {
+        &["w"]
+    } else if cpu_a8g_split(g, id, &s, opts).is_some() {
+        if s.up.is_some() {
+            &["w", "up"]
+        } else {
+            &["w"]
+        }
+    } else {
+        return false;
+    };
+    // the per-group stats: [`pack_a8g`] writes each of them (expanded per 32-block) and zeros
+    roles.iter().all(|&role| match (weight(role), scheme_of(g, id, role)) {
+        (Some(WeightData::Quant(q)), Some((scheme, n, k))) if (q.scheme, q.n, q.k) == (scheme, n, k) => {
+            Form::uniform_stats(q).is_ok_and(|(sc, of)| sc.iter().chain(&of).all(|&v| f16_exact(v)))
+        }
+        _ => false,
+    })
+}
+
+/// `v` is finite and converts to f16 and back unchanged (bit for bit: −0 stays −0).
+fn f16_exact(v: f32) -> bool {
+    v.is_finite() && half::f16::from_f32(v).to_f32().to_bits() == v.to_bits()
 }
 
 /// The a8g templates have no epilogue beyond a plain store. A `qlinear` whose only extras are
@@ -323,7 +371,7 @@ fn lower_a8g_split(
     let temp = |name: &str| Binding::Temp { name: name.into(), elem: Scalar::F32, len };
     let bare = bare_gemv(s);
     let gemv = |role: &str, out: &str| -> Result<Lowered, LowerError> {
-        let mut l = lower_a8g(g, id, &bare, cb, chunks)?;
+        let mut l = lower_a8g(g, id, &bare, cb, chunks, opts.a8g_f16_stats)?;
         for b in &mut l.bindings {
             match b {
                 Binding::Packed { role: r, .. } => *r = role.into(),
@@ -380,10 +428,14 @@ fn lower_a8g_split(
     Ok(main)
 }
 
-/// `gemv_u{4,8}_cpu_a8g`'s buffers: the generic affine packing ([`Form::pack`]: codes in
-/// `cb`-bit containers, f32 scale and offset per group) interleaved by 4 rows, stats expanded to
-/// one per 32-block.
-fn pack_a8g(f: &Form, q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, String> {
+/// Codes, scales, offsets: what [`a8g_stats`] returns.
+type A8gParts = (Vec<u32>, Vec<f32>, Vec<f32>);
+
+/// The codes (4-row interleaved words) and the scales and offsets of `gemv_u{4,8}_cpu_a8g` (the
+/// generic affine packing, [`Form::pack`]: codes in `cb`-bit containers, f32 scale and offset per
+/// group), the stats expanded to one per 32-block and interleaved by 4 rows
+/// (`[(rb·K/32 + j)·4 + r]`).
+fn a8g_stats(f: &Form, q: &qkc_quant::QuantTensor) -> Result<A8gParts, String> {
     let Form::Codes { cb, group, .. } = *f else { return Err("not a code form".into()) };
     let generic = f.pack(q)?;
     let find = |name: &str| generic.iter().find(|b| b.name == name).ok_or(format!("no `{name}` buffer"));
@@ -402,15 +454,37 @@ fn pack_a8g(f: &Form, q: &qkc_quant::QuantTensor) -> Result<Vec<PackedBuffer>, S
         Ok(super::layout::interleave_stats_r4(&expanded, n, k / 32))
     };
     let w4 = super::layout::interleave_codes_r4(&words, n, k, cb as usize);
-    Ok(vec![
-        PackedBuffer {
-            name: "codes_r4".into(),
-            elem: Scalar::I32,
-            data: w4.iter().flat_map(|w| w.to_le_bytes()).collect(),
-        },
-        form::f32_buffer("scale_r4", stats("scale")?),
-        form::f32_buffer("offset_r4", stats("offset")?),
-    ])
+    Ok((w4, stats("scale")?, stats("offset")?))
+}
+
+/// `gemv_u{4,8}_cpu_a8g`'s buffers: `codes_r4` and `stats_r4`, per (row block, 32-block) the 4
+/// rows' scales then offsets as 8 f32 words, or with `f16` ([`LowerOptions::a8g_f16_stats`],
+/// exact values only) 4 words `f16(s_r) | f16(o_r) << 16`.
+fn pack_a8g(f: &Form, q: &qkc_quant::QuantTensor, f16: bool) -> Result<Vec<PackedBuffer>, String> {
+    let (w4, s, o) = a8g_stats(f, q)?;
+    let mut st: Vec<u32> = Vec::with_capacity(s.len() * if f16 { 1 } else { 2 });
+    for (s4, o4) in s.chunks_exact(4).zip(o.chunks_exact(4)) {
+        if f16 {
+            for (&sv, &ov) in s4.iter().zip(o4) {
+                if !f16_exact(sv) || !f16_exact(ov) {
+                    return Err(format!(
+                        "stats ({sv}, {ov}) are not f16 values but the lowering reads them as f16 (options \
+                         not from `node_options` of these weights)"
+                    ));
+                }
+                let h = |v: f32| u32::from(half::f16::from_f32(v).to_bits());
+                st.push(h(sv) | h(ov) << 16);
+            }
+        } else {
+            st.extend(s4.iter().chain(o4).map(|v| v.to_bits()));
+        }
+    }
+    let words = |name: &str, v: &[u32]| PackedBuffer {
+        name: name.into(),
+        elem: Scalar::I32,
+        data: v.iter().flat_map(|w| w.to_le_bytes()).collect(),
+    };
+    Ok(vec![words("codes_r4", &w4), words("stats_r4", &st)])
 }
 
 /// A fast path: instantiate `template` with `args`; it reads the packed buffers `w.<buffers>`,
@@ -791,7 +865,7 @@ fn lower_spec(g: &Graph, id: NodeId, s: &Spec, opts: &LowerOptions) -> Result<Lo
         return lower_a8(g, id, &s, group, chunks.max(1));
     }
     if let (Some(cb), LowerTarget::Cpu { chunks }) = (cpu_a8g(g, id, &s, opts), opts.target) {
-        return lower_a8g(g, id, &s, cb, chunks.max(1));
+        return lower_a8g(g, id, &s, cb, chunks.max(1), opts.a8g_f16_stats);
     }
     if let (Some(cb), LowerTarget::Cpu { chunks }) = (cpu_a8g_split(g, id, &s, opts), opts.target) {
         return lower_a8g_split(g, id, &s, cb, chunks.max(1), opts);
@@ -880,11 +954,11 @@ pub(crate) fn pack(
             }
             if let Some(s) = main_spec(g, id, opts).ok().filter(|s| cpu_a8g_split(g, id, s, opts).is_some()) {
                 let f = if role == "up" { s.up.unwrap_or(s.w) } else { s.w };
-                return pack_a8g(&f, q).map_err(|e| werr(g, id, role, e));
+                return pack_a8g(&f, q, opts.a8g_f16_stats).map_err(|e| werr(g, id, role, e));
             }
             if role == "w" {
                 if let Some(s) = main_spec(g, id, opts).ok().filter(|s| cpu_a8g(g, id, s, opts).is_some()) {
-                    return pack_a8g(&s.w, q).map_err(|e| werr(g, id, role, e));
+                    return pack_a8g(&s.w, q, opts.a8g_f16_stats).map_err(|e| werr(g, id, role, e));
                 }
                 if let Some(group) = main_spec(g, id, opts).ok().and_then(|s| cpu_a8(g, id, &s, opts)) {
                     let words = q.part("qweight").map_err(|e| werr(g, id, role, e.to_string()))?.to_u32();

@@ -31,6 +31,8 @@ const FILES: &[(&str, &str)] = &[
     ("snippets/epilogue_none.kir", include_str!("../../../../templates/kir/snippets/epilogue_none.kir")),
     ("snippets/epilogue_silu.kir", include_str!("../../../../templates/kir/snippets/epilogue_silu.kir")),
     ("snippets/exp2_op.kir", include_str!("../../../../templates/kir/snippets/exp2_op.kir")),
+    ("snippets/a8g_stats_f32.kir", include_str!("../../../../templates/kir/snippets/a8g_stats_f32.kir")),
+    ("snippets/a8g_stats_f16.kir", include_str!("../../../../templates/kir/snippets/a8g_stats_f16.kir")),
 ];
 
 /// Templates and snippets by name.

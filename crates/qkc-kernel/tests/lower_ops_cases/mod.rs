@@ -306,7 +306,7 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
     let mut caches: HashMap<bool, Buffer> = HashMap::new();
     let mut past = 0usize;
     for &t in &c.runs {
-        let opts = LowerOptions { target: exec.target(), tokens: t };
+        let opts = LowerOptions { target: exec.target(), tokens: t, a8g_f16_stats: false };
         let mut inputs: HashMap<String, Tensor> = HashMap::new();
         let mut bufs: HashMap<NodeId, Buffer> = HashMap::new();
         for id in g.nodes() {

@@ -7,7 +7,7 @@
 
 use qkc_ir::{Graph, NodeId};
 use qkc_kernel::interp::{Arg, Buffer};
-use qkc_kernel::lower::{lower, pack, Binding, LowerOptions, LowerTarget, Lowered, WeightData};
+use qkc_kernel::lower::{lower, node_options, pack, Binding, LowerOptions, LowerTarget, Lowered, WeightData};
 use qkc_quant::{Csr, QuantTensor, Scheme};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,6 +55,15 @@ pub struct Case {
     pub act_group: Option<u32>,
     pub out_act: Option<(u8, bool)>,
     pub f16: bool,
+    /// The CPU a8g templates' stats: `Some(b)` checks that `node_options` decides f16 stats
+    /// exactly when `b` (f16-exact weights: GGUF-like sym / `:min` schemes, whose scales and
+    /// mins are f16 values; asym offsets −z·s are not); `None` checks nothing.
+    pub f16_stats: Option<bool>,
+    /// Lower with f32 stats whatever `node_options` decides (the f32 snippet on f16-exact weights).
+    pub force_f32_stats: bool,
+    /// `:min` schemes: round the synthesized f32 scales and mins to f16 values, as GGUF Q4_1
+    /// stores them (`d`, `m`); otherwise they are arbitrary f32 and the stats not f16-exact.
+    pub gguf_stats: bool,
 }
 
 impl Case {
@@ -74,6 +83,9 @@ impl Case {
             act_group: None,
             out_act: None,
             f16: false,
+            f16_stats: None,
+            force_f32_stats: false,
+            gguf_stats: false,
         }
     }
 
@@ -254,8 +266,15 @@ pub fn conformance_cases() -> Vec<Case> {
     // activations quantized per 32-block (ggml's Q8 activations): the CPU fast paths
     // gemv_u4_cpu_a8g (2–4-bit codes) and gemv_u8_cpu_a8g (5–8-bit codes), SmolLM2's K = 576 and
     // 1536, N not a multiple of 4, T = 1 and 3; the generic kernels elsewhere
-    let a8g =
-        |scheme, n, k, t| Case { act: Some((8, true)), act_group: Some(32), ..Case::new(scheme, n, k, t) };
+    // the stats read as f16 when every scale and offset is an f16 value (sym: s and −2^(b−1)·s,
+    // `:min`: s and the min, as GGUF stores them), as f32 otherwise (asym: −z·s is not)
+    let a8g = |scheme: &'static str, n, k, t| Case {
+        act: Some((8, true)),
+        act_group: Some(32),
+        f16_stats: Some(!scheme.ends_with(":asym")),
+        gguf_stats: true,
+        ..Case::new(scheme, n, k, t)
+    };
     for (scheme, n, k, t) in [
         ("int4:g32:min", 13, 576, 1),
         ("int4:g32:min", 6, 1536, 3),
@@ -270,6 +289,18 @@ pub fn conformance_cases() -> Vec<Case> {
     ] {
         v.push(a8g(scheme, n, k, t));
     }
+    // `:min` with arbitrary f32 mins: f32 stats
+    v.push(Case { gguf_stats: false, f16_stats: Some(false), ..a8g("int4:g32:min", 13, 576, 2) });
+    v.push(Case { gguf_stats: false, f16_stats: Some(false), ..a8g("int8:g32:min", 5, 96, 1) });
+    // f16-exact weights through the f32 stats snippet too
+    v.push(Case { force_f32_stats: true, ..a8g("int4:g32:min", 13, 576, 2) });
+    v.push(Case { force_f32_stats: true, ..a8g("int8:g32", 6, 576, 1) });
+    // the split a8g forms (GEMV kernels + an elementwise epilogue): residual; SiLU gate with
+    // `up`, f16 stats only when both weights are exact
+    v.push(Case { residual: true, ..a8g("int4:g32:min", 9, 576, 2) });
+    v.push(Case { up: Some("int4:g32:min"), ..a8g("int4:g32:min", 6, 576, 1) });
+    v.push(Case { up: Some("int4:g32:asym"), f16_stats: Some(false), ..a8g("int4:g32:min", 7, 576, 3) });
+    v.push(Case { up: Some("int8:g32"), ..a8g("int8:g32", 5, 576, 1) });
     // grouped act quant on the generic kernels: a rotation, a 4-bit grid, an f16 x, an epilogue
     v.push(Case { rot: Some(false), ..a8g("int4:g32:min", 7, 256, 2) });
     v.push(Case { act: Some((4, true)), act_group: Some(64), ..Case::new("lut3", 13, 256, 2) });
@@ -279,7 +310,8 @@ pub fn conformance_cases() -> Vec<Case> {
         f16: true,
         ..Case::new("int4:g32", 5, 128, 3)
     });
-    v.push(Case { bias: true, outliers: true, ..a8g("int8:g32", 6, 128, 1) });
+    // not the a8g templates: never f16 stats
+    v.push(Case { bias: true, outliers: true, f16_stats: Some(false), ..a8g("int8:g32", 6, 128, 1) });
     v
 }
 
@@ -327,18 +359,28 @@ fn matvec(w: &[f32], csr: Option<&Csr>, x: &[f64], n: usize, k: usize) -> Vec<f6
 pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String> {
     let g = qkc_ir::parse(&c.qir()).map_err(|e| format!("parse: {e:?}"))?;
     let id = find(&g, "y");
-    let opts = LowerOptions { target: ex.target(), tokens: c.t };
-    let l = lower(&g, id, &opts).map_err(|e| format!("lower: {e}"))?;
     let (n, k, t) = (c.n, c.k, c.t);
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let scheme: Scheme = c.scheme.parse().map_err(|e| format!("{e}"))?;
-    let wq = QuantTensor::synthesize(scheme, n, k, seed ^ 1).map_err(|e| e.to_string())?;
+    let gguf_like = |mut q: QuantTensor| -> QuantTensor {
+        let min = matches!(q.scheme, Scheme::Uniform(u) if u.min);
+        for (name, p) in q.parts.iter_mut() {
+            if c.gguf_stats && min && (name == "scales" || name == "mins") {
+                for b in p.bytes.chunks_exact_mut(4) {
+                    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    b.copy_from_slice(&half::f16::from_f32(v).to_f32().to_le_bytes());
+                }
+            }
+        }
+        q
+    };
+    let wq = gguf_like(QuantTensor::synthesize(scheme, n, k, seed ^ 1).map_err(|e| e.to_string())?);
     let wd = wq.dequant().map_err(|e| e.to_string())?;
     let uq = match c.up {
-        Some(u) => Some(
+        Some(u) => Some(gguf_like(
             QuantTensor::synthesize(u.parse().map_err(|e| format!("{e}"))?, n, k, seed ^ 2)
                 .map_err(|e| e.to_string())?,
-        ),
+        )),
         None => None,
     };
     let scale = 2.0 / (k as f32).sqrt();
@@ -359,6 +401,30 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
     };
     let x = rnd(&mut r, t * k);
     let bias: Vec<f64> = rnd(&mut r, n).iter().map(|&v| f64::from((0.1 * v) as f32)).collect();
+    let weight = |role: &str| -> Option<WeightData<'_>> {
+        Some(match role {
+            "w" => WeightData::Quant(&wq),
+            "up" => WeightData::Quant(uq.as_ref()?),
+            "outliers" => WeightData::Sparse(s.as_ref()?),
+            "up_outliers" => WeightData::Sparse(su.as_ref()?),
+            "bias" => WeightData::Dense(&bias),
+            _ => return None,
+        })
+    };
+    // the options the runtime's plan uses: refined per node from the weights
+    let base = LowerOptions { target: ex.target(), tokens: t, a8g_f16_stats: false };
+    let mut opts = node_options(&g, id, &base, &weight);
+    if let Some(want) = c.f16_stats {
+        // only the CPU a8g templates read f16 stats
+        let want = want && matches!(base.target, LowerTarget::Cpu { .. });
+        if opts.a8g_f16_stats != want {
+            return Err(format!("node_options decided f16 stats = {}, want {want}", opts.a8g_f16_stats));
+        }
+    }
+    if c.force_f32_stats {
+        opts.a8g_f16_stats = false;
+    }
+    let l = lower(&g, id, &opts).map_err(|e| format!("lower: {e}"))?;
     let res = rnd(&mut r, t * n);
     // reference (qkc_ir::interp's qlinear, step by step)
     let ud = match &uq {
@@ -422,15 +488,19 @@ pub fn check_case(c: &Case, ex: &dyn Executor, seed: u64) -> Result<f64, String>
         }
     };
     let packed = |role: &str| -> Result<Vec<qkc_kernel::lower::PackedBuffer>, String> {
-        let data = match role {
-            "w" => WeightData::Quant(&wq),
-            "up" => WeightData::Quant(uq.as_ref().ok_or("no up")?),
-            "outliers" => WeightData::Sparse(s.as_ref().ok_or("no outliers")?),
-            "up_outliers" => WeightData::Sparse(su.as_ref().ok_or("no up outliers")?),
-            "bias" => WeightData::Dense(&bias),
-            _ => return Err(format!("unknown role {role}")),
-        };
-        pack(&g, id, role, data, &opts).map_err(|e| format!("pack {role}: {e}"))
+        let data = weight(role).ok_or(format!("no weight for role {role}"))?;
+        let bufs = pack(&g, id, role, data, &opts).map_err(|e| format!("pack {role}: {e}"))?;
+        // the a8g stats: 4 rows' (s, o) per 32-block as f16 pairs (16 bytes) or f32 (32 bytes)
+        if let Some(st) = bufs.iter().find(|b| b.name == "stats_r4") {
+            let per = if opts.a8g_f16_stats { 16 } else { 32 };
+            if st.data.len() != n.div_ceil(4) * (k / 32) * per {
+                return Err(format!(
+                    "stats_r4 of {} bytes, want {per} per 4 rows and 32-block",
+                    st.data.len()
+                ));
+            }
+        }
+        Ok(bufs)
     };
     let mut cache: std::collections::HashMap<String, Vec<qkc_kernel::lower::PackedBuffer>> =
         Default::default();

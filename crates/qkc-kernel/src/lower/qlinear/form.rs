@@ -250,17 +250,20 @@ impl Form {
             .map_or(0, |&(_, e, len)| (len * e.bytes() as usize) as u64)
     }
 
+    /// The per-(row, group) scale and offset `[N, K/G]` of a uniform scheme in this form's
+    /// affine `w = s·q + m` (what [`Form::pack`] writes as `scale` and `offset`): sym
+    /// `m = −2^(b−1)·s`, asym `m = −z·s`, `:min` the stored min.
+    pub(crate) fn uniform_stats(q: &QuantTensor) -> PR<(Vec<f32>, Vec<f32>)> {
+        let Scheme::Uniform(u) = q.scheme else { return Err("not a uniform scheme".into()) };
+        uniform_stats(q, u)
+    }
+
     /// Pack a quantized tensor (already checked to be of this form's scheme and shape).
     pub(crate) fn pack(&self, q: &QuantTensor) -> PR<Vec<PackedBuffer>> {
         let deq = q.dequant().map_err(|e| e.to_string())?;
         let (n, k) = (q.n, q.k);
         let out = match (*self, q.scheme) {
             (Form::Codes { cb, group, .. }, Scheme::Uniform(u)) => {
-                let groups = k / group;
-                let scales = part_f32(q, "scales")?;
-                // `:min`: w = scale·q + min, so the offset is the stored min (f32).
-                let mins = if u.min { Some(part_f32(q, "mins")?) } else { None };
-                let zeros = if u.sym || u.min { None } else { Some(part_f32(q, "zeros")?) };
                 let words = part_u32(q, "qweight")?;
                 let wpr = qpack::words_per_row_packed(k, u.bits, u.packing);
                 let gidx: Vec<usize> = if u.act_order {
@@ -286,14 +289,7 @@ impl Form {
                         codes[r * k + i] = row[j];
                     }
                 }
-                let z0 = f32::from(1u16 << (u.bits - 1));
-                let s: Vec<f32> = scales.clone();
-                let m: Vec<f32> = match mins {
-                    Some(m) => m,
-                    None => {
-                        (0..n * groups).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect()
-                    }
-                };
+                let (s, m) = uniform_stats(q, u)?;
                 let _ = Packing::Gptq;
                 let mut v =
                     vec![pack_codes(&codes, n, k, cb), f32_buffer("scale", s), f32_buffer("offset", m)];
@@ -515,4 +511,18 @@ fn pack_binary(
             vec![pack_codes(&codes, n, k, cb), f32_buffer("table", table)]
         }
     })
+}
+
+/// [`Form::uniform_stats`].
+fn uniform_stats(q: &QuantTensor, u: qkc_quant::scheme::UniformInt) -> PR<(Vec<f32>, Vec<f32>)> {
+    let scales = part_f32(q, "scales")?;
+    // `:min`: w = scale·q + min, so the offset is the stored min (f32).
+    let mins = if u.min { Some(part_f32(q, "mins")?) } else { None };
+    let zeros = if u.sym || u.min { None } else { Some(part_f32(q, "zeros")?) };
+    let z0 = f32::from(1u16 << (u.bits - 1));
+    let m: Vec<f32> = match mins {
+        Some(m) => m,
+        None => (0..scales.len()).map(|i| -scales[i] * zeros.as_ref().map_or(z0, |z| z[i])).collect(),
+    };
+    Ok((scales, m))
 }
