@@ -110,7 +110,8 @@ pub enum RopeStyle {
 /// Activation (fake) quantization of a float tensor: per token (last axis), round to a
 /// `bits`-bit grid with an abs-max (sym) or min-max (asym) scale, and back to float. With
 /// `group = Some(g)`, each consecutive `g` elements of a token's last axis get their own scale
-/// (ggml's Q8_0/Q8_1 activations: g = 32); the last axis must be a multiple of g.
+/// (ggml's Q8_0/Q8_1 activations: g = 32); the last axis must be a multiple of g. Values round
+/// to the nearest grid point, ties to even (as `torch.round` and every qkc kernel do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ActQuant {
     /// 4 or 8.

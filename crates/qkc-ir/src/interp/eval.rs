@@ -275,7 +275,7 @@ pub(crate) fn quantize_act(x: &Tensor, q: ActQuant) -> Tensor {
             let s = amax / qmax;
             for v in row.iter_mut() {
                 *v = if s > 0.0 {
-                    (*v / s).round().clamp(-qmax - 1.0, qmax) * s
+                    (*v / s).round_ties_even().clamp(-qmax - 1.0, qmax) * s
                 } else {
                     0.0
                 };
@@ -286,10 +286,14 @@ pub(crate) fn quantize_act(x: &Tensor, q: ActQuant) -> Tensor {
                 .iter()
                 .fold((0.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
             let s = (hi - lo) / qmax;
-            let z = if s > 0.0 { (-lo / s).round() } else { 0.0 };
+            let z = if s > 0.0 {
+                (-lo / s).round_ties_even()
+            } else {
+                0.0
+            };
             for v in row.iter_mut() {
                 *v = if s > 0.0 {
-                    ((*v / s).round() + z).clamp(0.0, qmax) * s - z * s
+                    ((*v / s).round_ties_even() + z).clamp(0.0, qmax) * s - z * s
                 } else {
                     0.0
                 };
