@@ -275,6 +275,16 @@ impl HfModel {
     }
 }
 
+impl HfModel {
+    /// Import `module` again (its cached copy was handed out already).
+    fn reimport(&self, module: &str) -> Result<qkc_quant::hf::Imported, String> {
+        match import_module(&self.folder, module).map_err(|e| e.to_string())? {
+            (_, _, Module::Quant(imp)) => Ok(imp),
+            (_, _, Module::Dense(_)) => Err("the checkpoint stores it as a float tensor".into()),
+        }
+    }
+}
+
 impl WeightSource for HfModel {
     fn load(&self, name: &str, ty: &Type) -> Result<Loaded, String> {
         match ty {
@@ -287,12 +297,7 @@ impl WeightSource for HfModel {
                 if let Some(q) = cached {
                     return Ok(Loaded::Quant(q));
                 }
-                match import_module(&self.folder, name).map_err(|e| e.to_string())? {
-                    (_, _, Module::Quant(imp)) => Ok(Loaded::Quant(imp.q)),
-                    (_, _, Module::Dense(_)) => {
-                        Err("the checkpoint stores it as a float tensor".into())
-                    }
-                }
+                self.reimport(name).map(|imp| Loaded::Quant(imp.q))
             }
             Type::Sparse { .. } => {
                 let cached = self
@@ -304,15 +309,10 @@ impl WeightSource for HfModel {
                     return Ok(Loaded::Sparse(c));
                 }
                 let module = name.strip_suffix(".outliers").unwrap_or(name);
-                match import_module(&self.folder, module).map_err(|e| e.to_string())? {
-                    (_, _, Module::Quant(imp)) => imp
-                        .outliers
-                        .map(Loaded::Sparse)
-                        .ok_or_else(|| "the module has no outliers".into()),
-                    (_, _, Module::Dense(_)) => {
-                        Err("the checkpoint stores it as a float tensor".into())
-                    }
-                }
+                self.reimport(module)?
+                    .outliers
+                    .map(Loaded::Sparse)
+                    .ok_or_else(|| "the module has no outliers".into())
             }
             Type::Tensor { .. } => {
                 let name = if name == "lm_head.weight" && self.cfg.tied {

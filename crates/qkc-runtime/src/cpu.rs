@@ -289,60 +289,7 @@ impl CpuProgram {
     }
 
     fn launch(&mut self, i: usize) -> Result<(), RuntimeError> {
-        let l = &self.plan.launches[i];
-        self.plan.check_cache(l, &self.cache_len)?;
-        for a in &l.args {
-            if let Arg::Scratch(s) = a {
-                self.scratch[*s].bytes_mut().fill(0);
-            }
-        }
-        let args = self.args(i);
-        let k = &self.plan.kernels[self.plan.launches[i].info.kernel];
-        let LaunchConfig::Cpu { chunks } = k.code.artifact.launch else {
-            return Err(RuntimeError::Graph(format!(
-                "`{}` is not a CPU kernel",
-                k.lowered.kernel.name
-            )));
-        };
-        let entry = EntryPtr(k.code.entry());
-        // a kernel that reads less than SMALL bytes runs on the calling thread: splitting it
-        // costs more than it saves
-        // (a kernel reading a KV cache reads more than its lowering counted: the cache grows)
-        let reads_cache = l.args.iter().any(|a| matches!(a, Arg::Cache(..)));
-        let threads = if k.lowered.bytes_read < SMALL && !reads_cache {
-            1
-        } else {
-            (self.threads as u32).min(chunks).max(1)
-        };
-        let errs = std::sync::Mutex::new(Vec::new());
-        let (args, entry, errs_ref) = (&args, &entry, &errs);
-        let body = move |lo: u32, hi: u32| {
-            // SAFETY: buffers were allocated with the lengths the lowering's types imply and
-            // outlive the call; the kernel verified, so it stays inside them; chunks write
-            // disjoint parts of the outputs.
-            if let Err(e) = unsafe { call_entry(entry.0, args, lo, hi) } {
-                if let Ok(mut v) = errs_ref.lock() {
-                    v.push(e.to_string());
-                }
-            }
-        };
-        if threads == 1 {
-            body(0, chunks);
-        } else {
-            self.pool.run(&|t| {
-                let t = t as u32;
-                if t < threads {
-                    body(t * chunks / threads, (t + 1) * chunks / threads);
-                }
-            });
-        }
-        if let Some(e) = errs.into_inner().unwrap_or_default().first() {
-            return Err(RuntimeError::Codegen {
-                kernel: k.lowered.kernel.name.clone(),
-                message: e.clone(),
-            });
-        }
-        Ok(())
+        self.run_wave(&[i])
     }
 
     /// Run the launches of wave `w` (see the module docs): one fork-join for all of them.
@@ -353,10 +300,11 @@ impl CpuProgram {
         r
     }
 
+    /// Launch `wave` (one launch, or a wave of independent ones) as one fork-join. A kernel
+    /// that reads less than `SMALL` bytes runs whole on one thread: splitting it costs more than
+    /// it saves (a kernel reading a KV cache reads more than its lowering counted: the cache
+    /// grows, so it is always split).
     fn run_wave(&mut self, wave: &[usize]) -> Result<(), RuntimeError> {
-        if let [i] = wave {
-            return self.launch(*i);
-        }
         struct Job {
             args: Vec<u64>,
             entry: EntryPtr,
