@@ -152,10 +152,11 @@ fn executor<'m>(
             // every output element is checked by the tests; generation skips the memsets
             p.poison = false;
             let what = format!(
-                "cpu, {} threads, {} kernels / {} launches per token",
+                "cpu, {} threads, {} kernels / {} launches in {} fork-joins per token",
                 p.threads(),
                 p.kernels().len(),
-                p.launch_count()
+                p.launch_count(),
+                p.fork_joins()
             );
             (Box::new(p), what)
         }

@@ -26,7 +26,10 @@ use crate::RuntimeError;
 pub struct CpuOptions {
     /// Worker threads (default: the machine's available parallelism).
     pub threads: usize,
-    /// Chunks per kernel launch (default: 4 per thread, so uneven chunks balance).
+    /// Chunks per kernel launch (default: one per thread). The runtime hands each thread a
+    /// fixed range of chunks (no stealing), and kernels split their rows evenly over chunks, so
+    /// more chunks than threads balance nothing; they only repeat each chunk's prologue (the
+    /// a8g GEMVs quantize x once per chunk).
     pub chunks: u32,
 }
 
@@ -38,12 +41,12 @@ impl Default for CpuOptions {
 }
 
 impl CpuOptions {
-    /// `threads` workers, 4 chunks each.
+    /// `threads` workers, one chunk each.
     pub fn with_threads(threads: usize) -> Self {
         let threads = threads.max(1);
         CpuOptions {
             threads,
-            chunks: (4 * threads) as u32,
+            chunks: threads as u32,
         }
     }
 }
@@ -69,6 +72,11 @@ pub struct CpuProgram {
     pool: crate::spin::SpinPool,
     /// Launch indices grouped into waves (program order kept).
     waves: Vec<Vec<usize>>,
+    /// Each launch's arguments, resolved once (buffers never move; a `Pos` argument is filled
+    /// in per run from `pos_args`).
+    argv: Vec<Vec<u64>>,
+    /// Per launch: (argument index, cache) of its `Pos` arguments.
+    pos_args: Vec<Vec<(usize, String)>>,
     /// Fill every written buffer with 0xFF before each run, so a kernel that skips an element
     /// shows up as NaN (on by default; generation turns it off, as on the GPU).
     pub poison: bool,
@@ -84,12 +92,15 @@ enum Buf {
 
 /// Group consecutive launches into waves: a launch joins the current wave when no launch of
 /// the wave writes a buffer it reads or writes, and it writes none they read. A launch writes
-/// its value's buffer; scratch/temp buffers and KV caches count as read and written.
+/// its value's buffer (a prologue kernel only its temps: a gate and an up GEMV share a wave);
+/// scratch/temp buffers and KV caches count as read and written.
 fn waves(plan: &Plan<JitKernel>) -> Vec<Vec<usize>> {
     let access = |i: usize| {
         let l = &plan.launches[i];
         let (mut r, mut w) = (HashSet::new(), HashSet::new());
-        w.insert(Buf::Value(plan.resolve(l.node)));
+        if l.writes_value {
+            w.insert(Buf::Value(plan.resolve(l.node)));
+        }
         for a in &l.args {
             match a {
                 Arg::Value(v) => {
@@ -190,7 +201,21 @@ impl CpuProgram {
                 )
             })
             .collect();
-        Ok(CpuProgram {
+        let pos_args = plan
+            .launches
+            .iter()
+            .map(|l| {
+                l.args
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| match a {
+                        Arg::Pos(c) => Some((i, c.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut prog = CpuProgram {
             packed: plan
                 .packed
                 .iter()
@@ -213,9 +238,20 @@ impl CpuProgram {
             pool: crate::spin::SpinPool::new(threads)
                 .map_err(|e| RuntimeError::Graph(format!("cannot start {threads} threads: {e}")))?,
             waves: waves(&plan),
+            argv: Vec::new(),
+            pos_args,
             poison: true,
             plan,
-        })
+        };
+        prog.resolve_args();
+        Ok(prog)
+    }
+
+    /// Resolve every launch's buffer arguments to addresses (again after buffers were swapped).
+    fn resolve_args(&mut self) {
+        self.argv = (0..self.plan.launches.len())
+            .map(|i| self.addresses(i))
+            .collect();
     }
 
     /// The compiled kernels (distinct specializations).
@@ -258,6 +294,27 @@ impl CpuProgram {
         &self.waves
     }
 
+    /// Waves per run that need the worker threads (the others run whole on the calling
+    /// thread: every launch in them reads less than `SMALL` bytes and no KV cache).
+    pub fn fork_joins(&self) -> usize {
+        self.waves
+            .iter()
+            .filter(|w| w.iter().any(|&i| self.threads > 1 && self.splits(i)))
+            .count()
+    }
+
+    /// Whether launch `i` is spread over the threads (see [`Self::run_wave`]).
+    fn splits(&self, i: usize) -> bool {
+        let l = &self.plan.launches[i];
+        let k = &self.plan.kernels[l.info.kernel];
+        let chunks = match k.code.artifact.launch {
+            LaunchConfig::Cpu { chunks } => chunks,
+            _ => 1,
+        };
+        let reads_cache = l.args.iter().any(|a| matches!(a, Arg::Cache(..)));
+        chunks > 1 && (k.lowered.bytes_read >= SMALL || reads_cache)
+    }
+
     /// Information about launch `i`.
     pub fn launch_info(&self, i: usize) -> &LaunchInfo {
         &self.plan.launches[i].info
@@ -272,7 +329,16 @@ impl CpuProgram {
         Ok(())
     }
 
+    /// Launch `i`'s arguments for this run.
     fn args(&self, i: usize) -> Vec<u64> {
+        let mut a = self.argv[i].clone();
+        for (k, c) in &self.pos_args[i] {
+            a[*k] = self.cache_len.get(c).copied().unwrap_or(0) as u64;
+        }
+        a
+    }
+
+    fn addresses(&self, i: usize) -> Vec<u64> {
         self.plan.launches[i]
             .args
             .iter()
@@ -337,11 +403,10 @@ impl CpuProgram {
                     k.lowered.kernel.name
                 )));
             };
-            let reads_cache = l.args.iter().any(|a| matches!(a, Arg::Cache(..)));
-            let threads = if k.lowered.bytes_read < SMALL && !reads_cache {
-                1
-            } else {
+            let threads = if self.splits(i) {
                 (self.threads as u32).min(chunks).max(1)
+            } else {
+                1
             };
             let home = if threads == 1 {
                 singles += 1;
@@ -482,6 +547,7 @@ impl CpuProgram {
                 for (j, &p) in mine.iter().enumerate() {
                     std::mem::swap(&mut prog.packed[p], &mut sets[c - 1][j]);
                 }
+                prog.argv[i] = prog.addresses(i);
             }
             let t0 = Instant::now();
             let r = prog.launch(i);
@@ -492,6 +558,7 @@ impl CpuProgram {
                 for (j, &p) in mine.iter().enumerate() {
                     std::mem::swap(&mut prog.packed[p], &mut sets[c - 1][j]);
                 }
+                prog.argv[i] = prog.addresses(i);
             }
             r
         };

@@ -51,6 +51,8 @@ pub(crate) struct Launch {
     pub node: NodeId,
     pub args: Vec<Arg>,
     pub cache: Option<String>,
+    /// Whether it writes the node's value (a prologue kernel writes only its temps).
+    pub writes_value: bool,
 }
 
 /// A KV cache's size: f32 `[max, row]`.
@@ -249,6 +251,7 @@ impl<C> Plan<C> {
                         kernel: kidx,
                     },
                     node: id,
+                    writes_value: stage.bindings.iter().any(|b| matches!(b, Binding::Output)),
                     args,
                     cache,
                 });

@@ -33,6 +33,13 @@ pub struct SpinPool {
 /// How long an idle worker spins before parking.
 const SPIN: Duration = Duration::from_micros(200);
 
+/// How long a thread spins on pause instructions alone before it also yields its core each
+/// round. The gaps between launches of a decode step are a few microseconds: a `sched_yield`
+/// in every gap (as when yielding every 64 spins) cost ~7% of a SmolLM2 decode step in
+/// `__schedule`, and the worker noticed a job late when it was in the syscall. Yielding after
+/// this long still lets an oversubscribed machine progress (pure spinning collapsed there).
+const YIELD_AFTER: Duration = Duration::from_micros(50);
+
 impl SpinPool {
     /// A pool that runs jobs on `threads` threads (the caller and `threads − 1` workers).
     pub fn new(threads: usize) -> std::io::Result<Self> {
@@ -80,11 +87,12 @@ impl SpinPool {
         f(0);
         let n = self.workers.len();
         let mut spins = 0u32;
+        let mut since: Option<Instant> = None;
         while self.shared.done.load(Ordering::Acquire) < n {
-            // spin briefly, then yield: when the machine is oversubscribed (more runnable threads
-            // than cores) the worker may be waiting for this very core
+            // spin, then yield: when the machine is oversubscribed (more runnable threads than
+            // cores) the worker may be waiting for this very core
             spins = spins.wrapping_add(1);
-            if spins > 256 {
+            if spins % 64 == 0 && since.get_or_insert_with(Instant::now).elapsed() > YIELD_AFTER {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -112,9 +120,10 @@ fn worker(sh: &Shared, index: usize) {
             }
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 {
-                if t0.elapsed() > SPIN {
+                let idle = t0.elapsed();
+                if idle > SPIN {
                     std::thread::park_timeout(Duration::from_millis(5));
-                } else {
+                } else if idle > YIELD_AFTER {
                     std::thread::yield_now();
                 }
             } else {

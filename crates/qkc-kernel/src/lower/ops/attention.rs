@@ -91,6 +91,7 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
     };
     let inv = rope.map(|r| k.constant("inv_freq", Scalar::F64, &inv_freq(r.theta, hd as usize)));
     let y = k.output(t * qd)?;
+    let y_f32 = matches!(k.e.ty(y), Type::Ptr(_, Scalar::F32));
     let qs = k.e.shared(Scalar::F32, hd as u32);
     let ks = k.e.shared(Scalar::F32, (t * hd) as u32);
     let vs = k.e.shared(Scalar::F32, (t * hd) as u32);
@@ -212,13 +213,21 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         let dot = |e: &mut super::emit::E, rowp: crate::entities::Value, j: crate::entities::Value| {
             let z = e.f32(0.0);
             let sum = if vec4 {
+                // unrolled over head_dim with 4 independent accumulators: one chain of hd/4
+                // dependent FMAs (4 cycles each) was the attention's bottleneck
                 let zv = e.splat(z, 4);
-                let acc = e.for_(c0, chd, c4, &[zv], |e, d, acc| {
+                let mut accs = [zv; 4];
+                for i in 0..hd / 4 {
+                    let d = e.i32((4 * i) as i64);
                     let a = e.load_vec(qs, d, 4);
                     let b = e.load_vec(rowp, d, 4);
-                    vec![e.fma(a, b, acc[0])]
-                });
-                e.reduce_add(acc[0])
+                    let slot = (i % 4) as usize;
+                    accs[slot] = e.fma(a, b, accs[slot]);
+                }
+                let s01 = e.add(accs[0], accs[1]);
+                let s23 = e.add(accs[2], accs[3]);
+                let s = e.add(s01, s23);
+                e.reduce_add(s)
             } else {
                 let acc = e.for_(c0, chd, c1, &[z], |e, d, acc| {
                     let a = e.load_raw(qs, d);
@@ -266,6 +275,73 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         let rinv = e.div(one, sum);
         let yrow = e.offset(y, qb);
         if let Some(acc) = accs {
+            if vec4 {
+                // the CPU keeps up to 8 vectors (32 lanes) of the output in registers and walks
+                // the positions once per such slice (hd = 64: two passes), instead of a load,
+                // an FMA and a store of the accumulator per vector and position
+                let nv = hd / 4;
+                let mut v0 = 0u64;
+                while v0 < nv {
+                    let v1 = (v0 + 8).min(nv);
+                    let z = e.f32(0.0);
+                    let zv = e.splat(z, 4);
+                    let init = vec![zv; (v1 - v0) as usize];
+                    let slice = |e: &mut super::emit::E,
+                                 p: crate::entities::Value,
+                                 vrow: crate::entities::Value,
+                                 acc: &[crate::entities::Value]|
+                     -> Vec<crate::entities::Value> {
+                        let pv = e.splat(p, 4);
+                        (v0..v1)
+                            .zip(acc)
+                            .map(|(vi, &a)| {
+                                let d = e.i32((4 * vi) as i64);
+                                let v = e.load_vec(vrow, d, 4);
+                                e.fma(pv, v, a)
+                            })
+                            .collect()
+                    };
+                    let mut cur = init;
+                    if let Some((_, cv, _)) = cache {
+                        cur = e.for_(c0, past, c1, &cur, |e, j, acc| {
+                            let p = e.load_raw(sc, j);
+                            let rb0 = e.muli(j, kd as i64);
+                            let rb = e.add(rb0, kvb);
+                            let vrow = e.offset(cv, rb);
+                            slice(e, p, vrow, acc)
+                        });
+                    }
+                    cur = e.for_(past, visible, c1, &cur, |e, j, acc| {
+                        let p = e.load_raw(sc, j);
+                        let u = e.sub(j, past);
+                        let rb = e.muli(u, hd as i64);
+                        let vrow = e.offset(vs, rb);
+                        slice(e, p, vrow, acc)
+                    });
+                    let rv = e.splat(rinv, 4);
+                    for (vi, &a) in (v0..v1).zip(&cur) {
+                        let d = e.i32((4 * vi) as i64);
+                        if y_f32 {
+                            let o = e.mul(a, rv);
+                            e.store_vec(o, yrow, d);
+                        } else {
+                            e.store_vec(a, acc, d);
+                        }
+                    }
+                    v0 = v1;
+                }
+                if !y_f32 {
+                    // another output dtype: convert element by element
+                    e.stride(c0, chd, &[], |e, d, _| {
+                        let a = e.load_raw(acc, d);
+                        let o = e.mul(a, rinv);
+                        e.store_f32(o, yrow, d);
+                        vec![]
+                    });
+                }
+                e.barrier();
+                return;
+            }
             e.stride(c0, chd, &[], |e, d, _| {
                 let z = e.f32(0.0);
                 e.store_raw(z, acc, d);

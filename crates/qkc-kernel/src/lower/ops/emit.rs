@@ -157,7 +157,8 @@ impl E {
     pub fn axis(&mut self, a: Axis) -> Value {
         self.b.ins1(Op::Axis(a), &[], Type::I32)
     }
-    fn ty(&self, v: Value) -> Type {
+    /// The type of `v`.
+    pub fn ty(&self, v: Value) -> Type {
         self.b.kernel().ty(v)
     }
     /// A binary op (result type = operand type).
@@ -358,16 +359,34 @@ impl E {
     }
     // ---- work split ----
 
+    /// Chunk `chunk`'s part `lo..hi` of `0..n` over `chunks` chunks, balanced: sizes differ by
+    /// at most one (`lo = chunk·n / chunks`), so 9 attention rows over 8 chunks are 1,…,1,2 and
+    /// not 2,2,2,2,1,0,0,0 (which left one of two threads with a single row). When `n·chunks`
+    /// might overflow i32, equal `cdiv(n, chunks)` parts (the last ones short).
+    fn chunk_range(&mut self, chunk: Value, n: u64, chunks: u32, cn: Value) -> (Value, Value) {
+        let c = u64::from(chunks.max(1));
+        if n.saturating_mul(c + 1) < (1u64 << 31) {
+            let a = self.muli(chunk, n as i64);
+            let lo = self.divi(a, c as i64);
+            let b = self.addi(a, n as i64);
+            let hi = self.divi(b, c as i64);
+            (lo, hi)
+        } else {
+            let per = n.div_ceil(c).max(1);
+            let lo = self.muli(chunk, per as i64);
+            let hi0 = self.addi(lo, per as i64);
+            let hi = self.bin(BinaryOp::Smin, hi0, cn);
+            (lo, hi)
+        }
+    }
+
     /// Run `body(item)` for every item of `0..n` (see the module docs).
     pub fn items(&mut self, n: u64, body: impl FnOnce(&mut Self, Value)) {
         let cn = self.i32(n as i64);
         match self.kind {
             Kind::Cpu { chunks } => {
                 let chunk = self.axis(Axis::CpuChunk);
-                let per = n.div_ceil(u64::from(chunks.max(1))).max(1);
-                let lo = self.muli(chunk, per as i64);
-                let hi0 = self.addi(lo, per as i64);
-                let hi = self.bin(BinaryOp::Smin, hi0, cn);
+                let (lo, hi) = self.chunk_range(chunk, n, chunks, cn);
                 self.for1(lo, hi, body);
             }
             Kind::Gpu => {
@@ -389,10 +408,7 @@ impl E {
             Kind::Cpu { chunks } => {
                 let cn = self.i32(n as i64);
                 let chunk = self.axis(Axis::CpuChunk);
-                let per = n.div_ceil(u64::from(chunks.max(1))).max(1);
-                let lo = self.muli(chunk, per as i64);
-                let hi0 = self.addi(lo, per as i64);
-                let hi = self.bin(BinaryOp::Smin, hi0, cn);
+                let (lo, hi) = self.chunk_range(chunk, n, chunks, cn);
                 self.for1(lo, hi, body);
             }
             Kind::Gpu => {
