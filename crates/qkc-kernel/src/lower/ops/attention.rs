@@ -240,7 +240,50 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
             e.store_raw(s, sc, j);
         };
         if let Some((ck, _, _)) = cache {
-            e.stride(c0, past, &[], |e, j, _| {
+            let mut from = c0;
+            if vec4 {
+                // four cached keys at a time: each q vector is loaded once for the four, and
+                // one transpose-add of the four accumulators gives the four scores
+                let m4 = e.i32(-4);
+                let past4 = e.bin(BinaryOp::And, past, m4);
+                e.for_(c0, past4, c4, &[], |e, j, _| {
+                    let z = e.f32(0.0);
+                    let zv = e.splat(z, 4);
+                    let rows: Vec<_> = (0..4)
+                        .map(|r| {
+                            let jr = e.addi(j, r);
+                            let rb0 = e.muli(jr, kd as i64);
+                            let rb = e.add(rb0, kvb);
+                            e.offset(ck, rb)
+                        })
+                        .collect();
+                    let mut acc = [zv; 4];
+                    for i in 0..hd / 4 {
+                        let d = e.i32((4 * i) as i64);
+                        let qv = e.load_vec(qs, d, 4);
+                        for (a, &rowp) in acc.iter_mut().zip(&rows) {
+                            let kv_ = e.load_vec(rowp, d, 4);
+                            *a = e.fma(qv, kv_, *a);
+                        }
+                    }
+                    // lanes: t0 = (a0₀, a1₀, a0₁, a1₁), t1 = (a0₂, a1₂, a0₃, a1₃), ...
+                    let t0 = e.shuffle4(acc[0], acc[1], [0, 4, 1, 5]);
+                    let t1 = e.shuffle4(acc[0], acc[1], [2, 6, 3, 7]);
+                    let u0 = e.add(t0, t1);
+                    let t2 = e.shuffle4(acc[2], acc[3], [0, 4, 1, 5]);
+                    let t3 = e.shuffle4(acc[2], acc[3], [2, 6, 3, 7]);
+                    let u1 = e.add(t2, t3);
+                    let v0 = e.shuffle4(u0, u1, [0, 1, 4, 5]);
+                    let v1 = e.shuffle4(u0, u1, [2, 3, 6, 7]);
+                    let sum = e.add(v0, v1);
+                    let cs = e.splat(csc, 4);
+                    let sv = e.mul(sum, cs);
+                    e.store_vec(sv, sc, j);
+                    vec![]
+                });
+                from = past4;
+            }
+            e.stride(from, past, &[], |e, j, _| {
                 let rb0 = e.muli(j, kd as i64);
                 let rb = e.add(rb0, kvb);
                 let rowp = e.offset(ck, rb);
@@ -257,20 +300,58 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         });
         e.barrier();
         let ninf = e.f32(f64::NEG_INFINITY);
-        let pm = e.stride(c0, visible, &[ninf], |e, j, acc| {
-            let s = e.load_raw(sc, j);
-            vec![e.bin(BinaryOp::Max, acc[0], s)]
-        });
-        let m = e.block_reduce(pm[0], BinaryOp::Max);
         let z = e.f32(0.0);
-        let ps = e.stride(c0, visible, &[z], |e, j, acc| {
-            let s = e.load_raw(sc, j);
-            let d = e.sub(s, m);
-            let p = e.exp(d);
-            e.store_raw(p, sc, j);
-            vec![e.add(acc[0], p)]
-        });
-        let sum = e.block_reduce(ps[0], BinaryOp::Add);
+        let sum = if vec4 {
+            // max and exp on 4 scores at a time, then the last visible % 4 one by one
+            let m4 = e.i32(-4);
+            let vis4 = e.bin(BinaryOp::And, visible, m4);
+            let ninfv = e.splat(ninf, 4);
+            let mv = e.for_(c0, vis4, c4, &[ninfv], |e, j, acc| {
+                let s = e.load_vec(sc, j, 4);
+                vec![e.bin(BinaryOp::Max, acc[0], s)]
+            });
+            let m0 = e.reduce_max(mv[0]);
+            let mt = e.for_(vis4, visible, c1, &[m0], |e, j, acc| {
+                let s = e.load_raw(sc, j);
+                vec![e.bin(BinaryOp::Max, acc[0], s)]
+            });
+            let m = mt[0];
+            let mvv = e.splat(m, 4);
+            let l2e0 = e.f32(std::f64::consts::LOG2_E);
+            let l2e = e.splat(l2e0, 4);
+            let zv = e.splat(z, 4);
+            let pv = e.for_(c0, vis4, c4, &[zv], |e, j, acc| {
+                let s = e.load_vec(sc, j, 4);
+                let d = e.sub(s, mvv);
+                let t = e.mul(d, l2e);
+                let p = e.exp2_v4(t);
+                e.store_vec(p, sc, j);
+                vec![e.add(acc[0], p)]
+            });
+            let s0 = e.reduce_add(pv[0]);
+            let st = e.for_(vis4, visible, c1, &[s0], |e, j, acc| {
+                let s = e.load_raw(sc, j);
+                let d = e.sub(s, m);
+                let p = e.exp(d);
+                e.store_raw(p, sc, j);
+                vec![e.add(acc[0], p)]
+            });
+            st[0]
+        } else {
+            let pm = e.stride(c0, visible, &[ninf], |e, j, acc| {
+                let s = e.load_raw(sc, j);
+                vec![e.bin(BinaryOp::Max, acc[0], s)]
+            });
+            let m = e.block_reduce(pm[0], BinaryOp::Max);
+            let ps = e.stride(c0, visible, &[z], |e, j, acc| {
+                let s = e.load_raw(sc, j);
+                let d = e.sub(s, m);
+                let p = e.exp(d);
+                e.store_raw(p, sc, j);
+                vec![e.add(acc[0], p)]
+            });
+            e.block_reduce(ps[0], BinaryOp::Add)
+        };
         let one = e.f32(1.0);
         let rinv = e.div(one, sum);
         let yrow = e.offset(y, qb);

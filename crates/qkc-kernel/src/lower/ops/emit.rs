@@ -303,6 +303,14 @@ impl E {
         };
         self.b.ins1(Op::Splat, &[v], Type::Vector(s, lanes))
     }
+    /// The largest of a vector's lanes (NaN-propagating).
+    pub fn reduce_max(&mut self, v: Value) -> Value {
+        let Type::Vector(s, _) = self.ty(v) else {
+            self.err.get_or_insert("reduce of a non-vector".into());
+            return v;
+        };
+        self.b.ins1(Op::Reduce(crate::ops::ReduceOp::Max), &[v], Type::Scalar(s))
+    }
     /// The sum of a vector's lanes (fixed order: halves folded down).
     pub fn reduce_add(&mut self, v: Value) -> Value {
         let Type::Vector(s, _) = self.ty(v) else {
@@ -532,6 +540,49 @@ impl E {
         let eb = self.bin(BinaryOp::Shl, nb, k23);
         let sc = self.cast(CastOp::Bitcast, eb, Type::F32);
         self.mul(p, sc)
+    }
+
+    /// [`E::exp2`] on a CPU `<4 x f32>` (the same polynomial, lane-wise).
+    pub fn exp2_v4(&mut self, x: Value) -> Value {
+        let lo0 = self.f32(-126.0);
+        let lo = self.splat(lo0, 4);
+        let hi0 = self.f32(126.0);
+        let hi = self.splat(hi0, 4);
+        let xa = self.bin(BinaryOp::Max, x, lo);
+        let xc = self.bin(BinaryOp::Min, xa, hi);
+        let n = self.un(UnaryOp::RoundEven, xc);
+        let f = self.sub(xc, n);
+        let coef = [
+            1.5252733804059841e-05,
+            0.000_154_035_303_933_816_1,
+            0.0013333558146428443,
+            0.009618129107628477,
+            0.05550410866482158,
+            0.2402265069591007,
+            std::f64::consts::LN_2,
+            1.0,
+        ];
+        let c0 = self.f32(coef[0]);
+        let mut p = self.splat(c0, 4);
+        for &c in &coef[1..] {
+            let cs = self.f32(c);
+            let cc = self.splat(cs, 4);
+            p = self.fma(p, f, cc);
+        }
+        let ni = self.cast(CastOp::Fptosi, n, Type::Vector(Scalar::I32, 4));
+        let b0 = self.i32(127);
+        let bias = self.splat(b0, 4);
+        let nb = self.add(ni, bias);
+        let k23 = self.i32(23);
+        let eb = self.bin(BinaryOp::Shl, nb, k23);
+        let sc = self.cast(CastOp::Bitcast, eb, Type::Vector(Scalar::F32, 4));
+        self.mul(p, sc)
+    }
+
+    /// Four-lane `shuffle a, b, [lanes]` (indices into a‖b).
+    pub fn shuffle4(&mut self, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+        let t = self.ty(a);
+        self.b.ins1(Op::Shuffle(lanes.to_vec()), &[a, b], t)
     }
 
     /// `e^x` for an f32 through [`E::exp2`].
