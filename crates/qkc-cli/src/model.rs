@@ -152,11 +152,12 @@ fn executor<'m>(
             // every output element is checked by the tests; generation skips the memsets
             p.poison = false;
             let what = format!(
-                "cpu, {} threads, {} kernels / {} launches in {} fork-joins per token",
+                "cpu, {} threads, {} kernels / {} launches in {} fork-joins per token, {:.1} MB read per token",
                 p.threads(),
                 p.kernels().len(),
                 p.launch_count(),
-                p.fork_joins()
+                p.fork_joins(),
+                p.bytes_per_run() as f64 / 1e6
             );
             (Box::new(p), what)
         }
@@ -283,13 +284,21 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     .map_err(|e| fail(format!("generating: {e}")))?;
     println!();
     if !a.quiet {
+        let decode = if st.generated == 0 {
+            // one token came from the prefill and no decode step ran: no rate to report
+            "decode 0 tokens".to_string()
+        } else {
+            format!(
+                "decode {} tokens: {:.1} tok/s ({:.2} ms/token)",
+                st.generated,
+                st.decode_tps(),
+                1e3 / st.decode_tps().max(1e-12)
+            )
+        };
         println!(
-            "[prefill {} tokens: {:.1} tok/s | decode {} tokens: {:.1} tok/s ({:.2} ms/token)]",
+            "[prefill {} tokens: {:.1} tok/s | {decode}]",
             st.prompt_tokens,
             st.prefill_tps(),
-            st.generated,
-            st.decode_tps(),
-            1e3 / st.decode_tps().max(1e-12)
         );
     }
     Ok(())

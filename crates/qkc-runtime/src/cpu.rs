@@ -294,6 +294,16 @@ impl CpuProgram {
         &self.waves
     }
 
+    /// Bytes a run reads as its kernels count them (weights, statistics, activations; not the
+    /// KV caches, whose length grows): the numerator of a decode step's GB/s.
+    pub fn bytes_per_run(&self) -> u64 {
+        self.plan
+            .launches
+            .iter()
+            .map(|l| self.plan.kernels[l.info.kernel].lowered.bytes_read)
+            .sum()
+    }
+
     /// Waves per run that need the worker threads (the others run whole on the calling
     /// thread: every launch in them reads less than `SMALL` bytes and no KV cache).
     pub fn fork_joins(&self) -> usize {

@@ -24,7 +24,7 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         ops.iter().find(|(i, _)| *i == r).map(|(_, v)| *v)
     };
     let req = |role: &str| get(role).ok_or_else(|| format!("operand `{role}` has no value"));
-    let d = |role: &str| req(role).map(Value::dense);
+    let d = |role: &str| req(role).and_then(Value::dense);
     let out_shape = node.ty.shape().resolve(ctx.tokens);
     let t = match &node.op {
         Op::Input { .. } | Op::Weight { .. } => {
@@ -42,13 +42,13 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Linear => {
             let mut y = linear(d("x")?, d("w")?);
             if let Some(b) = get("bias") {
-                add_bcast(&mut y, b.dense());
+                add_bcast(&mut y, b.dense()?);
             }
             y
         }
         Op::Matmul => matmul(d("a")?, d("b")?),
         Op::Dequant => d("w")?.clone(),
-        Op::Rotate(r) => rotate(d("x")?, *r, get("r").map(Value::dense))?,
+        Op::Rotate(r) => rotate(d("x")?, *r, get("r").map(Value::dense).transpose()?)?,
         Op::Spmm => spmm(req("s")?, d("x")?)?,
         Op::Add => {
             let mut y = d("a")?.clone();
@@ -78,8 +78,8 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Attention(a) => match (&a.rope, get("pos")) {
             (Some(r), Some(pos)) => {
                 let hd = a.head_dim as usize;
-                let q = rope(d("q")?, pos.dense(), r.theta, hd, r.style);
-                let k = rope(d("k")?, pos.dense(), r.theta, hd, r.style);
+                let q = rope(d("q")?, pos.dense()?, r.theta, hd, r.style);
+                let k = rope(d("k")?, pos.dense()?, r.theta, hd, r.style);
                 attention(&q, &k, d("v")?, a, ctx.caches)?
             }
             _ => attention(d("q")?, d("k")?, d("v")?, a, ctx.caches)?,
@@ -88,7 +88,7 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
         Op::Qlinear(q) => {
             let mut x = d("x")?.clone();
             if let Some(r) = q.rotate {
-                x = rotate(&x, r, get("r").map(Value::dense))?;
+                x = rotate(&x, r, get("r").map(Value::dense).transpose()?)?;
             }
             if let Some(a) = q.act {
                 x = quantize_act(&x, a);
@@ -98,7 +98,7 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
                 add_bcast(&mut y, &spmm(s, &x)?);
             }
             if let Some(b) = get("bias") {
-                add_bcast(&mut y, b.dense());
+                add_bcast(&mut y, b.dense()?);
             }
             if q.silu_gate {
                 let mut up = linear(&x, d("up")?);
@@ -110,7 +110,7 @@ pub(crate) fn eval(ctx: Ctx<'_>, ops: &[(usize, &Value)]) -> R<Value> {
                 }
             }
             if let Some(res) = get("residual") {
-                add_bcast(&mut y, res.dense());
+                add_bcast(&mut y, res.dense()?);
             }
             if let Some(a) = q.out_act {
                 y = quantize_act(&y, a);

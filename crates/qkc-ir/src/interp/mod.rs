@@ -72,18 +72,34 @@ pub enum StoredWeight<'a> {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Dense(Tensor),
-    /// A quantized weight: the stored form and its exact dequantization `[n, k]`.
-    Quant(std::rc::Rc<qkc_quant::QuantTensor>, std::rc::Rc<Tensor>),
+    /// A quantized weight: the stored form and its exact dequantization `[n, k]`, made on first
+    /// use (the runtimes bind weights through an interpreter only to pack the stored form: an
+    /// eager f64 copy of every weight cost SmolLM2-135M ~1 GB and a third of its start-up).
+    Quant(
+        std::rc::Rc<qkc_quant::QuantTensor>,
+        std::rc::Rc<std::cell::OnceCell<Tensor>>,
+    ),
     /// Sparse outliers, and their dense form `[n, k]`.
     Sparse(std::rc::Rc<qkc_quant::Csr>, std::rc::Rc<Tensor>),
 }
 
 impl Value {
     /// The dense tensor view (dequantized / densified for weights).
-    pub(crate) fn dense(&self) -> &Tensor {
+    pub(crate) fn dense(&self) -> Result<&Tensor, String> {
         match self {
-            Value::Dense(t) => t,
-            Value::Quant(_, t) | Value::Sparse(_, t) => t,
+            Value::Dense(t) => Ok(t),
+            Value::Sparse(_, t) => Ok(t),
+            Value::Quant(q, cell) => {
+                if cell.get().is_none() {
+                    let d = q
+                        .dequant()
+                        .map_err(|e| format!("dequantizing a `{}` weight: {e}", q.scheme))?;
+                    let t = Tensor::new(vec![q.n, q.k], d.into_iter().map(f64::from).collect());
+                    let _ = cell.set(t);
+                }
+                cell.get()
+                    .ok_or_else(|| "a dequantized weight went missing".to_string())
+            }
         }
     }
 }
@@ -222,17 +238,22 @@ impl<'g> Interpreter<'g> {
                 };
             vals.insert(id, v);
         }
-        Ok(self
-            .g
+        self.g
             .outputs()
             .iter()
             .map(|o| {
-                (
-                    self.g.node(*o).name.clone(),
-                    vals.get(o).map(|v| v.dense().clone()).unwrap_or_default(),
-                )
+                let node = self.g.node(*o);
+                let t = match vals.get(o) {
+                    Some(v) => v.dense().map_err(|reason| InterpError::Op {
+                        value: node.name.clone(),
+                        op: node.op.name(),
+                        reason,
+                    })?,
+                    None => return Ok((node.name.clone(), Tensor::default())),
+                };
+                Ok((node.name.clone(), t.clone()))
             })
-            .collect())
+            .collect()
     }
 
     /// Check input shapes and find T.

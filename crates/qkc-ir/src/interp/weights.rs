@@ -136,10 +136,9 @@ impl Weights {
     }
 }
 
+/// A quantized weight; its dense form is made when the interpreter first needs it.
 fn quant_value(q: QuantTensor) -> Result<Value, String> {
-    let d = q.dequant().map_err(|e| e.to_string())?;
-    let t = Tensor::new(vec![q.n, q.k], d.into_iter().map(f64::from).collect());
-    Ok(Value::Quant(Rc::new(q), Rc::new(t)))
+    Ok(Value::Quant(Rc::new(q), Rc::new(std::cell::OnceCell::new())))
 }
 
 fn sparse_value(csr: Csr) -> Value {
