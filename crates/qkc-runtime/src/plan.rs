@@ -91,6 +91,90 @@ fn graph_err(s: String) -> RuntimeError {
     RuntimeError::Graph(s)
 }
 
+/// A weight to pack for a node's kernels: packing runs after lowering, on every core (it is
+/// most of a model's start-up: unpacking, re-laying out and checking each weight against its
+/// reference dequantization).
+struct PackJob<'w> {
+    id: NodeId,
+    role: String,
+    opts: LowerOptions,
+    w: WeightData<'w>,
+    /// The buffers the kernels bind (name → index in `Plan::packed`).
+    slots: Vec<(String, usize)>,
+}
+
+/// The stored weight of `id`'s operand `role`.
+fn weight_data<'b>(
+    g: &Graph,
+    bound: &'b Interpreter<'_>,
+    id: NodeId,
+    role: &str,
+) -> Result<WeightData<'b>, RuntimeError> {
+    let name = &g.node(id).name;
+    let w = g
+        .operand(id, role)
+        .ok_or_else(|| graph_err(format!("%{name}: no `{role}` operand")))?;
+    let stored = bound.stored_weight(w).ok_or_else(|| {
+        graph_err(format!(
+            "%{name}: operand `{role}` (%{}) is not a weight",
+            g.node(w).name
+        ))
+    })?;
+    Ok(match stored {
+        StoredWeight::Dense(t) => WeightData::Dense(&t.data),
+        StoredWeight::Quant(q) => WeightData::Quant(q),
+        StoredWeight::Sparse(c) => WeightData::Sparse(c),
+    })
+}
+
+/// Pack every job, largest first, on up to `available_parallelism` threads; results in job
+/// order.
+fn pack_all(
+    g: &Graph,
+    jobs: &[PackJob<'_>],
+) -> Vec<Result<Vec<qkc_kernel::lower::PackedBuffer>, RuntimeError>> {
+    let size = |j: &PackJob<'_>| match j.w {
+        WeightData::Dense(d) => d.len(),
+        WeightData::Quant(q) => q.n * q.k,
+        WeightData::Sparse(c) => c.val.len(),
+    };
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&jobs[i])));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let run = |i: usize| {
+        let j = &jobs[i];
+        lower::pack(g, j.id, &j.role, j.w, &j.opts).map_err(RuntimeError::from)
+    };
+    let done: Option<Vec<(usize, Result<_, RuntimeError>)>> = std::thread::scope(|sc| {
+        let work = || {
+            let mut out = Vec::new();
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                out.push((i, run(i)));
+            }
+            out
+        };
+        let handles: Vec<_> = (1..threads).map(|_| sc.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            all.extend(h.join().ok()?);
+        }
+        Some(all)
+    });
+    let mut out: Vec<Result<_, RuntimeError>> = (0..jobs.len())
+        .map(|_| Err(graph_err("a packing thread panicked".into())))
+        .collect();
+    for (i, r) in done.unwrap_or_default() {
+        out[i] = r;
+    }
+    out
+}
+
 impl<C> Plan<C> {
     /// Lower and compile `g` (after fusion) for `tokens` tokens; pack its weights.
     pub fn build(
@@ -122,6 +206,7 @@ impl<C> Plan<C> {
             build_ms: 0.0,
         };
         let mut by_text: HashMap<String, usize> = HashMap::new();
+        let mut jobs: Vec<PackJob<'_>> = Vec::new();
         for &id in &order {
             let node = g.node(id);
             match &node.op {
@@ -161,7 +246,7 @@ impl<C> Plan<C> {
             let lopts = &nopts;
             let lowered = lower::lower(g, id, lopts)?;
             p.add_value(id, None)?;
-            let mut packed_here: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+            let mut packed_here: HashMap<String, usize> = HashMap::new();
             let mut temps_here: HashMap<String, usize> = HashMap::new();
             let stages: Vec<&Lowered> = lowered
                 .pre
@@ -197,20 +282,32 @@ impl<C> Plan<C> {
                         }
                         Binding::Output => Arg::Value(id),
                         Binding::Packed { role, buffer } => {
-                            if !packed_here.contains_key(role) {
-                                let list = p.pack(&bound, id, role, lopts)?;
-                                packed_here.insert(role.clone(), list);
-                            }
-                            let idx = packed_here[role]
-                                .iter()
-                                .find(|(n, _)| n == buffer)
-                                .map(|&(_, i)| i)
-                                .ok_or_else(|| {
-                                    graph_err(format!(
-                                        "%{}: packing `{role}` made no buffer `{buffer}` (a lowering bug)",
-                                        node.name
-                                    ))
-                                })?;
+                            // packed after the loop, in parallel (see `PackJob`); a slot per
+                            // buffer the kernels bind now
+                            let job = match packed_here.get(role) {
+                                Some(&j) => j,
+                                None => {
+                                    let w = weight_data(g, &bound, id, role)?;
+                                    jobs.push(PackJob {
+                                        id,
+                                        role: role.clone(),
+                                        opts: *lopts,
+                                        w,
+                                        slots: Vec::new(),
+                                    });
+                                    packed_here.insert(role.clone(), jobs.len() - 1);
+                                    jobs.len() - 1
+                                }
+                            };
+                            let slots = &mut jobs[job].slots;
+                            let idx = match slots.iter().find(|(n, _)| n == buffer) {
+                                Some(&(_, i)) => i,
+                                None => {
+                                    p.packed.push(Vec::new());
+                                    slots.push((buffer.clone(), p.packed.len() - 1));
+                                    p.packed.len() - 1
+                                }
+                            };
                             Arg::Packed(idx)
                         }
                         Binding::Const { data, .. } => {
@@ -257,40 +354,21 @@ impl<C> Plan<C> {
                 });
             }
         }
+        for (job, bufs) in jobs.iter().zip(pack_all(g, &jobs)) {
+            let mut bufs = bufs?;
+            for (buffer, slot) in &job.slots {
+                let b = bufs.iter_mut().find(|b| &b.name == buffer).ok_or_else(|| {
+                    graph_err(format!(
+                        "%{}: packing `{}` made no buffer `{buffer}` (a lowering bug)",
+                        g.node(job.id).name,
+                        job.role
+                    ))
+                })?;
+                p.packed[*slot] = std::mem::take(&mut b.data);
+            }
+        }
         p.build_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(p)
-    }
-
-    fn pack(
-        &mut self,
-        bound: &Interpreter<'_>,
-        id: NodeId,
-        role: &str,
-        lopts: &LowerOptions,
-    ) -> Result<Vec<(String, usize)>, RuntimeError> {
-        let g = &self.g;
-        let name = &g.node(id).name;
-        let w = g
-            .operand(id, role)
-            .ok_or_else(|| graph_err(format!("%{name}: no `{role}` operand")))?;
-        let stored = bound.stored_weight(w).ok_or_else(|| {
-            graph_err(format!(
-                "%{name}: operand `{role}` (%{}) is not a weight",
-                g.node(w).name
-            ))
-        })?;
-        let wd = match stored {
-            StoredWeight::Dense(t) => WeightData::Dense(&t.data),
-            StoredWeight::Quant(q) => WeightData::Quant(q),
-            StoredWeight::Sparse(c) => WeightData::Sparse(c),
-        };
-        let bufs = lower::pack(g, id, role, wd, lopts)?;
-        let mut list = Vec::new();
-        for pb in bufs {
-            self.packed.push(pb.data);
-            list.push((pb.name, self.packed.len() - 1));
-        }
-        Ok(list)
     }
 
     fn add_value(&mut self, id: NodeId, init: Option<Vec<u8>>) -> Result<(), RuntimeError> {

@@ -138,7 +138,10 @@ impl Weights {
 
 /// A quantized weight; its dense form is made when the interpreter first needs it.
 fn quant_value(q: QuantTensor) -> Result<Value, String> {
-    Ok(Value::Quant(Rc::new(q), Rc::new(std::cell::OnceCell::new())))
+    Ok(Value::Quant(
+        Rc::new(q),
+        Rc::new(std::cell::OnceCell::new()),
+    ))
 }
 
 fn sparse_value(csr: Csr) -> Value {
