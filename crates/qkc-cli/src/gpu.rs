@@ -266,6 +266,7 @@ pub fn compile_ptx_dir(
 pub fn model_executor<'m>(
     path: &Path,
     m: &'m qkc_model::Model,
+    graph: bool,
 ) -> Result<(Box<dyn qkc_model::generate::Executor + 'm>, String), Reported> {
     let cuda = open()?;
     let fused = fuse(path, &m.graph)?;
@@ -276,11 +277,17 @@ pub fn model_executor<'m>(
     .map_err(|e| fail(format!("{}: {e}", display(path))))?;
     prog.sync_each = false;
     prog.poison = false;
+    prog.graph = graph;
     let what = format!(
-        "cuda ({}, sm_{sm}), {} kernels / {} launches per token",
+        "cuda ({}, sm_{sm}), {} kernels / {} launches per token{}",
         cuda.name,
         prog.kernels().len(),
-        prog.launch_count()
+        prog.launch_count(),
+        if graph {
+            ", replayed as one CUDA graph"
+        } else {
+            ""
+        }
     );
     Ok((Box::new(prog), what))
 }

@@ -317,6 +317,10 @@ enum Cmd {
         /// With --act-bits: one activation scale per this many elements of a token (default 32).
         #[arg(long, requires = "act_bits")]
         act_group: Option<u32>,
+        /// With --target cuda: launch each kernel from the host every step instead of replaying
+        /// the step as one captured CUDA graph.
+        #[arg(long)]
+        no_cuda_graph: bool,
     },
 }
 
@@ -490,6 +494,7 @@ fn main() -> ExitCode {
             quiet,
             act_bits,
             act_group,
+            no_cuda_graph,
         } => model::generate_cmd(&model::GenArgs {
             model: &model,
             prompt: &prompt,
@@ -506,6 +511,7 @@ fn main() -> ExitCode {
             quiet,
             act_bits,
             act_group,
+            cuda_graph: !no_cuda_graph,
         }),
     };
     match r {

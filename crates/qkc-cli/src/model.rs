@@ -26,6 +26,8 @@ pub struct GenArgs<'a> {
     pub act_group: Option<u32>,
     /// Print only the generated text (no banner, no stats).
     pub quiet: bool,
+    /// With `--target cuda`: replay each step as one captured CUDA graph.
+    pub cuda_graph: bool,
 }
 
 fn open(
@@ -142,6 +144,7 @@ fn executor<'m>(
     m: &'m Model,
     target: Target,
     threads: Option<usize>,
+    cuda_graph: bool,
 ) -> Result<(Box<dyn Executor + 'm>, String), Reported> {
     Ok(match target {
         Target::Cpu => {
@@ -161,7 +164,7 @@ fn executor<'m>(
             );
             (Box::new(p), what)
         }
-        Target::Cuda => crate::gpu::model_executor(path, m)?,
+        Target::Cuda => crate::gpu::model_executor(path, m, cuda_graph)?,
         Target::Interp => (
             Box::new(InterpExecutor {
                 interp: qkc_ir::interp::Interpreter::new(&m.graph, &m.weights)
@@ -192,7 +195,7 @@ pub fn perplexity_cmd(
     if let Some(w) = windows {
         toks.truncate(w * ctx);
     }
-    let (mut exe, what) = executor(path, &m, target, threads)?;
+    let (mut exe, what) = executor(path, &m, target, threads, true)?;
     println!(
         "{}: {} tokens of {}, windows of {ctx}, on {what}",
         m.cfg.name,
@@ -246,7 +249,7 @@ pub fn generate_cmd(a: &GenArgs<'_>) -> Result<(), Reported> {
     qkc_model::generate::Sampler::new(a.sampling).map_err(|e| fail(e.to_string()))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
-    let (mut exe, what) = executor(a.model, &m, a.target, a.threads)?;
+    let (mut exe, what) = executor(a.model, &m, a.target, a.threads, a.cuda_graph)?;
     let build_ms = t1.elapsed().as_secs_f64() * 1e3;
     if !a.quiet {
         eprintln!(

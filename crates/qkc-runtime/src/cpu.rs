@@ -57,6 +57,8 @@ const SMALL: u64 = 32 << 10;
 struct Cache {
     k: AlignedBuf,
     v: AlignedBuf,
+    /// Its length as one i32, for kernels that read it from memory (`Arg::PosBuf`).
+    pos: AlignedBuf,
 }
 
 /// A graph compiled for the CPU, with its weights packed and its buffers allocated.
@@ -114,7 +116,7 @@ fn waves(plan: &Plan<JitKernel>) -> Vec<Vec<usize>> {
                     r.insert(Buf::Cache(c.clone()));
                     w.insert(Buf::Cache(c.clone()));
                 }
-                Arg::Packed(_) | Arg::Const(_) | Arg::Pos(_) => {}
+                Arg::Packed(_) | Arg::Const(_) | Arg::Pos(_) | Arg::PosBuf(_) => {}
             }
         }
         (r, w)
@@ -197,6 +199,7 @@ impl CpuProgram {
                     Cache {
                         k: AlignedBuf::zeroed(s.max * s.row * 4),
                         v: AlignedBuf::zeroed(s.max * s.row * 4),
+                        pos: AlignedBuf::zeroed(4),
                     },
                 )
             })
@@ -360,6 +363,7 @@ impl CpuProgram {
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].k.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].v.addr(),
                 Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,
+                Arg::PosBuf(c) => self.caches[c].pos.addr(),
             })
             .collect()
     }
@@ -493,6 +497,7 @@ impl CpuProgram {
                 }
             }
         }
+        self.write_pos();
         for w in 0..self.waves.len() {
             self.launch_wave(w)?;
         }
@@ -520,10 +525,19 @@ impl CpuProgram {
     /// [`Self::time_launch`] sees realistic operands.
     pub fn prime(&mut self, inputs: &HashMap<String, Tensor>) -> Result<(), RuntimeError> {
         self.bind_inputs(inputs)?;
+        self.write_pos();
         for i in 0..self.plan.launches.len() {
             self.launch(i)?;
         }
         Ok(())
+    }
+
+    /// Store each cache's length where `Arg::PosBuf` kernels read it.
+    fn write_pos(&mut self) {
+        for (c, cache) in self.caches.iter_mut() {
+            let len = self.cache_len.get(c).copied().unwrap_or(0) as i32;
+            cache.pos.bytes_mut().copy_from_slice(&len.to_le_bytes());
+        }
     }
 
     /// Time launch `i` alone like [`Self::time_launch`], but rotating through copies of its

@@ -255,6 +255,19 @@ impl GpuKernel {
     }
 }
 
+impl Drop for GpuProgram {
+    fn drop(&mut self) {
+        if let Some(c) = self.exec.take() {
+            // SAFETY: created by `capture`, destroyed once, in this program's context.
+            unsafe {
+                let _ = self.cuda.make_current();
+                let _ = cu::graph::exec_destroy(c.exec);
+                let _ = cu::graph::destroy(c.graph);
+            }
+        }
+    }
+}
+
 impl Drop for GpuKernel {
     fn drop(&mut self) {
         // SAFETY: loaded in `load`, unloaded once.
@@ -333,6 +346,12 @@ fn time_graph(
 /// Working set the bench rotates through: 4× the H100's 50 MB L2.
 pub const ROTATE_BYTES: usize = 200_000_000;
 
+/// A run captured as a CUDA graph (see [`GpuProgram::run`]).
+struct CapturedRun {
+    graph: cus::CUgraph,
+    exec: cus::CUgraphExec,
+}
+
 /// A graph compiled for a CUDA device.
 pub struct GpuProgram {
     cuda: Arc<Cuda>,
@@ -342,7 +361,12 @@ pub struct GpuProgram {
     consts: Vec<DevBuf>,
     scratch: Vec<DevBuf>,
     caches: HashMap<String, (DevBuf, DevBuf)>,
+    /// Each cache's length as one i32 on the device (`Arg::PosBuf`), written before a run.
+    pos: HashMap<String, DevBuf>,
     cache_len: HashMap<String, usize>,
+    /// Replay the whole run as one CUDA graph, captured on the first run (see [`Self::run`]).
+    pub graph: bool,
+    exec: Option<CapturedRun>,
     /// Synchronize after every launch (so an error names its kernel); on for `run`.
     pub sync_each: bool,
     /// Fill every written buffer with 0xFF before each run, so a kernel that skips an element
@@ -394,6 +418,12 @@ impl GpuProgram {
             v.fill(0)?;
             caches.insert(n.clone(), (k, v));
         }
+        let mut pos = HashMap::new();
+        for n in plan.caches.keys() {
+            let b = DevBuf::alloc(4)?;
+            b.fill(0)?;
+            pos.insert(n.clone(), b);
+        }
         Ok(GpuProgram {
             packed: plan
                 .packed
@@ -412,7 +442,10 @@ impl GpuProgram {
                 .collect::<Result<_, _>>()?,
             values,
             caches,
+            pos,
             cache_len: HashMap::new(),
+            graph: false,
+            exec: None,
             sync_each: true,
             poison: true,
             cuda,
@@ -466,6 +499,7 @@ impl GpuProgram {
                 Arg::Scratch(i) | Arg::Temp(i) => self.scratch[*i].addr(),
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].0.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].1.addr(),
+                Arg::PosBuf(c) => self.pos[c].addr(),
                 Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,
             })
             .collect()
@@ -512,8 +546,23 @@ impl GpuProgram {
                 }
             }
         }
-        for i in 0..self.plan.launches.len() {
-            self.launch(i)?;
+        self.write_pos()?;
+        if self.graph && !self.poison && !self.sync_each && self.replayable() {
+            for l in &self.plan.launches {
+                self.plan.check_cache(l, &self.cache_len)?;
+            }
+            if self.exec.is_none() {
+                self.exec = Some(self.capture()?);
+            }
+            if let Some(c) = &self.exec {
+                // SAFETY: an instantiated graph of this program's launches, on our stream.
+                unsafe { cu::graph::launch(c.exec, self.cuda.stream) }
+                    .map_err(drv("cuGraphLaunch"))?;
+            }
+        } else {
+            for i in 0..self.plan.launches.len() {
+                self.launch(i)?;
+            }
         }
         self.cuda.sync("end of run")?;
         for c in self.plan.advanced_caches() {
@@ -535,10 +584,86 @@ impl GpuProgram {
         Ok(outs)
     }
 
+    /// Store each cache's length where `Arg::PosBuf` kernels read it.
+    fn write_pos(&self) -> Result<(), RuntimeError> {
+        for (c, b) in &self.pos {
+            let len = self.cache_len.get(c).copied().unwrap_or(0) as i32;
+            b.write(&len.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Whether every launch's arguments are the same from run to run (no scalar `Pos`), so one
+    /// captured graph serves every run.
+    fn replayable(&self) -> bool {
+        !self
+            .plan
+            .launches
+            .iter()
+            .any(|l| l.args.iter().any(|a| matches!(a, Arg::Pos(_))))
+    }
+
+    /// Capture every launch of a run (scratch buffers zeroed by memset nodes) into a graph.
+    /// The arguments are buffer addresses only, and the inputs, the cache lengths and the KV
+    /// caches live in those buffers, so the graph replays any later step unchanged.
+    fn capture(&self) -> Result<CapturedRun, RuntimeError> {
+        let stream = self.cuda.stream;
+        // SAFETY: capture on our stream; everything below is enqueued on it.
+        unsafe {
+            cu::stream::begin_capture(
+                stream,
+                cus::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
+            )
+        }
+        .map_err(drv("cuStreamBeginCapture"))?;
+        let mut res = Ok(());
+        for (i, l) in self.plan.launches.iter().enumerate() {
+            for a in &l.args {
+                if let Arg::Scratch(s) = a {
+                    let b = &self.scratch[*s];
+                    // SAFETY: within the allocation, on our stream.
+                    res = unsafe { cu::memset_d8_async(b.ptr, 0, b.bytes, stream) }
+                        .map_err(drv("cuMemsetD8Async"));
+                }
+            }
+            if res.is_ok() {
+                let args = self.args(i, &|p| self.packed[p].addr());
+                res = self.plan.kernels[l.info.kernel]
+                    .code
+                    .launch(&self.cuda, &args);
+            }
+            if res.is_err() {
+                break;
+            }
+        }
+        // SAFETY: capture was begun above.
+        let graph =
+            unsafe { cu::stream::end_capture(stream) }.map_err(drv("cuStreamEndCapture"))?;
+        if let Err(e) = res {
+            // SAFETY: the captured graph, not used again.
+            unsafe {
+                let _ = cu::graph::destroy(graph);
+            }
+            return Err(e);
+        }
+        // SAFETY: a captured graph.
+        match unsafe { cu::graph::instantiate(graph, cus::CUgraphInstantiate_flags(0)) } {
+            Ok(exec) => Ok(CapturedRun { graph, exec }),
+            Err(e) => {
+                // SAFETY: as above.
+                unsafe {
+                    let _ = cu::graph::destroy(graph);
+                }
+                Err(drv("cuGraphInstantiate")(e))
+            }
+        }
+    }
+
     /// Fill the inputs and run every launch once (caches do not advance).
     pub fn prime(&mut self, inputs: &HashMap<String, Tensor>) -> Result<(), RuntimeError> {
         self.cuda.make_current()?;
         self.bind_inputs(inputs)?;
+        self.write_pos()?;
         for i in 0..self.plan.launches.len() {
             self.launch(i)?;
         }

@@ -88,6 +88,10 @@ pub enum Binding {
     Cache(CacheHalf),
     /// Scalar i32: the tokens already in the node's KV cache (the position of the first token).
     Pos,
+    /// The same count in memory: a one-element i32 buffer the kernel reads at run time (GPU
+    /// attention), so that the launch's arguments do not change from one decode step to the
+    /// next and a captured CUDA graph replays them as they are.
+    PosBuf,
     /// A constant buffer the lowering made (a Hadamard factor's sign matrix, an NF4 table, ...):
     /// the runtime uploads it once with the kernel.
     Const {

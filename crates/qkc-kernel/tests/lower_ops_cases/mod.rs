@@ -356,6 +356,7 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
                     )
                 }
                 Binding::Pos => Arg::Int(past as i64),
+                Binding::PosBuf => Arg::Buf(Buffer::from_bytes((past as i32).to_le_bytes().to_vec())),
                 Binding::Const { elem, data, .. } => {
                     assert!(matches!(elem, Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::I32));
                     Arg::Buf(Buffer::from_bytes(data.clone()))

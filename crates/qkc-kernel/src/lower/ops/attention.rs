@@ -9,7 +9,7 @@
 //! weighted sum of values with one output element per thread.
 //!
 //! Bindings: `q`, `k`, `v` (operands), `pos` (the positions operand, when RoPE is fused), the
-//! cache halves and [`Binding::Pos`] (with a cache), the RoPE frequency table (a constant), the
+//! cache halves and [`Binding::Pos`] (with a cache; on the GPU [`Binding::PosBuf`]), the RoPE frequency table (a constant), the
 //! output. `bytes_read` counts q, k, v and positions, not the cache (its length is `pos`).
 
 use qkc_ir::Op;
@@ -83,8 +83,17 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         k.bindings.push(Binding::Cache(CacheHalf::K));
         let cv = k.e.param_rw("cache_v", Scalar::F32, max_seq * kd);
         k.bindings.push(Binding::Cache(CacheHalf::V));
-        let p = k.e.scalar_param("past", Type::I32);
-        k.bindings.push(Binding::Pos);
+        let p = if n.kind() == Kind::Gpu {
+            // read from memory: the arguments stay fixed across decode steps (CUDA graphs)
+            let pb = k.e.param("past", Scalar::I32, 1, true, false);
+            k.bindings.push(Binding::PosBuf);
+            let c0 = k.e.i32(0);
+            k.e.load_raw(pb, c0)
+        } else {
+            let p = k.e.scalar_param("past", Type::I32);
+            k.bindings.push(Binding::Pos);
+            p
+        };
         Some((ck, cv, p))
     } else {
         None
