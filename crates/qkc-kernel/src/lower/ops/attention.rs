@@ -420,61 +420,46 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
                     }
                     v0 = v1;
                 }
-                if !y_f32 {
-                    // another output dtype: convert element by element
-                    e.stride(c0, chd, &[], |e, d, _| {
-                        let a = e.load_raw(acc, d);
-                        let o = e.mul(a, rinv);
-                        e.store_f32(o, yrow, d);
+                if y_f32 {
+                    e.barrier();
+                    return;
+                }
+                // another output dtype: the sums are in `acc`, converted below
+            } else {
+                e.stride(c0, chd, &[], |e, d, _| {
+                    let z = e.f32(0.0);
+                    e.store_raw(z, acc, d);
+                    vec![]
+                });
+                let axpy =
+                    |e: &mut super::emit::E, p: crate::entities::Value, vrow: crate::entities::Value| {
+                        e.for_(c0, chd, c1, &[], |e, d, _| {
+                            let v = e.load_raw(vrow, d);
+                            let a = e.load_raw(acc, d);
+                            let r = e.fma(p, v, a);
+                            e.store_raw(r, acc, d);
+                            vec![]
+                        });
+                    };
+                if let Some((_, cv, _)) = cache {
+                    e.for_(c0, past, c1, &[], |e, j, _| {
+                        let p = e.load_raw(sc, j);
+                        let rb0 = e.muli(j, kd as i64);
+                        let rb = e.add(rb0, kvb);
+                        let vrow = e.offset(cv, rb);
+                        axpy(e, p, vrow);
                         vec![]
                     });
                 }
-                e.barrier();
-                return;
-            }
-            e.stride(c0, chd, &[], |e, d, _| {
-                let z = e.f32(0.0);
-                e.store_raw(z, acc, d);
-                vec![]
-            });
-            let axpy = |e: &mut super::emit::E, p: crate::entities::Value, vrow: crate::entities::Value| {
-                if vec4 {
-                    let pv = e.splat(p, 4);
-                    e.for_(c0, chd, c4, &[], |e, d, _| {
-                        let v = e.load_vec(vrow, d, 4);
-                        let a = e.load_vec(acc, d, 4);
-                        let r = e.fma(pv, v, a);
-                        e.store_vec(r, acc, d);
-                        vec![]
-                    });
-                } else {
-                    e.for_(c0, chd, c1, &[], |e, d, _| {
-                        let v = e.load_raw(vrow, d);
-                        let a = e.load_raw(acc, d);
-                        let r = e.fma(p, v, a);
-                        e.store_raw(r, acc, d);
-                        vec![]
-                    });
-                }
-            };
-            if let Some((_, cv, _)) = cache {
-                e.for_(c0, past, c1, &[], |e, j, _| {
+                e.for_(past, visible, c1, &[], |e, j, _| {
                     let p = e.load_raw(sc, j);
-                    let rb0 = e.muli(j, kd as i64);
-                    let rb = e.add(rb0, kvb);
-                    let vrow = e.offset(cv, rb);
+                    let u = e.sub(j, past);
+                    let rb = e.muli(u, hd as i64);
+                    let vrow = e.offset(vs, rb);
                     axpy(e, p, vrow);
                     vec![]
                 });
             }
-            e.for_(past, visible, c1, &[], |e, j, _| {
-                let p = e.load_raw(sc, j);
-                let u = e.sub(j, past);
-                let rb = e.muli(u, hd as i64);
-                let vrow = e.offset(vs, rb);
-                axpy(e, p, vrow);
-                vec![]
-            });
             e.stride(c0, chd, &[], |e, d, _| {
                 let a = e.load_raw(acc, d);
                 let o = e.mul(a, rinv);

@@ -513,41 +513,29 @@ impl E {
         if self.gpu() {
             return self.un(UnaryOp::Exp2, x);
         }
-        let lo = self.f32(-126.0);
-        let hi = self.f32(126.0);
-        let xa = self.bin(BinaryOp::Max, x, lo);
-        let xc = self.bin(BinaryOp::Min, xa, hi);
-        let n = self.un(UnaryOp::RoundEven, xc);
-        let f = self.sub(xc, n);
-        let coef = [
-            1.5252733804059841e-05,
-            0.000_154_035_303_933_816_1,
-            0.0013333558146428443,
-            0.009618129107628477,
-            0.05550410866482158,
-            0.2402265069591007,
-            std::f64::consts::LN_2,
-            1.0,
-        ];
-        let mut p = self.f32(coef[0]);
-        for &c in &coef[1..] {
-            let cc = self.f32(c);
-            p = self.fma(p, f, cc);
-        }
-        let ni = self.cast(CastOp::Fptosi, n, Type::I32);
-        let nb = self.addi(ni, 127);
-        let k23 = self.i32(23);
-        let eb = self.bin(BinaryOp::Shl, nb, k23);
-        let sc = self.cast(CastOp::Bitcast, eb, Type::F32);
-        self.mul(p, sc)
+        self.exp2_poly(x, None)
     }
 
     /// [`E::exp2`] on a CPU `<4 x f32>` (the same polynomial, lane-wise).
     pub fn exp2_v4(&mut self, x: Value) -> Value {
+        self.exp2_poly(x, Some(4))
+    }
+
+    /// The CPU's `2^x`: range reduction and a degree-7 polynomial, on an f32 (`lanes` None) or
+    /// on an f32 vector of `lanes`.
+    fn exp2_poly(&mut self, x: Value, lanes: Option<u8>) -> Value {
+        let wide = |e: &mut Self, v: Value| match lanes {
+            Some(l) => e.splat(v, l),
+            None => v,
+        };
+        let ty = |s: Scalar| match lanes {
+            Some(l) => Type::Vector(s, l),
+            None => Type::Scalar(s),
+        };
         let lo0 = self.f32(-126.0);
-        let lo = self.splat(lo0, 4);
+        let lo = wide(self, lo0);
         let hi0 = self.f32(126.0);
-        let hi = self.splat(hi0, 4);
+        let hi = wide(self, hi0);
         let xa = self.bin(BinaryOp::Max, x, lo);
         let xc = self.bin(BinaryOp::Min, xa, hi);
         let n = self.un(UnaryOp::RoundEven, xc);
@@ -563,19 +551,19 @@ impl E {
             1.0,
         ];
         let c0 = self.f32(coef[0]);
-        let mut p = self.splat(c0, 4);
+        let mut p = wide(self, c0);
         for &c in &coef[1..] {
             let cs = self.f32(c);
-            let cc = self.splat(cs, 4);
+            let cc = wide(self, cs);
             p = self.fma(p, f, cc);
         }
-        let ni = self.cast(CastOp::Fptosi, n, Type::Vector(Scalar::I32, 4));
+        let ni = self.cast(CastOp::Fptosi, n, ty(Scalar::I32));
         let b0 = self.i32(127);
-        let bias = self.splat(b0, 4);
+        let bias = wide(self, b0);
         let nb = self.add(ni, bias);
         let k23 = self.i32(23);
         let eb = self.bin(BinaryOp::Shl, nb, k23);
-        let sc = self.cast(CastOp::Bitcast, eb, Type::Vector(Scalar::F32, 4));
+        let sc = self.cast(CastOp::Bitcast, eb, ty(Scalar::F32));
         self.mul(p, sc)
     }
 
