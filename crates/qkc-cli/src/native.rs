@@ -353,8 +353,7 @@ pub fn binding_text(b: &Binding) -> String {
         Binding::Packed { role, buffer } => format!("weight: `{role}` packed buffer `{buffer}`"),
         Binding::Output => "the result".into(),
         Binding::Cache(h) => format!("KV cache ({h:?})"),
-        Binding::Pos => "tokens already in the KV cache".into(),
-        Binding::PosBuf => "pointer to one int32: the tokens already in the KV cache".into(),
+        Binding::Pos => "pointer to one int32: the tokens already in the KV cache".into(),
         Binding::Const { name, .. } => format!("constant `{name}` (in consts/)"),
         Binding::Scratch { bytes } => format!("scratch, {bytes} zeroed bytes"),
         Binding::Temp { name, elem, len } => {
@@ -389,7 +388,6 @@ pub fn binding_json(g: &Graph, id: qkc_ir::NodeId, b: &Binding, sym: &str) -> se
         Binding::Scratch { bytes } => serde_json::json!({"kind": "scratch", "bytes": bytes}),
         Binding::Cache(h) => serde_json::json!({"kind": "cache", "half": format!("{h:?}")}),
         Binding::Pos => serde_json::json!({"kind": "pos"}),
-        Binding::PosBuf => serde_json::json!({"kind": "pos_buffer"}),
     }
 }
 

@@ -57,7 +57,7 @@ const SMALL: u64 = 32 << 10;
 struct Cache {
     k: AlignedBuf,
     v: AlignedBuf,
-    /// Its length as one i32, for kernels that read it from memory (`Arg::PosBuf`).
+    /// Its length as one i32, for kernels that read it from memory (`Arg::Pos`).
     pos: AlignedBuf,
 }
 
@@ -74,11 +74,9 @@ pub struct CpuProgram {
     pool: crate::spin::SpinPool,
     /// Launch indices grouped into waves (program order kept).
     waves: Vec<Vec<usize>>,
-    /// Each launch's arguments, resolved once (buffers never move; a `Pos` argument is filled
-    /// in per run from `pos_args`).
+    /// Each launch's arguments, resolved once (buffers never move, and a cache's length is read
+    /// from its `pos` buffer).
     argv: Vec<Vec<u64>>,
-    /// Per launch: (argument index, cache) of its `Pos` arguments.
-    pos_args: Vec<Vec<(usize, String)>>,
     /// Fill every written buffer with 0xFF before each run, so a kernel that skips an element
     /// shows up as NaN (on by default; generation turns it off, as on the GPU).
     pub poison: bool,
@@ -116,7 +114,7 @@ fn waves(plan: &Plan<JitKernel>) -> Vec<Vec<usize>> {
                     r.insert(Buf::Cache(c.clone()));
                     w.insert(Buf::Cache(c.clone()));
                 }
-                Arg::Packed(_) | Arg::Const(_) | Arg::Pos(_) | Arg::PosBuf(_) => {}
+                Arg::Packed(_) | Arg::Const(_) | Arg::Pos(_) => {}
             }
         }
         (r, w)
@@ -204,20 +202,6 @@ impl CpuProgram {
                 )
             })
             .collect();
-        let pos_args = plan
-            .launches
-            .iter()
-            .map(|l| {
-                l.args
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, a)| match a {
-                        Arg::Pos(c) => Some((i, c.clone())),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect();
         let mut prog = CpuProgram {
             packed: plan
                 .packed
@@ -242,7 +226,6 @@ impl CpuProgram {
                 .map_err(|e| RuntimeError::Graph(format!("cannot start {threads} threads: {e}")))?,
             waves: waves(&plan),
             argv: Vec::new(),
-            pos_args,
             poison: true,
             plan,
         };
@@ -342,15 +325,6 @@ impl CpuProgram {
         Ok(())
     }
 
-    /// Launch `i`'s arguments for this run.
-    fn args(&self, i: usize) -> Vec<u64> {
-        let mut a = self.argv[i].clone();
-        for (k, c) in &self.pos_args[i] {
-            a[*k] = self.cache_len.get(c).copied().unwrap_or(0) as u64;
-        }
-        a
-    }
-
     fn addresses(&self, i: usize) -> Vec<u64> {
         self.plan.launches[i]
             .args
@@ -362,8 +336,7 @@ impl CpuProgram {
                 Arg::Scratch(i) | Arg::Temp(i) => self.scratch[*i].addr(),
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].k.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].v.addr(),
-                Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,
-                Arg::PosBuf(c) => self.caches[c].pos.addr(),
+                Arg::Pos(c) => self.caches[c].pos.addr(),
             })
             .collect()
     }
@@ -385,8 +358,8 @@ impl CpuProgram {
     /// it saves (a kernel reading a KV cache reads more than its lowering counted: the cache
     /// grows, so it is always split).
     fn run_wave(&mut self, wave: &[usize]) -> Result<(), RuntimeError> {
-        struct Job {
-            args: Vec<u64>,
+        struct Job<'a> {
+            args: &'a [u64],
             entry: EntryPtr,
             chunks: u32,
             threads: u32,
@@ -429,7 +402,7 @@ impl CpuProgram {
                 0
             };
             jobs.push(Job {
-                args: self.args(i),
+                args: &self.argv[i],
                 entry: EntryPtr(k.code.entry()),
                 chunks,
                 threads,
@@ -453,7 +426,7 @@ impl CpuProgram {
                 // SAFETY: as in `launch`; the launches of a wave share no buffer that one of
                 // them writes (see `waves`), so running them concurrently is as safe as running
                 // the chunks of one.
-                if let Err(e) = unsafe { call_entry(j.entry.0, &j.args, lo, hi) } {
+                if let Err(e) = unsafe { call_entry(j.entry.0, j.args, lo, hi) } {
                     if let Ok(mut v) = errs_ref.lock() {
                         v.push((n, e.to_string()));
                     }
@@ -463,7 +436,7 @@ impl CpuProgram {
         if jobs.iter().all(|j| j.threads == 1) {
             for (n, j) in jobs.iter().enumerate() {
                 // SAFETY: as above.
-                if let Err(e) = unsafe { call_entry(j.entry.0, &j.args, 0, j.chunks) } {
+                if let Err(e) = unsafe { call_entry(j.entry.0, j.args, 0, j.chunks) } {
                     if let Ok(mut v) = errs.lock() {
                         v.push((n, e.to_string()));
                     }
@@ -532,7 +505,7 @@ impl CpuProgram {
         Ok(())
     }
 
-    /// Store each cache's length where `Arg::PosBuf` kernels read it.
+    /// Store each cache's length where `Arg::Pos` kernels read it.
     fn write_pos(&mut self) {
         for (c, cache) in self.caches.iter_mut() {
             let len = self.cache_len.get(c).copied().unwrap_or(0) as i32;

@@ -361,10 +361,11 @@ pub struct GpuProgram {
     consts: Vec<DevBuf>,
     scratch: Vec<DevBuf>,
     caches: HashMap<String, (DevBuf, DevBuf)>,
-    /// Each cache's length as one i32 on the device (`Arg::PosBuf`), written before a run.
+    /// Each cache's length as one i32 on the device (`Arg::Pos`), written before a run.
     pos: HashMap<String, DevBuf>,
     cache_len: HashMap<String, usize>,
-    /// Replay the whole run as one CUDA graph, captured on the first run (see [`Self::run`]).
+    /// Replay the whole run as one CUDA graph, captured on the first run (see [`Self::run`];
+    /// ignored while `sync_each` is set).
     pub graph: bool,
     exec: Option<CapturedRun>,
     /// Synchronize after every launch (so an error names its kernel); on for `run`.
@@ -499,8 +500,7 @@ impl GpuProgram {
                 Arg::Scratch(i) | Arg::Temp(i) => self.scratch[*i].addr(),
                 Arg::Cache(c, CacheHalf::K) => self.caches[c].0.addr(),
                 Arg::Cache(c, CacheHalf::V) => self.caches[c].1.addr(),
-                Arg::PosBuf(c) => self.pos[c].addr(),
-                Arg::Pos(c) => self.cache_len.get(c).copied().unwrap_or(0) as u64,
+                Arg::Pos(c) => self.pos[c].addr(),
             })
             .collect()
     }
@@ -547,7 +547,7 @@ impl GpuProgram {
             }
         }
         self.write_pos()?;
-        if self.graph && !self.poison && !self.sync_each && self.replayable() {
+        if self.graph && !self.sync_each {
             for l in &self.plan.launches {
                 self.plan.check_cache(l, &self.cache_len)?;
             }
@@ -584,23 +584,13 @@ impl GpuProgram {
         Ok(outs)
     }
 
-    /// Store each cache's length where `Arg::PosBuf` kernels read it.
+    /// Store each cache's length where `Arg::Pos` kernels read it.
     fn write_pos(&self) -> Result<(), RuntimeError> {
         for (c, b) in &self.pos {
             let len = self.cache_len.get(c).copied().unwrap_or(0) as i32;
             b.write(&len.to_le_bytes())?;
         }
         Ok(())
-    }
-
-    /// Whether every launch's arguments are the same from run to run (no scalar `Pos`), so one
-    /// captured graph serves every run.
-    fn replayable(&self) -> bool {
-        !self
-            .plan
-            .launches
-            .iter()
-            .any(|l| l.args.iter().any(|a| matches!(a, Arg::Pos(_))))
     }
 
     /// Capture every launch of a run (scratch buffers zeroed by memset nodes) into a graph.

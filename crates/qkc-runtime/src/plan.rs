@@ -31,9 +31,8 @@ pub(crate) enum Arg {
     Packed(usize),
     Const(usize),
     Cache(String, CacheHalf),
+    /// A cache's length: the address of a one-element i32 buffer (see `Binding::Pos`).
     Pos(String),
-    /// The address of a one-element i32 buffer holding that count (see `Binding::PosBuf`).
-    PosBuf(String),
     Scratch(usize),
     /// A buffer shared by a node's kernels (same storage as scratch, never zeroed).
     Temp(usize),
@@ -336,11 +335,6 @@ impl<C> Plan<C> {
                             let name = p.cache_for(id)?;
                             cache = Some(name.clone());
                             Arg::Pos(name)
-                        }
-                        Binding::PosBuf => {
-                            let name = p.cache_for(id)?;
-                            cache = Some(name.clone());
-                            Arg::PosBuf(name)
                         }
                     });
                 }

@@ -87,8 +87,9 @@ fn main() {
 /// `ir/llama_block.qir` (fused; int4 linears, GQA attention with a KV cache and RoPE, Hadamard,
 /// CSR outliers) decoded token by token on the GPU twice, kernel by kernel and replayed as one
 /// captured CUDA graph (`GpuProgram::graph`), each step's output against the f64 interpreter on
-/// fresh random inputs, outputs not trusted to be written (poisoned runs first: the graph is
-/// captured on the first replayed run, after a poisoned kernel-by-kernel run of the same step).
+/// fresh random inputs (never zeros), with every written buffer poisoned before each run (a
+/// replay included: the graph is captured on the first run and the poison fills come before
+/// each launch of it), so an element a kernel skips shows up as NaN and fails.
 fn decode_replay(gpu: &executors::Gpu) -> Result<String, String> {
     use qkc_codegen_llvm::{compile_ptx, PtxOptions};
     use qkc_ir::interp::{Interpreter, Tensor, Weights};
@@ -111,7 +112,8 @@ fn decode_replay(gpu: &executors::Gpu) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
         p.graph = graph;
         p.sync_each = false;
-        p.poison = false;
+        // every written buffer is filled with NaN bytes before each run, replays included
+        p.poison = true;
         Ok(p)
     };
     let (mut plain, mut replay) = (program(false)?, program(true)?);
@@ -137,13 +139,20 @@ fn decode_replay(gpu: &executors::Gpu) -> Result<String, String> {
                         r.data.len()
                     ));
                 }
+                // a NaN (a poisoned element never written) fails here: f64::max would skip it
+                if let Some(i) = got.data.iter().position(|v| !v.is_finite()) {
+                    return Err(format!(
+                        "step {step}, `{name}` ({label}): element {i} is {}",
+                        got.data[i]
+                    ));
+                }
                 let err = got
                     .data
                     .iter()
                     .zip(&r.data)
                     .fold(0f64, |m, (g, r)| m.max((g - r).abs()))
                     / scale;
-                if !err.is_finite() || err > 1e-2 {
+                if err > 1e-2 {
                     return Err(format!(
                         "step {step}, `{name}` ({label}): max rel err {err:e} > 1e-2"
                     ));

@@ -90,15 +90,15 @@ impl Value {
             Value::Dense(t) => Ok(t),
             Value::Sparse(_, t) => Ok(t),
             Value::Quant(q, cell) => {
-                if cell.get().is_none() {
-                    let d = q
-                        .dequant()
-                        .map_err(|e| format!("dequantizing a `{}` weight: {e}", q.scheme))?;
-                    let t = Tensor::new(vec![q.n, q.k], d.into_iter().map(f64::from).collect());
-                    let _ = cell.set(t);
+                if let Some(t) = cell.get() {
+                    return Ok(t);
                 }
-                cell.get()
-                    .ok_or_else(|| "a dequantized weight went missing".to_string())
+                let d = q
+                    .dequant()
+                    .map_err(|e| format!("dequantizing a `{}` weight: {e}", q.scheme))?;
+                Ok(cell.get_or_init(|| {
+                    Tensor::new(vec![q.n, q.k], d.into_iter().map(f64::from).collect())
+                }))
             }
         }
     }

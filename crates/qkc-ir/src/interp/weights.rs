@@ -116,7 +116,7 @@ impl Weights {
                         let d = shape.resolve(1);
                         let q = QuantTensor::synthesize(*scheme, d[0], d[1], s)
                             .map_err(|e| err(e.to_string()))?;
-                        quant_value(q).map_err(err)
+                        Ok(quant_value(q))
                     }
                     Type::Sparse { shape, .. } => {
                         let d = shape.resolve(1);
@@ -137,11 +137,8 @@ impl Weights {
 }
 
 /// A quantized weight; its dense form is made when the interpreter first needs it.
-fn quant_value(q: QuantTensor) -> Result<Value, String> {
-    Ok(Value::Quant(
-        Rc::new(q),
-        Rc::new(std::cell::OnceCell::new()),
-    ))
+fn quant_value(q: QuantTensor) -> Value {
+    Value::Quant(Rc::new(q), Rc::new(std::cell::OnceCell::new()))
 }
 
 fn sparse_value(csr: Csr) -> Value {
@@ -180,7 +177,7 @@ fn load_source(src: &dyn WeightSource, name: &str, ty: &Type) -> Result<Value, S
                     q.scheme, q.n, q.k
                 ));
             }
-            quant_value(q)
+            Ok(quant_value(q))
         }
         (Type::Sparse { shape, .. }, Loaded::Sparse(c)) => {
             let d = shape.resolve(1);
@@ -252,7 +249,7 @@ fn load_checkpoint(
             let d = shape.resolve(1);
             let q = QuantTensor::from_safetensors(st, name, *scheme, d[0], d[1])
                 .map_err(|e| e.to_string())?;
-            quant_value(q)
+            Ok(quant_value(q))
         }
         Type::Sparse { shape, .. } => {
             let d = shape.resolve(1);

@@ -86,12 +86,11 @@ pub enum Binding {
     /// The attention node's KV cache half: f32 `[max_seq, kv_heads·head_dim]`, persistent across
     /// runs. Rows `0..pos` hold earlier tokens; the kernel appends rows `pos..pos+T`.
     Cache(CacheHalf),
-    /// Scalar i32: the tokens already in the node's KV cache (the position of the first token).
+    /// The tokens already in the node's KV cache (the position of the first token), as a
+    /// one-element i32 buffer the kernel reads at run time: a launch's arguments then never
+    /// change from one decode step to the next (the CPU resolves them once; a captured CUDA
+    /// graph replays them as they are).
     Pos,
-    /// The same count in memory: a one-element i32 buffer the kernel reads at run time (GPU
-    /// attention), so that the launch's arguments do not change from one decode step to the
-    /// next and a captured CUDA graph replays them as they are.
-    PosBuf,
     /// A constant buffer the lowering made (a Hadamard factor's sign matrix, an NF4 table, ...):
     /// the runtime uploads it once with the kernel.
     Const {

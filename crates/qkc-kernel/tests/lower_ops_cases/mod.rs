@@ -355,8 +355,7 @@ pub fn check(c: &Case, exec: &mut dyn Executor, seed: u64) {
                         caches.entry(*h == CacheHalf::K).or_insert_with(|| Buffer::poison_f32(n)).clone(),
                     )
                 }
-                Binding::Pos => Arg::Int(past as i64),
-                Binding::PosBuf => Arg::Buf(Buffer::from_bytes((past as i32).to_le_bytes().to_vec())),
+                Binding::Pos => Arg::Buf(Buffer::from_bytes((past as i32).to_le_bytes().to_vec())),
                 Binding::Const { elem, data, .. } => {
                     assert!(matches!(elem, Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::I32));
                     Arg::Buf(Buffer::from_bytes(data.clone()))

@@ -9,7 +9,7 @@
 //! weighted sum of values with one output element per thread.
 //!
 //! Bindings: `q`, `k`, `v` (operands), `pos` (the positions operand, when RoPE is fused), the
-//! cache halves and [`Binding::Pos`] (with a cache; on the GPU [`Binding::PosBuf`]), the RoPE frequency table (a constant), the
+//! cache halves and [`Binding::Pos`] (with a cache), the RoPE frequency table (a constant), the
 //! output. `bytes_read` counts q, k, v and positions, not the cache (its length is `pos`).
 
 use qkc_ir::Op;
@@ -83,17 +83,11 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
         k.bindings.push(Binding::Cache(CacheHalf::K));
         let cv = k.e.param_rw("cache_v", Scalar::F32, max_seq * kd);
         k.bindings.push(Binding::Cache(CacheHalf::V));
-        let p = if n.kind() == Kind::Gpu {
-            // read from memory: the arguments stay fixed across decode steps (CUDA graphs)
-            let pb = k.e.param("past", Scalar::I32, 1, true, false);
-            k.bindings.push(Binding::PosBuf);
-            let c0 = k.e.i32(0);
-            k.e.load_raw(pb, c0)
-        } else {
-            let p = k.e.scalar_param("past", Type::I32);
-            k.bindings.push(Binding::Pos);
-            p
-        };
+        // read from memory: the arguments stay fixed across decode steps
+        let pb = k.e.param("past", Scalar::I32, 1, true, false);
+        k.bindings.push(Binding::Pos);
+        let c0 = k.e.i32(0);
+        let p = k.e.load_raw(pb, c0);
         Some((ck, cv, p))
     } else {
         None
@@ -308,59 +302,57 @@ pub(crate) fn lower(n: &NodeCx<'_>) -> Result<Lowered, LowerError> {
             vec![]
         });
         e.barrier();
-        let ninf = e.f32(f64::NEG_INFINITY);
-        let z = e.f32(0.0);
-        let sum = if vec4 {
-            // max and exp on 4 scores at a time, then the last visible % 4 one by one
+        // max and exp: the CPU takes 4 scores at a time up to visible & !3, then the rest
+        // one by one, in the loops every target runs
+        let vis4 = vec4.then(|| {
             let m4 = e.i32(-4);
-            let vis4 = e.bin(BinaryOp::And, visible, m4);
-            let ninfv = e.splat(ninf, 4);
-            let mv = e.for_(c0, vis4, c4, &[ninfv], |e, j, acc| {
-                let s = e.load_vec(sc, j, 4);
-                vec![e.bin(BinaryOp::Max, acc[0], s)]
-            });
-            let m0 = e.reduce_max(mv[0]);
-            let mt = e.for_(vis4, visible, c1, &[m0], |e, j, acc| {
-                let s = e.load_raw(sc, j);
-                vec![e.bin(BinaryOp::Max, acc[0], s)]
-            });
-            let m = mt[0];
-            let mvv = e.splat(m, 4);
-            let l2e0 = e.f32(std::f64::consts::LOG2_E);
-            let l2e = e.splat(l2e0, 4);
-            let zv = e.splat(z, 4);
-            let pv = e.for_(c0, vis4, c4, &[zv], |e, j, acc| {
-                let s = e.load_vec(sc, j, 4);
-                let d = e.sub(s, mvv);
-                let t = e.mul(d, l2e);
-                let p = e.exp2_v4(t);
-                e.store_vec(p, sc, j);
-                vec![e.add(acc[0], p)]
-            });
-            let s0 = e.reduce_add(pv[0]);
-            let st = e.for_(vis4, visible, c1, &[s0], |e, j, acc| {
-                let s = e.load_raw(sc, j);
-                let d = e.sub(s, m);
-                let p = e.exp(d);
-                e.store_raw(p, sc, j);
-                vec![e.add(acc[0], p)]
-            });
-            st[0]
-        } else {
-            let pm = e.stride(c0, visible, &[ninf], |e, j, acc| {
-                let s = e.load_raw(sc, j);
-                vec![e.bin(BinaryOp::Max, acc[0], s)]
-            });
-            let m = e.block_reduce(pm[0], BinaryOp::Max);
-            let ps = e.stride(c0, visible, &[z], |e, j, acc| {
-                let s = e.load_raw(sc, j);
-                let d = e.sub(s, m);
-                let p = e.exp(d);
-                e.store_raw(p, sc, j);
-                vec![e.add(acc[0], p)]
-            });
-            e.block_reduce(ps[0], BinaryOp::Add)
+            e.bin(BinaryOp::And, visible, m4)
+        });
+        let ninf = e.f32(f64::NEG_INFINITY);
+        let m_init = match vis4 {
+            Some(v4) => {
+                let ninfv = e.splat(ninf, 4);
+                let mv = e.for_(c0, v4, c4, &[ninfv], |e, j, acc| {
+                    let s = e.load_vec(sc, j, 4);
+                    vec![e.bin(BinaryOp::Max, acc[0], s)]
+                });
+                e.reduce_max(mv[0])
+            }
+            None => ninf,
         };
+        let lo = vis4.unwrap_or(c0);
+        let pm = e.stride(lo, visible, &[m_init], |e, j, acc| {
+            let s = e.load_raw(sc, j);
+            vec![e.bin(BinaryOp::Max, acc[0], s)]
+        });
+        let m = e.block_reduce(pm[0], BinaryOp::Max);
+        let z = e.f32(0.0);
+        let s_init = match vis4 {
+            Some(v4) => {
+                let mv = e.splat(m, 4);
+                let l2e0 = e.f32(std::f64::consts::LOG2_E);
+                let l2e = e.splat(l2e0, 4);
+                let zv = e.splat(z, 4);
+                let pv = e.for_(c0, v4, c4, &[zv], |e, j, acc| {
+                    let s = e.load_vec(sc, j, 4);
+                    let d = e.sub(s, mv);
+                    let t = e.mul(d, l2e);
+                    let p = e.exp2_v4(t);
+                    e.store_vec(p, sc, j);
+                    vec![e.add(acc[0], p)]
+                });
+                e.reduce_add(pv[0])
+            }
+            None => z,
+        };
+        let ps = e.stride(lo, visible, &[s_init], |e, j, acc| {
+            let s = e.load_raw(sc, j);
+            let d = e.sub(s, m);
+            let p = e.exp(d);
+            e.store_raw(p, sc, j);
+            vec![e.add(acc[0], p)]
+        });
+        let sum = e.block_reduce(ps[0], BinaryOp::Add);
         let one = e.f32(1.0);
         let rinv = e.div(one, sum);
         let yrow = e.offset(y, qb);

@@ -114,11 +114,6 @@ impl E {
         self.b.param(Some(name.into()), Type::Ptr(MemSpace::Global, elem), attrs)
     }
 
-    /// A scalar parameter.
-    pub fn scalar_param(&mut self, name: &str, ty: Type) -> Value {
-        self.b.param(Some(name.into()), ty, ParamAttrs::default())
-    }
-
     /// `alloc.shared n : ptr<shared, elem>` (on the CPU: memory private to the chunk).
     pub fn shared(&mut self, elem: Scalar, n: u32) -> Value {
         self.b.ins1(Op::Alloc(MemSpace::Shared, n.max(1)), &[], Type::Ptr(MemSpace::Shared, elem))
